@@ -1,0 +1,3 @@
+"""ifcoord: coordinate parallel AI coding sessions through a git branch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,25 @@
+"""Entry point: `ifcoord` and `python -m ifcoord`. Maps every error to one line and an exit code.
+
+`--version` answers before the CLI framework is imported, so scripts probing for ifcoord pay
+only for the interpreter.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ifcoord import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["--version"], ["-V"]):
+        print(f"ifcoord {__version__}")
+        return 0
+    from ifcoord.cli import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""`ifcoord init`: create the coordination branch on the remote, importing boards as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ifcoord.config import CONFIG_PATH, render_default_config
+from ifcoord.errors import UsageError
+from ifcoord.state import BranchState
+from ifcoord.transaction import Change
+
+STATUS_KEEP = "status/.gitkeep"
+
+
+def board_target(file: Path) -> str:
+    return f"boards/{file.name}"
+
+
+def read_board_files(board_files: list[Path]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for file in board_files:
+        if not file.is_file():
+            raise UsageError(f"board file {file} does not exist", hint="pass the path of a markdown board")
+        target = board_target(file)
+        if target in out:
+            raise UsageError(f"two boards named {file.name}", hint="rename one of them")
+        out[target] = file.read_bytes()
+    return out
+
+
+def init_changes(state: BranchState, boards: dict[str, bytes]) -> dict[str, bytes | None]:
+    """What init must add: everything on a new branch, only missing boards on an existing one."""
+    if state.commit is None:
+        return {CONFIG_PATH: render_default_config().encode(), STATUS_KEEP: b"", **boards}
+    return {path: data for path, data in boards.items() if path not in state.raw}
+
+
+def init_branch(ws, board_files: list[Path]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    boards = read_board_files(board_files)
+
+    def decide(state: BranchState) -> Change:
+        files = init_changes(state, boards)
+        verb = "create" if state.commit is None else "import"
+        return Change(
+            files,
+            f"ifcoord: init {ws.branch}" if verb == "create" else f"ifcoord: import {len(files)} boards",
+            {"Ifcoord-Op": "init"},
+            payload=verb,
+        )
+
+    tx = ws.transactor.run(decide)
+    if not tx.landed:
+        message = f"{ws.branch} on {ws.remote} is already set up; nothing changed"
+    elif tx.payload == "create":
+        message = f"created {ws.branch} on {ws.remote} with {len(boards)} boards"
+    else:
+        message = f"imported new boards into {ws.branch} on {ws.remote}"
+    return {"branch": ws.branch, "remote": ws.remote, "commit": tx.commit, "changed": tx.landed, "message": message}

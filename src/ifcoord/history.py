@@ -1,0 +1,67 @@
+"""`ifcoord log`: the history of operations, read back from commit trailers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+TRAILER_PREFIX = "Ifcoord-"
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    commit: str
+    time: datetime
+    subject: str
+    op: str | None
+    task: str | None
+    session: str | None
+    epoch: int | None
+    forced: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "commit": self.commit,
+            "time": self.time.isoformat(),
+            "subject": self.subject,
+            "op": self.op,
+            "task": self.task,
+            "session": self.session,
+            "epoch": self.epoch,
+            "forced": self.forced,
+        }
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """The `Ifcoord-*` trailers of a commit message's last paragraph."""
+    last = message.strip().split("\n\n")[-1]
+    out = {}
+    for line in last.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.startswith(TRAILER_PREFIX):
+            out[key[len(TRAILER_PREFIX):].lower()] = value.strip()
+    return out
+
+
+def entry_from(commit: str, unix_time: int, message: str) -> LogEntry:
+    trailers = parse_trailers(message)
+    epoch = trailers.get("epoch")
+    return LogEntry(
+        commit=commit,
+        time=datetime.fromtimestamp(unix_time, timezone.utc),
+        subject=message.strip().splitlines()[0] if message.strip() else "",
+        op=trailers.get("op"),
+        task=trailers.get("task"),
+        session=trailers.get("session"),
+        epoch=int(epoch) if epoch and epoch.isdigit() else None,
+        forced=trailers.get("forced") == "true",
+    )
+
+
+def read_log(store, tip: str, task: str | None = None, limit: int = 200) -> list[LogEntry]:  # type: ignore[no-untyped-def]
+    """Newest first; human commits (no trailers) are listed too, as op None."""
+    entries = [entry_from(sha, ts, body) for sha, ts, body in store.history(tip)]
+    if task:
+        entries = [e for e in entries if e.task and e.task.lower() == task.lower()]
+    return entries[:limit]

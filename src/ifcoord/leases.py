@@ -1,0 +1,128 @@
+"""Leases: when a session's hold on its tasks has gone stale, and what this machine has observed.
+
+A heartbeat is a session's `last_poll`. Staleness is judged from the local clock at the moment
+this clone first saw the current heartbeat value (no trust in other machines' clocks), and only
+when that was never observed, from the written timestamp plus a clock-skew margin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ifcoord.models import SessionStatus, Task
+
+
+@dataclass(frozen=True)
+class Observation:
+    heartbeat: str  # the last_poll value as written (ISO-8601)
+    seen_at: float  # local unix time at which this clone first saw that value
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    lease_seconds: float = 600.0
+    skew_seconds: float = 120.0
+
+
+def heartbeat_age(
+    status: SessionStatus | None, observation: Observation | None, now: float
+) -> float | None:
+    """Seconds since the session's heartbeat, by the best evidence; None when it never beat."""
+    if status is None or status.last_poll is None:
+        return None
+    if observation is not None and observation.heartbeat == status.last_poll.isoformat():
+        return max(0.0, now - observation.seen_at)
+    return max(0.0, now - status.last_poll.timestamp())
+
+
+def session_is_stale(
+    status: SessionStatus | None,
+    observation: Observation | None,
+    now: float,
+    policy: LeasePolicy,
+) -> bool:
+    """A session with no status file is a person, not a lease: never stale.
+
+    An offline session (it said goodbye) is stale at once: its tasks are free to reclaim.
+    """
+    if status is None or status.last_poll is None:
+        return False
+    if status.status == "offline":
+        return True
+    if observation is not None and observation.heartbeat == status.last_poll.isoformat():
+        return now - observation.seen_at > policy.lease_seconds
+    return now - status.last_poll.timestamp() > policy.lease_seconds + policy.skew_seconds
+
+
+def stale_sessions(
+    statuses: dict[str, SessionStatus],
+    observations: dict[str, Observation],
+    now: float,
+    policy: LeasePolicy,
+) -> set[str]:
+    return {
+        name
+        for name, status in statuses.items()
+        if session_is_stale(status, observations.get(name), now, policy)
+    }
+
+
+def task_lease_is_stale(task: Task, stale: set[str]) -> bool:
+    return bool(task.owner) and task.owner in stale
+
+
+def observe(
+    statuses: dict[str, SessionStatus],
+    known: dict[str, Observation],
+    now: float,
+    skew_seconds: float = 120.0,
+) -> dict[str, Observation]:
+    """Record the first local sighting of every heartbeat value; keeps older sightings.
+
+    A first sighting counts as no later than the written time plus the skew margin, so a clone
+    that meets an hour-old heartbeat for the first time judges it stale on every read, not just
+    on the first one.
+    """
+    out = dict(known)
+    for name, status in statuses.items():
+        if status.last_poll is None:
+            continue
+        value = status.last_poll.isoformat()
+        if name not in out or out[name].heartbeat != value:
+            out[name] = Observation(value, min(now, status.last_poll.timestamp() + skew_seconds))
+    return out
+
+
+def heartbeat_due(
+    status: SessionStatus | None, now: datetime, every_seconds: float, changes_state: bool
+) -> bool:
+    """Write a heartbeat only when the state changes or the last one is `every_seconds` old."""
+    if changes_state or status is None or status.last_poll is None:
+        return True
+    return (now - status.last_poll).total_seconds() >= every_seconds
+
+
+class ObservationStore:
+    """The clone's memory of when it first saw each heartbeat (kept in the git dir)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Observation]:
+        try:
+            raw = json.loads(self.path.read_text())
+            return {k: Observation(v["heartbeat"], float(v["seen_at"])) for k, v in raw.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+
+    def save(self, observations: dict[str, Observation]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(
+            json.dumps({k: {"heartbeat": o.heartbeat, "seen_at": o.seen_at} for k, o in observations.items()})
+        )
+        os.replace(tmp, self.path)  # atomic: a killed process leaves the old file or the new one

@@ -1,0 +1,90 @@
+"""The JSON shapes agents read (protocol section 9). Field names here are a stable contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ifcoord.models import SessionStatus, Snapshot, Task
+from ifcoord.scheduler import readiness, resolve_dependencies
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A task with what the whole branch says about it."""
+
+    task: Task
+    depends_on: list[str]
+    unmet: list[str]
+    ready: bool
+    stale_owner: bool
+
+
+def task_rows(snapshot: Snapshot, stale: frozenset[str] = frozenset()) -> list[TaskRow]:
+    tasks = snapshot.tasks()
+    deps = resolve_dependencies(tasks)
+    rows = []
+    for board in snapshot.boards:
+        for task in board.tasks:
+            if tasks.get(task.id) is not task:
+                continue  # a duplicate ID; lint reports it
+            r = readiness(task, tasks, deps, lambda t: bool(t.owner) and t.owner in stale)
+            rows.append(
+                TaskRow(task, deps.get(task.id, []), list(r.unmet), r.ready, bool(task.owner) and task.owner in stale)
+            )
+    return rows
+
+
+def task_json(row: TaskRow, full: bool = False) -> dict[str, Any]:
+    t = row.task
+    out: dict[str, Any] = {
+        "id": t.id,
+        "title": t.title,
+        "phase": t.phase,
+        "kind": t.kind,
+        "state": t.state,
+        "owner": t.owner,
+        "depends_on": row.depends_on,
+        "unmet": row.unmet,
+        "ready": row.ready,
+        "progress": t.progress,
+        "priority": t.priority,
+        "epoch": t.epoch,
+        "stale": row.stale_owner,
+        "file": t.file,
+        "line": t.line,
+    }
+    if full:
+        out.update(
+            {
+                "sessions": t.sessions,
+                "estimate": t.estimate,
+                "deliverable": t.deliverable,
+                "risk": t.risk,
+                "model": t.model,
+                "claimed_at": t.claimed_at.isoformat() if t.claimed_at else None,
+                "previous_owner": t.previous_owner,
+                "waiting_on": t.waiting_on,
+                "block_reason": t.block_reason,
+                "note": t.note,
+                "milestones": [
+                    {"text": m.text, "percent": m.percent, "done": m.done, "line": m.line}
+                    for m in t.milestones
+                ],
+                "lists": t.lists,
+                "extra": t.extra,
+                "end_line": t.end_line,
+            }
+        )
+    return out
+
+
+def row_for(snapshot: Snapshot, task_id: str, stale: frozenset[str] = frozenset()) -> TaskRow | None:
+    return next((r for r in task_rows(snapshot, stale) if r.task.id == task_id), None)
+
+
+def status_json(status: SessionStatus, age: float | None, stale: bool) -> dict[str, Any]:
+    data = status.model_dump(mode="json", exclude_none=False)
+    data["heartbeat_age"] = None if age is None else round(age, 1)
+    data["stale"] = stale
+    return data

@@ -1,0 +1,187 @@
+"""Which task is ready, and which one a session should take next (protocol section 5).
+
+Pure functions over the tasks of a snapshot; staleness of leases is decided elsewhere and passed in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ifcoord.models import Task
+
+PRIORITY_RANK = {"CRITICAL": 0, "P0": 0, "HIGH": 1, "P1": 1, "MEDIUM": 2, "P2": 2, "LOW": 3, "P3": 3}
+ABSENT_PRIORITY = 4
+HELD_STATES = ("claimed", "in_progress", "blocked", "review")
+
+
+def priority_rank(priority: str | None) -> int:
+    """CRITICAL > HIGH > MEDIUM > LOW (P0..P3); the first word counts ("HIGH (blocks x)")."""
+    if not priority:
+        return ABSENT_PRIORITY
+    word = priority.strip().split()[0].strip("*_`:,.").upper() if priority.strip() else ""
+    return PRIORITY_RANK.get(word, ABSENT_PRIORITY)
+
+
+def resolve_dependencies(tasks: dict[str, Task]) -> dict[str, list[str]]:
+    """Each task's dependencies as task IDs: group prefixes (`P2A`) expand to their members."""
+    groups: dict[str, list[str]] = {}
+    for task_id in tasks:
+        parts = task_id.split(".")
+        for i in range(1, len(parts)):
+            groups.setdefault(".".join(parts[:i]), []).append(task_id)
+    resolved: dict[str, list[str]] = {}
+    for task_id, task in tasks.items():
+        deps: list[str] = []
+        for token in task.depends_tokens:
+            members = [token] if token in tasks else groups.get(token, [token])
+            deps.extend(m for m in members if m != task_id and m not in deps)
+        resolved[task_id] = deps
+    return resolved
+
+
+def unknown_dependencies(tasks: dict[str, Task], deps: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {tid: [d for d in ds if d not in tasks] for tid, ds in deps.items() if any(d not in tasks for d in ds)}
+
+
+def dependants(deps: dict[str, list[str]]) -> dict[str, set[str]]:
+    """For each task, every task that waits on it directly or indirectly."""
+    direct: dict[str, set[str]] = {}
+    for tid, ds in deps.items():
+        for d in ds:
+            direct.setdefault(d, set()).add(tid)
+    out: dict[str, set[str]] = {}
+    for tid in deps:
+        seen: set[str] = set()
+        stack = list(direct.get(tid, ()))
+        while stack:
+            nxt = stack.pop()
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.extend(direct.get(nxt, ()))
+        seen.discard(tid)
+        out[tid] = seen
+    return out
+
+
+def may_take(task: Task, session: str) -> bool:
+    """No `Session:` field, or one naming (or matching, as a glob) this session."""
+    if not task.sessions:
+        return True
+    return any(fnmatch.fnmatchcase(session.lower(), s.lower()) for s in task.sessions)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    unmet: tuple[str, ...] = ()  # dependencies that are not done
+    reason: str = ""
+
+
+def readiness(
+    task: Task, tasks: dict[str, Task], deps: dict[str, list[str]], stale: Callable[[Task], bool]
+) -> Readiness:
+    unmet = tuple(d for d in deps.get(task.id, []) if d not in tasks or tasks[d].state != "done")
+    if task.state == "open" and task.owner and not stale(task):
+        return Readiness(False, unmet, f"owned by {task.owner}")
+    if task.state in ("claimed", "in_progress") and task.owner and stale(task):
+        pass  # a dead owner's task is up for reclaim
+    elif task.state != "open":
+        return Readiness(False, unmet, f"state is {task.state}")
+    if unmet:
+        return Readiness(False, unmet, "depends on " + describe_unmet(unmet, tasks))
+    return Readiness(True)
+
+
+def describe_unmet(unmet: Iterable[str], tasks: dict[str, Task]) -> str:
+    parts = []
+    for d in unmet:
+        parts.append(f"{d} ({tasks[d].state})" if d in tasks else f"{d} (not on any board)")
+    return ", ".join(parts)
+
+
+@dataclass
+class Pick:
+    """The scheduler's answer for one session."""
+
+    task: Task | None
+    kind: str  # "current", "primary", "filler" or "none"
+    reason: str
+    candidates: list[Task] = field(default_factory=list)
+
+
+def order_key(
+    task: Task, unblocks: dict[str, set[str]], phase_key: Callable[[str], tuple]
+) -> tuple:
+    return (
+        priority_rank(task.priority),
+        -len(unblocks.get(task.id, ())),
+        phase_key(task.phase),
+        task.file,
+        task.position,
+    )
+
+
+def ready_tasks(
+    tasks: dict[str, Task],
+    stale: Callable[[Task], bool] = lambda t: False,
+    phase_key: Callable[[str], tuple] = lambda p: (p,),
+    session: str | None = None,
+) -> list[Task]:
+    """Ready tasks in the spec's order (primary before filler); only those `session` may take."""
+    deps = resolve_dependencies(tasks)
+    unblocks = dependants(deps)
+    ready = [
+        t for t in tasks.values()
+        if readiness(t, tasks, deps, stale).ready and (session is None or may_take(t, session))
+    ]  # fmt: skip
+    return sorted(ready, key=lambda t: (t.kind != "primary", order_key(t, unblocks, phase_key)))
+
+
+def next_for(
+    session: str,
+    tasks: dict[str, Task],
+    stale: Callable[[Task], bool] = lambda t: False,
+    phase_key: Callable[[str], tuple] = lambda p: (p,),
+    exclude: Iterable[str] = (),
+) -> Pick:
+    """What `session` should work on now: its current task, else a primary, else a filler task."""
+    held = [t for t in tasks.values() if t.owner == session and t.state in ("claimed", "in_progress", "review")]
+    if held:
+        current = sorted(held, key=lambda t: (t.kind != "primary", t.file, t.position))[0]
+        return Pick(current, "current", f"{session} already holds {current.id} ({current.state})")
+    skip = set(exclude)
+    ready = [t for t in ready_tasks(tasks, stale, phase_key, session) if t.id not in skip]
+    primaries = [t for t in ready if t.kind == "primary"]
+    fillers = [t for t in ready if t.kind == "filler"]
+    if primaries:
+        pick = primaries[0]
+        return Pick(pick, "primary", f"{pick.id} is the first ready primary task", ready)
+    waiting = blocked_primaries(session, tasks, stale)
+    why = (
+        "its primary tasks are blocked: " + "; ".join(f"{t.id} {r}" for t, r in waiting)
+        if waiting
+        else "no primary task is ready for it"
+    )
+    if fillers:
+        pick = fillers[0]
+        return Pick(pick, "filler", f"filler {pick.id}, because {why}", ready)
+    return Pick(None, "none", f"nothing to do for {session}: {why}, and no filler task is ready")
+
+
+def blocked_primaries(
+    session: str, tasks: dict[str, Task], stale: Callable[[Task], bool]
+) -> list[tuple[Task, str]]:
+    """Unfinished primary tasks this session may take that are not ready, with the reason."""
+    deps = resolve_dependencies(tasks)
+    out = []
+    for t in tasks.values():
+        if t.kind != "primary" or t.state in ("done", "cancelled") or not may_take(t, session):
+            continue
+        r = readiness(t, tasks, deps, stale)
+        if r.unmet and not r.ready:
+            out.append((t, r.reason))
+        elif t.state == "blocked":
+            out.append((t, "is blocked" + (f" on {', '.join(t.waiting_on)}" if t.waiting_on else "")))
+    return out

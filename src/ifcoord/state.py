@@ -1,0 +1,154 @@
+"""From the files of the coordination branch (at a commit, or in a folder) to a Snapshot.
+
+`build_snapshot` is pure; `SnapshotLoader` reads a commit through the store and caches parsed
+boards and status files by blob id, so an unchanged board is never parsed twice in a process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ifcoord.boardfile import parse_board
+from ifcoord.config import CONFIG_PATH, is_board_path, is_status_path, parse_config
+from ifcoord.errors import InvalidData
+from ifcoord.models import Board, Config, Diagnostic, SessionStatus, Snapshot
+from ifcoord.statusfile import parse_status, session_from_path
+
+
+@dataclass
+class BranchState:
+    """A snapshot together with the raw bytes it was parsed from (edits start from these)."""
+
+    snapshot: Snapshot
+    raw: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def commit(self) -> str | None:
+        return self.snapshot.commit
+
+
+def decode_board(path: str, data: bytes, config: Config) -> Board:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Board(
+            path=path,
+            phase=Path(path).stem,
+            diagnostics=[
+                Diagnostic(
+                    severity="error",
+                    file=path,
+                    code="unreadable",
+                    message=f"not UTF-8 text (byte {exc.start}); save the file as UTF-8",
+                )
+            ],
+        )
+    return parse_board(path, text, config.phases)
+
+
+def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | None, Diagnostic | None]:
+    session = session_from_path(path)
+    if session is None:
+        return None, None, Diagnostic(
+            severity="warning",
+            file=path,
+            code="bad-status-name",
+            message="file name is not a valid session name (lowercase letters, digits, . _ -)",
+        )
+    try:
+        return session, parse_status(path, data), None
+    except InvalidData as exc:
+        return session, None, Diagnostic(
+            severity="error", file=path, code="unreadable", message=exc.line()
+        )
+
+
+def read_config(files: Mapping[str, bytes]) -> tuple[Config, list[Diagnostic]]:
+    try:
+        return parse_config(files.get(CONFIG_PATH)), []
+    except InvalidData as exc:
+        diag = Diagnostic(severity="error", file=CONFIG_PATH, code="bad-config", message=exc.line())
+        return Config(), [diag]
+
+
+BoardParser = Callable[[str, bytes, Config], Board]
+
+
+def build_snapshot(
+    files: Mapping[str, bytes], commit: str | None = None, parse: BoardParser = decode_board
+) -> Snapshot:
+    """Parse every board and status file among `files` (path -> bytes)."""
+    config, diags = read_config(files)
+    boards: list[Board] = []
+    statuses: dict[str, SessionStatus] = {}
+    status_paths: dict[str, str] = {}
+    for path in sorted(files):
+        if is_board_path(config, path):
+            boards.append(parse(path, files[path], config))
+        elif is_status_path(config, path):
+            session, status, diag = read_status(path, files[path])
+            if diag:
+                diags.append(diag)
+            if session:
+                status_paths[session] = path
+            if session and status:
+                statuses[session] = status
+    return Snapshot(
+        commit=commit,
+        config=config,
+        boards=boards,
+        statuses=statuses,
+        status_paths=status_paths,
+        diagnostics=diags,
+    )
+
+
+def relevant_paths(config: Config, paths: Iterable[str]) -> list[str]:
+    return [p for p in paths if p == CONFIG_PATH or is_board_path(config, p) or is_status_path(config, p)]
+
+
+def load_folder(root: Path) -> BranchState:
+    """A folder laid out like the branch (boards/, status/, legacy names at the top)."""
+    if not root.is_dir():
+        raise InvalidData(f"{root} is not a folder", hint="pass --dir with a folder holding boards/")
+    cfg_file = root / CONFIG_PATH
+    config, _ = read_config({CONFIG_PATH: cfg_file.read_bytes()} if cfg_file.is_file() else {})
+    present = {
+        f.relative_to(root).as_posix(): f
+        for f in root.rglob("*")
+        if f.is_file() and ".git" not in f.relative_to(root).parts
+    }
+    raw = {rel: present[rel].read_bytes() for rel in relevant_paths(config, present)}
+    return BranchState(build_snapshot(raw), raw)
+
+
+class SnapshotLoader:
+    """Reads branch commits through a BranchStore, reusing parses of unchanged blobs."""
+
+    def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self._boards: dict[tuple[str, str], Board] = {}
+        self._blobs: dict[str, bytes] = {}
+
+    def load(self, commit: str | None) -> BranchState:
+        if commit is None:
+            return BranchState(Snapshot(), {})
+        entries = self.store.list_tree(commit)
+        shas = {path: entry.sha for path, entry in entries.items()}
+        config, _ = read_config({CONFIG_PATH: self._blob(shas[CONFIG_PATH])} if CONFIG_PATH in shas else {})
+        raw = {p: self._blob(shas[p]) for p in relevant_paths(config, shas)}
+
+        def parse_cached(path: str, data: bytes, cfg: Config) -> Board:
+            key = (path, shas[path])
+            if key not in self._boards:
+                self._boards[key] = decode_board(path, data, cfg)
+            return self._boards[key].model_copy(deep=True)
+
+        return BranchState(build_snapshot(raw, commit, parse_cached), raw)
+
+    def _blob(self, sha: str) -> bytes:
+        if sha not in self._blobs:
+            self._blobs[sha] = self.store.read_object(sha)
+        return self._blobs[sha]

@@ -1,0 +1,366 @@
+"""The coordination branch as storage: a private ref, tree reads, plumbing commits, CAS pushes.
+
+Every git call of ifcoord goes through `GitRunner.run`; objects are read through GitPython's
+persistent `cat-file --batch` and written straight into the object database, so a transaction
+starts few processes and never touches the user's working tree, index, HEAD or branches.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import stat
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ifcoord.errors import RemoteUnreachable, UsageError
+
+if TYPE_CHECKING:
+    from git import Repo
+
+PRIVATE_PREFIX = "refs/ifcoord"
+MISSING_REF_PATTERNS = ("couldn't find remote ref", "could not find remote ref")
+ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ASKPASS": "true",
+    "SSH_ASKPASS": "true",
+    "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
+    "LC_ALL": "C",
+}
+
+
+class GitFailed(Exception):
+    """A git command exited non-zero; carries its output for the caller to classify."""
+
+    def __init__(self, args: list[str], code: int, stdout: str, stderr: str) -> None:
+        super().__init__(f"git {' '.join(args)} exited {code}: {stderr.strip()}")
+        self.args_ = args
+        self.code = code
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class PushOutcome(enum.Enum):
+    LANDED = "landed"
+    REJECTED = "rejected"  # the tip moved: compare-and-swap lost
+    UNKNOWN = "unknown"  # transport error: the commit may or may not have landed
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    mode: int
+    sha: str
+
+
+class GitRunner:
+    """Runs git in one repository with a fixed, non-interactive environment."""
+
+    def __init__(self, git_dir: Path, work_dir: Path | None = None) -> None:
+        self.git_dir = git_dir
+        self.work_dir = work_dir
+        self.calls = 0  # how many git processes this runner started (benchmarks read it)
+        self.last_code = 0
+
+    def run(
+        self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 60.0
+    ) -> str:
+        self.calls += 1
+        cmd = ["git", f"--git-dir={self.git_dir}", *args]
+        env = {**os.environ, **ENV}
+        try:
+            proc = subprocess.run(
+                cmd, input=input, capture_output=True, env=env, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise GitFailed(list(args), 124, "", f"timed out after {timeout:.0f}s") from exc
+        self.last_code = proc.returncode
+        out = proc.stdout.decode("utf-8", "replace")
+        err = proc.stderr.decode("utf-8", "replace")
+        if check and proc.returncode != 0:
+            raise GitFailed(list(args), proc.returncode, out, err)
+        return out
+
+
+def find_repository(start: Path) -> tuple[Path, Path | None]:
+    """The git dir (common dir for worktrees) and top-level of the clone containing `start`."""
+    env = {**os.environ, **ENV}
+    proc = subprocess.run(
+        ["git", "rev-parse", "--git-common-dir", "--show-toplevel"],
+        cwd=start,
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        # A bare repository has no top level; try again without it.
+        proc = subprocess.run(
+            ["git", "rev-parse", "--git-common-dir"],
+            cwd=start,
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise UsageError(
+                f"{start} is not inside a git repository",
+                hint="run ifcoord from a clone of your project (or pass --repo)",
+            )
+    lines = proc.stdout.decode().splitlines()
+    git_dir = (start / lines[0]).resolve()
+    top = Path(lines[1]).resolve() if len(lines) > 1 else None
+    return git_dir, top
+
+
+def ref_slug(remote: str) -> str:
+    """A ref-safe name for a remote name or URL, stable across runs."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", remote).strip("._-")
+    return slug[-80:] or "remote"
+
+
+class BranchStore:
+    """One coordination branch on one remote, mirrored into a private ref of a local repo."""
+
+    def __init__(
+        self,
+        git_dir: Path,
+        remote: str,
+        branch: str,
+        runner: GitRunner | None = None,
+        remote_config: dict[str, str] | None = None,
+    ) -> None:
+        self.git_dir = git_dir
+        self.remote = remote
+        self.branch = branch
+        self.git = runner or GitRunner(git_dir)
+        self.private_ref = f"{PRIVATE_PREFIX}/{ref_slug(remote)}/{branch}"
+        self._repo: Repo | None = None
+        # Talk to URLs, not remote names: with a name, git also moves the user's
+        # refs/remotes/<name>/* tracking refs, and those are the user's, not ours.
+        config = remote_config if remote_config is not None else self._remote_config()
+        self.fetch_url = config.get(f"remote.{remote}.url", remote)
+        self.push_url = config.get(f"remote.{remote}.pushurl", self.fetch_url)
+
+    def _remote_config(self) -> dict[str, str]:
+        out = self.git.run("config", "--get-regexp", r"^remote\.", check=False)
+        return dict(line.partition(" ")[::2] for line in out.splitlines())
+
+    # -- objects -----------------------------------------------------------------------------
+
+    @property
+    def repo(self) -> Repo:
+        if self._repo is None:
+            from git import Repo
+
+            self._repo = Repo(self.git_dir)
+        return self._repo
+
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    def read_object(self, sha: str) -> bytes:
+        return self.repo.odb.stream(bytes.fromhex(sha)).read()
+
+    def list_tree(self, commit: str) -> dict[str, TreeEntry]:
+        """Every file of a commit's tree, by path (recursing into subtrees)."""
+        from git.objects.fun import tree_entries_from_data
+
+        root = self.repo.odb.stream(bytes.fromhex(commit)).read()
+        tree_sha = root.split(b"\n", 1)[0].split(b" ", 1)[1].decode()
+        out: dict[str, TreeEntry] = {}
+        stack = [("", tree_sha)]
+        while stack:
+            prefix, sha = stack.pop()
+            data = self.repo.odb.stream(bytes.fromhex(sha)).read()
+            for binsha, mode, name in tree_entries_from_data(data):
+                path = f"{prefix}{name}"
+                if stat.S_ISDIR(mode):
+                    stack.append((f"{path}/", binsha.hex()))
+                else:
+                    out[path] = TreeEntry(path, mode, binsha.hex())
+        return out
+
+    def read_files(self, commit: str, wanted: Iterable[str] | None = None) -> dict[str, bytes]:
+        entries = self.list_tree(commit)
+        paths = entries.keys() if wanted is None else [p for p in wanted if p in entries]
+        return {p: self.read_object(entries[p].sha) for p in paths}
+
+    def _store(self, kind: bytes, data: bytes) -> bytes:
+        from gitdb import IStream
+
+        return self.repo.odb.store(IStream(kind, len(data), BytesIO(data))).binsha
+
+    def _write_tree(self, files: Mapping[str, tuple[int, bytes]]) -> bytes:
+        """Write nested tree objects for {path: (mode, binsha)} and return the root binsha."""
+        from git.objects.fun import tree_to_stream
+
+        children: dict[str, dict[str, tuple[int, bytes]]] = {}
+        here: list[tuple[bytes, int, str]] = []
+        for path, (mode, binsha) in files.items():
+            head, sep, rest = path.partition("/")
+            if sep:
+                children.setdefault(head, {})[rest] = (mode, binsha)
+            else:
+                here.append((binsha, mode, head))
+        for name, sub in children.items():
+            here.append((self._write_tree(sub), 0o040000, name))
+        # git sorts tree entries by name, with directories compared as if they ended in "/".
+        here.sort(key=lambda e: e[2] + "/" if e[1] == 0o040000 else e[2])
+        buf = BytesIO()
+        tree_to_stream(here, buf.write)
+        return self._store(b"tree", buf.getvalue())
+
+    def write_commit(
+        self,
+        parent: str | None,
+        changes: Mapping[str, bytes | None],
+        message: str,
+        author: str,
+        when: datetime | None = None,
+    ) -> str:
+        """A commit of `parent`'s tree with `changes` applied (None deletes a path); no work tree."""
+        files: dict[str, tuple[int, bytes]] = {}
+        if parent is not None:
+            for path, entry in self.list_tree(parent).items():
+                files[path] = (entry.mode, bytes.fromhex(entry.sha))
+        for path, data in changes.items():
+            if data is None:
+                files.pop(path, None)
+            else:
+                mode = files.get(path, (0o100644, b""))[0]
+                files[path] = (mode, self._store(b"blob", data))
+        tree = self._write_tree(files).hex()
+        when = when or datetime.now(timezone.utc)
+        stamp = f"{int(when.timestamp())} +0000"
+        ident = f"{author} <{author}@ifcoord.invalid> {stamp}"
+        lines = [f"tree {tree}"]
+        if parent is not None:
+            lines.append(f"parent {parent}")
+        lines += [f"author {ident}", f"committer {ident}", "", message.rstrip("\n"), ""]
+        return self._store(b"commit", "\n".join(lines).encode()).hex()
+
+    # -- the remote --------------------------------------------------------------------------
+
+    def local_tip(self) -> str | None:
+        """The private ref, read in-process (loose or packed) rather than by a git process."""
+        from git.refs import Reference
+
+        try:
+            return Reference(self.repo, self.private_ref, check_path=False).object.hexsha
+        except (ValueError, OSError):
+            return None
+
+    def remote_tip(self) -> str | None:
+        """The branch's tip on the remote, from one `ls-remote` round trip."""
+        try:
+            out = self.git.run("ls-remote", "--heads", self.fetch_url, f"refs/heads/{self.branch}")
+        except GitFailed as exc:
+            raise self._unreachable(exc) from exc
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref == f"refs/heads/{self.branch}":
+                return sha
+        return None
+
+    def fetch(self) -> str | None:
+        """Bring the branch into the private ref; its tip, or None when the branch is absent."""
+        try:
+            self.git.run(
+                "fetch", "-q", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
+                "--no-recurse-submodules", self.fetch_url,
+                f"+refs/heads/{self.branch}:{self.private_ref}",
+            )  # fmt: skip
+        except GitFailed as exc:
+            if any(p in exc.stderr for p in MISSING_REF_PATTERNS):
+                self._forget()
+                return None
+            raise self._unreachable(exc) from exc
+        return self.local_tip()
+
+    def sync(self) -> str | None:
+        """Fetch only when the remote tip moved: the cheap check the loop runs each cycle."""
+        tip = self.remote_tip()
+        if tip is None:
+            self._forget()
+            return None
+        if tip == self.local_tip():
+            return tip
+        if self.has_object(tip):
+            self.set_private_ref(tip)
+            return tip
+        return self.fetch()
+
+    def has_object(self, sha: str) -> bool:
+        return self.repo.odb.has_object(bytes.fromhex(sha))
+
+    def is_ancestor(self, commit: str, tip: str) -> bool:
+        self.git.run("merge-base", "--is-ancestor", commit, tip, check=False)
+        return self.git.last_code == 0
+
+    def set_private_ref(self, sha: str) -> None:
+        self.git.run("update-ref", self.private_ref, sha)
+
+    def _forget(self) -> None:
+        self.git.run("update-ref", "-d", self.private_ref, check=False)
+
+    def push(self, commit: str, expected: str | None) -> PushOutcome:
+        """Compare-and-swap the remote branch from `expected` (None: must not exist) to `commit`."""
+        lease = f"--force-with-lease=refs/heads/{self.branch}:{expected or ''}"
+        try:
+            out = self.git.run(
+                "push", "--porcelain", "--no-verify", lease, self.push_url,
+                f"{commit}:refs/heads/{self.branch}",
+            )  # fmt: skip
+        except GitFailed as exc:
+            if "[rejected]" in exc.stdout or "stale info" in exc.stdout or "fetch first" in (
+                exc.stdout + exc.stderr
+            ):
+                return PushOutcome.REJECTED
+            if "[remote rejected]" in exc.stdout:
+                reason = exc.stdout.split("[remote rejected]", 1)[1].strip().splitlines()[0]
+                if "hook declined" in reason:
+                    # A server hook said no; retrying will not change its mind.
+                    raise UsageError(
+                        f"the remote refused the push to {self.branch}: {reason}",
+                        hint="check that this session may push that branch (or use own-branch mode)",
+                    ) from exc
+                # "failed to update ref", "cannot lock ref": another push won the race.
+                return PushOutcome.REJECTED
+            return PushOutcome.UNKNOWN
+        if f"refs/heads/{self.branch}" in out:
+            self.set_private_ref(commit)
+            return PushOutcome.LANDED
+        return PushOutcome.UNKNOWN
+
+    def _unreachable(self, exc: GitFailed) -> RemoteUnreachable:
+        reason = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else f"exit {exc.code}"
+        return RemoteUnreachable(
+            f"remote {self.remote} is unreachable: {reason}",
+            hint="check the network or the remote's URL; nothing was changed",
+        )
+
+    # -- history -----------------------------------------------------------------------------
+
+    def history(self, tip: str, max_count: int | None = None) -> list[tuple[str, int, str]]:
+        """(sha, unix time, full message) of commits reachable from tip, newest first."""
+        args = ["log", "--format=%H%x00%ct%x00%B%x1e"]
+        if max_count:
+            args.append(f"--max-count={max_count}")
+        out = self.git.run(*args, tip)
+        rows = []
+        for rec in out.split("\x1e"):
+            rec = rec.strip("\n")
+            if not rec:
+                continue
+            sha, ts, body = rec.split("\x00", 2)
+            rows.append((sha, int(ts), body))
+        return rows
+

@@ -1,0 +1,52 @@
+"""From an operation's decision to the new bytes of the files it touches (pure).
+
+Boards go through the round-trip editor, the session's STATUS file through the round-trip YAML
+writer, and the generated dashboard is rendered from the state after the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ifcoord.boardfile import apply_edits
+from ifcoord.models import Snapshot
+from ifcoord.ops import OpResult
+from ifcoord.state import BranchState, build_snapshot
+from ifcoord.statusfile import render_status, status_path_for
+
+DASHBOARD_PATH = "boards/README.md"
+
+DashboardRenderer = Callable[[Snapshot], str]
+
+
+def changed_files(
+    state: BranchState,
+    result: OpResult,
+    session: str,
+    dashboard: DashboardRenderer | None = None,
+) -> dict[str, bytes | None]:
+    """New contents of every file the result changes (board, status, dashboard)."""
+    if not result.changed:
+        return {}
+    files: dict[str, bytes | None] = {}
+    if result.board_edits:
+        for task_id in {e.task_id for e in result.board_edits}:
+            board = state.snapshot.board_of(task_id)
+            if board is None:
+                continue
+            old = files.get(board.path) or state.raw[board.path]
+            assert old is not None
+            edits = [e for e in result.board_edits if e.task_id == task_id]
+            files[board.path] = apply_edits(board.path, old.decode("utf-8"), edits).encode("utf-8")
+    if result.status_updates or result.status_remove:
+        path = state.snapshot.status_paths.get(session) or status_path_for(
+            session, list(state.raw), None
+        )
+        updates = {"session": session, **result.status_updates}
+        files[path] = render_status(state.raw.get(path), updates, list(result.status_remove))
+    if dashboard is not None and state.snapshot.config.dashboard:
+        after = build_snapshot({**state.raw, **{k: v for k, v in files.items() if v is not None}})
+        text = dashboard(after).encode("utf-8")
+        if state.raw.get(DASHBOARD_PATH) != text:
+            files[DASHBOARD_PATH] = text
+    return files

@@ -1,0 +1,115 @@
+"""Real git for every test: temporary bare remotes, clones, and `git daemon` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_BOARDS = ROOT.parent / "shared" / "fixtures" / "boards"
+EXAMPLE_BOARDS = ROOT / "boards"
+
+
+def git(*args: str, cwd: Path | None = None, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user or system git config leaks in; ifcoord's variables start unset."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.setenv(var, "Test Person")
+    for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(var, "test@example.invalid")
+    for var in ("IFCOORD_SESSION", "IFCOORD_REMOTE", "IFCOORD_BRANCH", "IFCOORD_DEADLINE"):
+        monkeypatch.delenv(var, raising=False)
+    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[protocol]\n\tversion = 2\n")
+
+
+@pytest.fixture
+def bare_remote(tmp_path: Path) -> Path:
+    path = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(path))
+    return path
+
+
+def make_clone(remote: str | Path, where: Path) -> Path:
+    """A user's clone with one commit on main and a dirty work tree, like a real one mid-work."""
+    git("init", "-q", str(where))
+    git("remote", "add", "origin", str(remote), cwd=where)
+    (where / "app.py").write_text("print('hello')\n")
+    git("add", "app.py", cwd=where)
+    git("commit", "-q", "-m", "initial", cwd=where)
+    return where
+
+
+@pytest.fixture
+def clone(bare_remote: Path, tmp_path: Path) -> Path:
+    return make_clone(bare_remote, tmp_path / "clone")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def git_daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real git server on 127.0.0.1 serving one bare repository; yields (url, bare path)."""
+    base = tmp_path / "served"
+    base.mkdir()
+    bare = base / "remote.git"
+    git("init", "-q", "--bare", str(bare))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
+            f"--base-path={base}", "--listen=127.0.0.1", f"--port={port}",
+            "--max-connections=64", str(base),
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"git://127.0.0.1:{port}/remote.git"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        raise AssertionError("git daemon did not start")
+    try:
+        yield url, bare
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def ifcoord_cmd() -> list[str]:
+    return [sys.executable, "-m", "ifcoord"]
+
+
+def run_ifcoord(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """ifcoord as a separate process, exactly as an agent runs it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [*ifcoord_cmd(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
