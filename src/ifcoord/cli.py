@@ -481,6 +481,64 @@ def heartbeat(
     op_output(result, tx, ws, as_json)
 
 
+# -- the loop and the team ------------------------------------------------------------------------
+
+
+@app.command()
+def poll(
+    session: Optional[str] = SessionOpt,
+    interval: Optional[float] = typer.Option(None, "--interval", help="Seconds between cycles (default: the branch's poll_seconds, 30), jittered."),
+    once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
+    no_claim: bool = typer.Option(False, "--no-claim", help="Report and heartbeat, but never claim."),
+    remote: Optional[str] = RemoteOpt,
+    branch: Optional[str] = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run the session loop: sync, heartbeat when due, claim the next task, say what to do now.
+
+    Example: ifcoord poll --session session-4-sip --json   (one JSON event per line)
+    """
+    from ifcoord.loop import Event, PollLoop
+
+    ws = workspace(session, remote, branch)
+    ws.transactor.deadline = min(ws.transactor.deadline, 20.0)
+    con = None if as_json else console()
+
+    def show(event: Event) -> None:
+        if as_json:
+            emit(event.to_json())
+        else:
+            assert con is not None
+            style = {"claimed": "bold green", "switch-to-primary": "bold yellow", "lease-lost": "bold red",
+                     "remote-down": "red", "blocked": "yellow", "error": "red"}.get(event.name, "")
+            when = event.time.strftime("%H:%M:%S")
+            con.print(f"{when} [{style}]{event.name}[/{style}] {event.message}" if style
+                      else f"{when} {event.name} {event.message}")
+
+    raise typer.Exit(PollLoop(ws, show, claim=not no_claim, interval=interval).run(once=once))
+
+
+@app.command()
+def status(
+    remote: Optional[str] = RemoteOpt,
+    branch: Optional[str] = BranchOpt,
+    dir: Optional[Path] = DirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every session: state, current task and milestone, heartbeat age; stale leases flagged.
+
+    Example: ifcoord status --json
+    """
+    from ifcoord.views import session_rows, status_view
+
+    state, stale, _ = read_state(dir, remote, branch)
+    rows = session_rows(state.snapshot, stale)
+    if as_json:
+        emit({"commit": state.commit, "sessions": rows})
+        return
+    console().print(status_view(rows))
+
+
 # -- the entry point ------------------------------------------------------------------------------
 
 
@@ -513,7 +571,7 @@ def run(argv: list[str]) -> int:
 
 
 def report(wants_json: bool, code: int, message: str, hint: str | None) -> int:
-    line = f"{message} ({hint})" if hint else message
+    line = f"{message}; {hint}" if hint else message
     if wants_json:
         emit({"error": {"code": code, "message": line}})
     note(f"ifcoord: {line}")

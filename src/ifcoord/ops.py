@@ -65,7 +65,7 @@ def iso(ts: datetime) -> str:
 
 
 def hhmm(ts: datetime | None) -> str:
-    return ts.strftime("%H:%M") if ts else "an unknown time"
+    return ts.astimezone(timezone.utc).strftime("%H:%M UTC") if ts else "an unknown time"
 
 
 def find_task(snapshot: Snapshot, task_id: str) -> Task:
@@ -345,8 +345,14 @@ def release_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
     )
 
 
-def heartbeat(snapshot: Snapshot, ctx: OpContext, state: str | None = None) -> OpResult:
+KEEP = "keep"  # heartbeat: leave current_task as it is
+
+
+def heartbeat(snapshot: Snapshot, ctx: OpContext, state: str | None = None, current_task: str | None = KEEP) -> OpResult:
+    """The session's STATUS `last_poll` (and state, and current task when given) only."""
     updates: dict[str, Any] = {"last_poll": ctx.now}
     if state:
         updates["status"] = state
+    if current_task != KEEP:
+        updates["current_task"] = current_task
     return OpResult("heartbeat", None, f"heartbeat from {ctx.session}", status_updates=updates)

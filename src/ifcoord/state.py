@@ -61,7 +61,7 @@ def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | Non
         return session, parse_status(path, data), None
     except InvalidData as exc:
         return session, None, Diagnostic(
-            severity="error", file=path, code="unreadable", message=exc.line()
+            severity="error", file=path, line=exc.line_no or 0, code="unreadable", message=exc.reason
         )
 
 
@@ -69,7 +69,9 @@ def read_config(files: Mapping[str, bytes]) -> tuple[Config, list[Diagnostic]]:
     try:
         return parse_config(files.get(CONFIG_PATH)), []
     except InvalidData as exc:
-        diag = Diagnostic(severity="error", file=CONFIG_PATH, code="bad-config", message=exc.line())
+        diag = Diagnostic(
+            severity="error", file=CONFIG_PATH, line=exc.line_no or 0, code="bad-config", message=exc.reason
+        )
         return Config(), [diag]
 
 

@@ -96,6 +96,54 @@ def log_view(entries: list[LogEntry]) -> RenderableType:
     return table
 
 
+def session_rows(snapshot: Snapshot, stale: frozenset[str], clock: float | None = None) -> list[dict]:
+    """One dict per session (the JSON of `ifcoord status`): state, task, heartbeat age, stale."""
+    import time
+
+    from ifcoord.payloads import status_json
+
+    clock = time.time() if clock is None else clock
+    held: dict[str, list[str]] = {}
+    for t in snapshot.tasks().values():
+        if t.owner and t.state in ("claimed", "in_progress", "blocked", "review"):
+            held.setdefault(t.owner, []).append(t.id)
+    rows = []
+    for name, st in sorted(snapshot.statuses.items()):
+        age = clock - st.last_poll.timestamp() if st.last_poll else None
+        row = status_json(st, age, name in stale)
+        row["holds"] = sorted(held.get(name, []))
+        rows.append(row)
+    return rows
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def status_view(rows: list[dict]) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(title="ifcoord sessions")
+    for col in ("Session", "State", "Task", "Milestone", "Heartbeat", "Holds"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        beat = age_text(r["heartbeat_age"])
+        if r["stale"]:
+            beat = f"[bold red]{beat} (stale lease)[/]"
+        state = r.get("status") or ""
+        style = {"blocked": "yellow", "offline": "dim", "working": "green"}.get(state, "")
+        table.add_row(r["session"], f"[{style}]{state}[/]" if style else state, r.get("current_task") or "",
+                      r.get("milestone") or "", beat, ", ".join(r["holds"]))
+    return table
+
+
 def render_dashboard(snapshot: Snapshot) -> str:
     """boards/README.md: the team at a glance on the git host."""
     rows = task_rows(snapshot)
