@@ -1,0 +1,1075 @@
+"""Markdown task boards <-> Board models: parse with line numbers, edit in place byte-carefully.
+
+Pure functions over text; git and files live elsewhere. The format: docs/board-format.md.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePosixPath
+
+from markdown_it import MarkdownIt
+from pydantic import BaseModel, Field
+
+from ifcoord.models import Board, Diagnostic, FieldLine, Kind, Milestone, State, Task
+
+__all__ = [
+    "BoardEdit",
+    "BoardEditError",
+    "FIELD_ALIASES",
+    "FIELD_LABELS",
+    "STATE_WORDS",
+    "apply_edits",
+    "canonical_key",
+    "is_group_prefix",
+    "looks_like_task_id",
+    "normalize_state",
+    "parse_board",
+    "parse_dependency_tokens",
+    "phase_from",
+    "render_new_task",
+]
+
+
+class BoardEditError(ValueError):
+    """An edit that cannot be applied to a board (unknown task, bad value, no round trip)."""
+
+
+class BoardEdit(BaseModel):
+    """The change one operation wants on one task of one board file."""
+
+    task_id: str
+    # canonical field name -> new value; None removes that field line
+    fields: dict[str, str | None] = Field(default_factory=dict)
+    state: State | None = None  # written as the Status field, in the board's own dialect
+    tick_milestones_upto: int | None = None  # tick every milestone with percent <= this
+
+
+# --- vocabulary -------------------------------------------------------------------------------
+
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "status": ("status", "state"),
+    "owner": ("owner", "assignee", "assigned to", "claimed by"),
+    "session": ("session", "sessions", "reserved for"),
+    "depends_on": (
+        "depends on",
+        "dependencies",
+        "dependency",
+        "blocked until",
+        "blocked by",
+        "requires",
+    ),
+    "deliverable": ("deliverable", "deliverables"),
+    "estimate": ("estimate", "effort"),
+    "priority": ("priority",),
+    "risk": ("risk",),
+    "model": ("model",),
+    "kind": ("kind", "type"),
+    "progress": ("progress",),
+    # ifcoord's own claim bookkeeping, written as ordinary field lines so humans see it
+    "claimed_at": ("claimed at",),
+    "epoch": ("epoch",),
+    "previous_owner": ("previous owner",),
+    "waiting_on": ("waiting on",),
+    "block_reason": ("block reason",),
+    "note": ("note",),
+    "tests": ("tests",),
+    "completed_at": ("completed at",),
+}
+_ALIAS_TO_KEY = {alias: key for key, aliases in FIELD_ALIASES.items() for alias in aliases}
+
+FIELD_LABELS: dict[str, str] = {
+    "status": "Status",
+    "owner": "Owner",
+    "session": "Session",
+    "depends_on": "Depends on",
+    "deliverable": "Deliverable",
+    "estimate": "Estimate",
+    "priority": "Priority",
+    "risk": "Risk",
+    "model": "Model",
+    "kind": "Kind",
+    "progress": "Progress",
+    "claimed_at": "Claimed at",
+    "epoch": "Epoch",
+    "previous_owner": "Previous owner",
+    "waiting_on": "Waiting on",
+    "block_reason": "Block reason",
+    "note": "Note",
+    "tests": "Tests",
+    "completed_at": "Completed at",
+}
+
+# A board-wide field describes the tasks; owner and claim bookkeeping are per task by nature.
+_INHERITED_KEYS = frozenset(
+    {"status", "session", "depends_on", "deliverable", "estimate", "priority", "risk", "model"} | {"kind"}
+)
+
+STATE_WORDS: dict[str, str] = {
+    "open": "open",
+    "claimed": "claimed",
+    "in_progress": "in progress",
+    "blocked": "blocked",
+    "review": "review",
+    "done": "done",
+    "cancelled": "cancelled",
+}
+
+_STATUS_VOCABULARY: dict[str, State] = {
+    "not started": "open",
+    "todo": "open",
+    "to do": "open",
+    "open": "open",
+    "queued": "open",
+    "ready": "open",
+    "ready to start": "open",
+    "pending": "open",
+    "claimed": "claimed",
+    "in progress": "in_progress",
+    "inprogress": "in_progress",
+    "active": "in_progress",
+    "wip": "in_progress",
+    "blocked": "blocked",
+    "review": "review",
+    "in review": "review",
+    "done": "done",
+    "complete": "done",
+    "completed": "done",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+    "dropped": "cancelled",
+}
+_STATUS_WORDS_LONGEST_FIRST = sorted(_STATUS_VOCABULARY, key=len, reverse=True)
+
+_NO_OWNER = frozenset({"", "-", "—", "–", "none", "n/a", "unassigned", "nobody"})
+_MILESTONE_LABELS = frozenset({"milestones", "milestone"})
+
+
+# --- glyphs and mojibake ----------------------------------------------------------------------
+
+_GLYPH_MEANINGS: dict[str, str] = {
+    "⏳": "open",
+    "⌛": "open",
+    "🚧": "in_progress",
+    "⛔": "blocked",
+    "🚫": "blocked",
+    "✅": "done",
+    "✔": "done",
+    "🔧": "filler",
+}
+
+
+def _glyph_forms(glyph: str) -> set[str]:
+    """The glyph as written, and as real boards mangle it (UTF-8 bytes read as cp1252/latin-1)."""
+    raw = glyph.encode("utf-8")
+    forms = {glyph, glyph + "\ufe0f"}
+    forms.add(raw.decode("cp1252", errors="ignore"))
+    forms.add(raw.decode("latin-1"))
+    # markdown-it strips heading text with str.strip(), which eats a trailing NEL (\x85)
+    forms |= {f.strip() for f in forms}
+    return {f for f in forms if f}
+
+
+_GLYPH_TABLE: list[tuple[str, str]] = sorted(
+    ((form, meaning) for glyph, meaning in _GLYPH_MEANINGS.items() for form in _glyph_forms(glyph)),
+    key=lambda pair: len(pair[0]),
+    reverse=True,
+)
+
+
+def _mojibake_pattern() -> str:
+    # UTF-8 continuation bytes (0x80-0xBF) as they look once decoded as cp1252 or latin-1.
+    cont = {bytes([b]).decode("cp1252", errors="ignore") for b in range(0x80, 0xC0)}
+    cont |= {chr(b) for b in range(0x80, 0xC0)}
+    cls = "".join(re.escape(c) for c in sorted(c for c in cont if c))
+    # Lead bytes of 3-byte symbols (E2 'â', EF 'ï') and of 4-byte emoji (F0 'ð').
+    return rf"(?:[âï][{cls}]{{1,2}}|ð[{cls}]{{1,3}})"
+
+
+_MOJIBAKE = _mojibake_pattern()
+_LEADING_MOJIBAKE_RE = re.compile(rf"^(?:{_MOJIBAKE})+")
+_TRAILING_MOJIBAKE_RE = re.compile(rf"(?:{_MOJIBAKE})+$")
+_TRAILING_GLYPH_CATEGORIES = frozenset({"So", "Sk", "Cf", "Co", "Cs", "Cn"})
+_GLYPH_MODIFIERS = frozenset({"\ufe0e", "\ufe0f", "\u20e3"})
+
+
+def _is_trailing_glyph(char: str) -> bool:
+    return char in _GLYPH_MODIFIERS or unicodedata.category(char) in _TRAILING_GLYPH_CATEGORIES
+
+
+def _strip_glyphs(text: str) -> tuple[str, str]:
+    """Remove leading/trailing emoji, status glyphs and their mojibake; return (core, glyphs)."""
+    removed: list[str] = []
+    core = text.strip()
+    while core:
+        match = _LEADING_MOJIBAKE_RE.match(core)
+        if match:
+            cut = match.end()
+        elif not core[0].isalnum():
+            cut = 1  # an ID or status word starts with a letter, so anything else up front is decor
+        else:
+            break
+        removed.append(core[:cut])
+        core = core[cut:].lstrip()
+    while core:
+        match = _TRAILING_MOJIBAKE_RE.search(core)
+        if match:
+            cut = match.start()
+        elif _is_trailing_glyph(core[-1]):
+            cut = len(core) - 1  # only symbols: a title may well end in ")" or "?"
+        else:
+            break
+        removed.append(core[cut:])
+        core = core[:cut].rstrip()
+    return core, " ".join(removed)
+
+
+def _glyph_meanings(text: str) -> list[str]:
+    """Meanings of the known glyphs found in `text`, in table order (longest form first)."""
+    found: list[str] = []
+    rest = text
+    for form, meaning in _GLYPH_TABLE:
+        if form in rest:
+            found.append(meaning)
+            rest = rest.replace(form, " ")
+    return found
+
+
+def _glyph_state(text: str) -> State | None:
+    for meaning in _glyph_meanings(text):
+        if meaning in STATE_WORDS:
+            return meaning  # type: ignore[return-value]
+    return None
+
+
+_EMPHASIS_RE = re.compile(r"\*\*|__|~~|`|\*")
+
+
+def _strip_emphasis(text: str) -> str:
+    return _EMPHASIS_RE.sub("", text)
+
+
+# --- small public helpers ---------------------------------------------------------------------
+
+_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9.\-]*")
+
+
+def looks_like_task_id(token: str) -> bool:
+    """A task ID starts with a letter, holds a digit, and has only letters, digits, `.`, `-`."""
+    return bool(_ID_RE.fullmatch(token)) and any(c.isdigit() for c in token)
+
+
+def is_group_prefix(token: str, task_ids: Iterable[str]) -> bool:
+    """`P2A` for `P2A.1`, `P2A.2`: not an ID itself, but the dot-prefix of at least one."""
+    ids = set(task_ids)
+    return token not in ids and any(i.startswith(token + ".") for i in ids)
+
+
+def canonical_key(label: str) -> str:
+    """Canonical field name of a label (`Assigned to` -> `owner`); else the label lower-cased."""
+    normal = " ".join(label.replace("_", " ").lower().split())
+    return _ALIAS_TO_KEY.get(normal, " ".join(label.lower().split()))
+
+
+_PAREN_RE = re.compile(r"\([^()]*\)")
+_NO_DEPS_RE = re.compile(r"^(?:none\b|n/?a\b|-|—|–)", re.IGNORECASE)
+_DEP_TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*")
+
+
+def _drop_remarks(text: str) -> str:
+    previous = None
+    while previous != text:  # nested remarks "(a (b) c)" go from the inside out
+        previous, text = text, _PAREN_RE.sub(" ", text)
+    return text
+
+
+def parse_dependency_tokens(value: str) -> list[str]:
+    """IDs and group prefixes named by a dependency value; `None (parallel with P2A)` names none."""
+    text = _drop_remarks(_strip_emphasis(value)).strip()
+    if not text or _NO_DEPS_RE.match(text):
+        return []
+    tokens: list[str] = []
+    for raw in _DEP_TOKEN_RE.findall(text):
+        token = raw.rstrip(".-")
+        if looks_like_task_id(token) and token not in tokens:
+            tokens.append(token)
+    return tokens
+
+
+def _id_list(value: str) -> list[str]:
+    tokens: list[str] = []
+    for raw in _DEP_TOKEN_RE.findall(_strip_emphasis(value)):
+        token = raw.rstrip(".-")
+        if looks_like_task_id(token) and token not in tokens:
+            tokens.append(token)
+    return tokens
+
+
+def _status_core(value: str) -> tuple[str, str]:
+    """The status word without emphasis, remarks in parentheses and glyphs; plus the glyphs."""
+    return _strip_glyphs(_drop_remarks(_strip_emphasis(value)))
+
+
+def normalize_state(word: str) -> State | None:
+    """Map a status value as written (`NOT STARTED`, `🚧 WIP`, `Done (merged)`) to a state."""
+    core, glyphs = _status_core(word)
+    normal = " ".join(re.sub(r"[_\-]+", " ", core.lower()).split())
+    if normal in _STATUS_VOCABULARY:
+        return _STATUS_VOCABULARY[normal]
+    for known in _STATUS_WORDS_LONGEST_FIRST:
+        if re.match(re.escape(known) + r"\b", normal):
+            return _STATUS_VOCABULARY[known]  # a trailing remark: "done: merged in #12"
+    if not normal:
+        return _glyph_state(glyphs)
+    return None
+
+
+_PHASE_FILE_RE = re.compile(r"^phase[-_ ]?([A-Za-z0-9.]+?)(?:[-_ ]|$)", re.IGNORECASE)
+
+
+def phase_from(path: str, text: str) -> str:
+    """Phase of a board: `PHASE-0...` file -> `0`, else its first `#` heading, else the stem."""
+    return _phase_from_tokens(path, _parse_markdown(text).headings)
+
+
+def _phase_from_tokens(path: str, headings: list[_Heading]) -> str:
+    stem = PurePosixPath(path.replace("\\", "/")).stem
+    match = _PHASE_FILE_RE.match(stem)
+    if match:
+        return match.group(1)
+    for heading in headings:
+        if heading.level == 1:
+            core, _ = _strip_glyphs(_strip_emphasis(heading.content))
+            if core:
+                return core
+    return stem
+
+
+# --- lines and markdown structure -------------------------------------------------------------
+
+
+@dataclass
+class _Line:
+    content: str
+    eol: str  # "\n", "\r\n", "\r" or "" for a last line without newline
+
+
+def _split_lines(text: str) -> list[_Line]:
+    # The same line breaks markdown-it counts (\r\n, \r, \n), so its maps index this list.
+    parts = re.split(r"(\r\n|\r|\n)", text)
+    lines = [_Line(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+    if parts[-1]:
+        lines.append(_Line(parts[-1], ""))
+    return lines
+
+
+def _file_eol(lines: list[_Line]) -> str:
+    counts = Counter(line.eol for line in lines if line.eol)
+    return counts.most_common(1)[0][0] if counts else "\n"
+
+
+# Only the block structure matters (headings, fences); inline parsing would double the cost.
+_MARKDOWN = MarkdownIt("commonmark").disable(["inline", "text_join"])
+
+
+@dataclass
+class _Heading:
+    level: int
+    start: int  # 0-based first line
+    end: int  # 0-based line after the heading (setext headings span two lines or more)
+    content: str
+
+
+@dataclass
+class _Markdown:
+    headings: list[_Heading]
+    opaque_lines: set[int]  # code fences, indented code and HTML: never fields or headings
+
+
+def _parse_markdown(text: str) -> _Markdown:
+    try:
+        tokens = _MARKDOWN.parse(text)
+    except Exception:  # markdown-it should not fail; if it does, the board is read as plain lines
+        return _Markdown([], set())
+    headings: list[_Heading] = []
+    opaque: set[int] = set()
+    for index, token in enumerate(tokens):
+        if token.map is None:
+            continue
+        start, end = token.map
+        if token.type in ("fence", "code_block", "html_block"):
+            opaque.update(range(start, end))
+        elif token.type == "heading_open" and token.level == 0:  # not in quotes or list items
+            inline = tokens[index + 1] if index + 1 < len(tokens) else None
+            content = inline.content if inline is not None else ""
+            headings.append(_Heading(int(token.tag[1:]), start, end, content.replace("\n", " ")))
+    return _Markdown(headings, opaque)
+
+
+_TASK_HEADING_RE = re.compile(
+    r"(?P<id>[A-Za-z][A-Za-z0-9.\-]*?)(?:[ \t]*:|[ \t]+[-—–][ \t]+)[ \t]*(?P<title>.*)", re.DOTALL
+)
+
+
+def _task_heading(content: str) -> tuple[str, str, str] | None:
+    """(id, title, glyphs) when a heading's text reads `ID: Title`, else None."""
+    core, glyphs = _strip_glyphs(_strip_emphasis(content))
+    match = _TASK_HEADING_RE.fullmatch(core)
+    if not match or not looks_like_task_id(match.group("id")):
+        return None
+    title = match.group("title").strip()
+    if not title:
+        return None
+    return match.group("id"), title, glyphs
+
+
+# --- field lines, labels, list items ----------------------------------------------------------
+
+_FIELD_RE = re.compile(
+    r"^(?P<prefix>[ \t]*(?:[-*+][ \t]+)?)"
+    r"(?P<key>\*\*(?P<l1>[^*\s][^*]*?):\*\*|\*\*(?P<l2>[^*\s][^*:]*?)\*\*:"
+    r"|__(?P<l3>[^_\s][^_]*?):__|__(?P<l4>[^_\s][^_:]*?)__:)"
+    r"(?P<gap>[ \t]*)(?P<value>.*?)(?P<trail>[ \t]*)$"
+)
+_ITEM_RE = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?P<text>.*?)[ \t]*$")
+_CHECKBOX_RE = re.compile(r"^\[(?P<mark>[ xX])\][ \t]*(?P<rest>.*)$")
+_CHECKBOX_IN_LINE_RE = re.compile(r"^([ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\[)([ xX])(\])")
+_PERCENT_RE = re.compile(r"^[*_]*(\d{1,3})[ \t]*%")
+_SETEXT_UNDERLINE_RE = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
+
+
+@dataclass
+class _FieldHit:
+    index: int  # 0-based line
+    key: str
+    label: str
+    value: str
+    head: str  # prefix + bold key, kept byte for byte on edit
+    gap: str
+    trail: str
+    is_item: bool
+
+    def with_value(self, value: str) -> str:
+        return f"{self.head}{self.gap or ' '}{value}{self.trail}"
+
+    def to_model(self) -> FieldLine:
+        return FieldLine(key=self.key, label=self.label, value=self.value, line=self.index + 1)
+
+
+def _field_hit(index: int, content: str) -> _FieldHit | None:
+    match = _FIELD_RE.match(content)
+    if not match:
+        return None
+    label = next(g for g in (match["l1"], match["l2"], match["l3"], match["l4"]) if g is not None)
+    label = label.strip()
+    head = match["prefix"] + match["key"]
+    return _FieldHit(
+        index=index,
+        key=canonical_key(label),
+        label=label,
+        value=match["value"],
+        head=head,
+        gap=match["gap"],
+        trail=match["trail"],
+        is_item=bool(match["prefix"].strip()),
+    )
+
+
+@dataclass
+class _Section:
+    """What the line scan of one task (or the file preamble) found."""
+
+    fields: list[_FieldHit] = field(default_factory=list)
+    milestones: list[Milestone] = field(default_factory=list)
+    lists: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _scan_section(
+    lines: list[_Line], indexes: Iterable[int], headings: set[int], opaque: set[int]
+) -> _Section:
+    """Read field lines, labelled lists and milestones from the given lines, in order.
+
+    A heading ends a list; code does not (a `**Key Tests:**` list is often just a fence).
+    """
+    section = _Section()
+    label: str | None = None
+    after_blank = False
+    previous = -2
+    for index in indexes:
+        if index != previous + 1:
+            label = None  # a nested task's section or a heading lies in between
+        previous = index
+        if index in headings:
+            label = None
+            continue
+        if index in opaque:
+            continue
+        content = lines[index].content
+        if not content.strip():
+            after_blank = True
+            continue
+        hit = _field_hit(index, content)
+        item = _ITEM_RE.match(content)
+        if hit is not None and not hit.value:
+            label = hit.label  # a bold label alone starts a list
+            if hit.key in FIELD_ALIASES:
+                section.fields.append(hit)  # e.g. an empty `**Owner:**` an edit may fill in
+        elif hit is not None:
+            section.fields.append(hit)
+            if item is not None and label is not None:
+                section.lists.setdefault(label, []).append(item["text"])
+            elif not hit.is_item:
+                label = None
+        elif item is not None and label is not None:
+            _add_item(section, label, index, item["text"])
+        elif after_blank and not content[:1].isspace():
+            label = None  # a new paragraph ends the list
+        after_blank = False
+    return section
+
+
+def _add_item(section: _Section, label: str, index: int, text: str) -> None:
+    box = _CHECKBOX_RE.match(text)
+    if label.lower() in _MILESTONE_LABELS and box is not None:
+        percent = _PERCENT_RE.match(box["rest"])
+        section.milestones.append(
+            Milestone(
+                text=box["rest"],
+                percent=int(percent.group(1)) if percent else None,
+                done=box["mark"] != " ",
+                line=index + 1,
+            )
+        )
+    else:
+        section.lists.setdefault(label, []).append(text)
+
+
+# --- parsing a board --------------------------------------------------------------------------
+
+
+@dataclass
+class _TaskScan:
+    task: Task
+    fields: list[_FieldHit]  # the task's own field lines (nested tasks excluded)
+    anchor: int  # 0-based line after which new field lines go
+    anchor_hit: _FieldHit | None  # the field line at the anchor, to copy its style
+    heading_content: str
+
+
+@dataclass
+class _Scan:
+    lines: list[_Line]
+    board: Board
+    tasks: list[_TaskScan]
+
+    def find(self, task_id: str) -> _TaskScan:
+        for task_scan in self.tasks:
+            if task_scan.task.id == task_id:
+                return task_scan
+        raise BoardEditError(f"{self.board.path}: no task {task_id!r} in this board")
+
+
+@dataclass
+class _TaskHeading:
+    heading: _Heading
+    task_id: str
+    title: str
+    glyphs: str
+    end: int  # 0-based last line of the section, inclusive
+    ancestors: list[_Heading]
+
+
+def _task_headings(headings: list[_Heading], line_count: int) -> list[_TaskHeading]:
+    found: list[_TaskHeading] = []
+    for i, heading in enumerate(headings):
+        parsed = _task_heading(heading.content) if heading.level >= 2 else None
+        if parsed is None:
+            continue
+        end = line_count - 1
+        for later in headings[i + 1 :]:
+            if later.level <= heading.level:
+                end = later.start - 1
+                break
+        ancestors: list[_Heading] = []
+        for earlier in reversed(headings[:i]):
+            if earlier.level < (ancestors[-1].level if ancestors else heading.level):
+                ancestors.append(earlier)
+                if earlier.level == 1:
+                    break
+        found.append(_TaskHeading(heading, *parsed, max(end, heading.end - 1), ancestors))
+    return found
+
+
+def _own_lines(position: int, all_tasks: list[_TaskHeading]) -> list[int]:
+    """Lines of the section that are not inside a nested task (those belong to the inner task)."""
+    current = all_tasks[position]
+    owned: list[int] = []
+    index = current.heading.end
+    for inner in all_tasks[position + 1 :]:  # sorted by line: nested ones come right after
+        if inner.heading.start > current.end:
+            break
+        if inner.heading.start >= index:
+            owned.extend(range(index, inner.heading.start))
+            index = inner.end + 1
+    owned.extend(range(index, current.end + 1))
+    return owned
+
+
+def _top_block_anchor(
+    lines: list[_Line], heading: _Heading, section_end: int, hits: dict[int, _FieldHit]
+) -> tuple[int, _FieldHit | None]:
+    """The last field line of the run right under the heading, or the heading itself."""
+    index = heading.end
+    while index <= section_end and index < len(lines) and not lines[index].content.strip():
+        index += 1
+    anchor, anchor_hit = heading.end - 1, None
+    # an empty `**Key:**` is a list label too: new lines must not split it from its items
+    while index <= section_end and index in hits and hits[index].value:
+        anchor, anchor_hit = index, hits[index]
+        index += 1
+    return anchor, anchor_hit
+
+
+_NO_TASKS_MESSAGE = "no task headings found (a task is a heading like `## T-1: Title`)"
+
+
+def parse_board(path: str, text: str, phase_order: list[str] | None = None) -> Board:
+    """Read one board file. Never raises: what it cannot read becomes a Diagnostic."""
+    try:
+        return _scan(path, text, phase_order).board
+    except Exception as exc:  # a parser bug must not take the whole branch down (spec 7)
+        return Board(
+            path=path,
+            phase=PurePosixPath(path).stem,
+            diagnostics=[
+                Diagnostic(
+                    severity="error",
+                    file=path,
+                    code="unreadable",
+                    message=f"board could not be read: {type(exc).__name__}: {exc}",
+                )
+            ],
+        )
+
+
+def _scan(path: str, text: str, phase_order: list[str] | None = None) -> _Scan:
+    lines = _split_lines(text)
+    markdown = _parse_markdown(text)
+    phase = _ordered_phase(_phase_from_tokens(path, markdown.headings), path, phase_order)
+    board = Board(path=path, phase=phase)
+    heading_lines = {i for h in markdown.headings for i in range(h.start, h.end)}
+    opaque = markdown.opaque_lines
+    task_headings = _task_headings(markdown.headings, len(lines))
+
+    preamble_end = task_headings[0].heading.start if task_headings else len(lines)
+    preamble = _scan_section(lines, range(preamble_end), heading_lines, opaque)
+    board.file_fields = [hit.to_model() for hit in preamble.fields]
+    inherited = _first_per_key(preamble.fields, _INHERITED_KEYS)
+
+    diagnostics = _Diagnostics(path)
+    scans: list[_TaskScan] = []
+    for position, th in enumerate(task_headings):
+        section = _scan_section(lines, _own_lines(position, task_headings), heading_lines, opaque)
+        task = _build_task(path, phase, position, th, section, inherited, diagnostics)
+        hits = {hit.index: hit for hit in section.fields}
+        anchor, anchor_hit = _top_block_anchor(lines, th.heading, th.end, hits)
+        scans.append(_TaskScan(task, section.fields, anchor, anchor_hit, th.heading.content))
+
+    board.tasks = [s.task for s in scans]
+    board.upper_status_words = _writes_upper_status(board)
+    if not board.tasks:
+        diagnostics.add("note", 0, "no-tasks", _NO_TASKS_MESSAGE)
+    board.diagnostics = diagnostics.items
+    return _Scan(lines, board, scans)
+
+
+def _ordered_phase(phase: str, path: str, phase_order: list[str] | None) -> str:
+    """Prefer the configured spelling of a phase (`p2.md` with phases [P2] -> `P2`)."""
+    if not phase_order:
+        return phase
+    stem = PurePosixPath(path.replace("\\", "/")).stem.lower()
+    for configured in phase_order:
+        if configured.lower() in (phase.lower(), stem):
+            return configured
+    return phase
+
+
+class _Diagnostics:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[Diagnostic] = []
+        self._seen: set[tuple[int, str]] = set()
+
+    def add(self, severity: str, line: int, code: str, message: str) -> None:
+        if (line, code) in self._seen:
+            return  # an inherited file-level field is checked once per task, reported once
+        self._seen.add((line, code))
+        self.items.append(
+            Diagnostic(severity=severity, file=self.path, line=line, code=code, message=message)  # type: ignore[arg-type]
+        )
+
+
+def _first_per_key(hits: list[_FieldHit], keys: Iterable[str] | None = None) -> dict[str, _FieldHit]:
+    wanted = set(keys) if keys is not None else None
+    first: dict[str, _FieldHit] = {}
+    for hit in hits:
+        if wanted is None or hit.key in wanted:
+            first.setdefault(hit.key, hit)  # only the first line for a key counts
+    return first
+
+
+def _build_task(
+    path: str,
+    phase: str,
+    position: int,
+    th: _TaskHeading,
+    section: _Section,
+    inherited: dict[str, _FieldHit],
+    diagnostics: _Diagnostics,
+) -> Task:
+    task = Task(
+        id=th.task_id,
+        title=th.title,
+        file=path,
+        line=th.heading.start + 1,
+        end_line=th.end + 1,
+        level=th.heading.level,
+        phase=phase,
+        position=position,
+        milestones=section.milestones,
+        lists=section.lists,
+        fields=[hit.to_model() for hit in section.fields],
+    )
+    values = {**inherited, **_first_per_key(section.fields)}
+    for hit in values.values():
+        if hit.key not in FIELD_ALIASES:
+            task.extra.setdefault(hit.label, hit.value)
+    _apply_known_fields(task, values, diagnostics)
+    _apply_state(task, values.get("status"), th.glyphs, diagnostics)
+    task.kind = _kind(values.get("kind"), th)
+    if task.progress is None:
+        done = [m.percent for m in task.milestones if m.done and m.percent is not None]
+        task.progress = max(done) if done else None
+    return task
+
+
+def _apply_known_fields(task: Task, values: dict[str, _FieldHit], diag: _Diagnostics) -> None:
+    def text(key: str) -> str | None:
+        hit = values.get(key)
+        return hit.value.strip() if hit is not None and hit.value.strip() else None
+
+    owner = text("owner")
+    if owner is not None and _strip_emphasis(owner).strip().lower() not in _NO_OWNER:
+        task.owner = _strip_emphasis(owner).strip()
+    if (sessions := text("session")) is not None:
+        names = re.split(r"[,\s]+", _strip_emphasis(sessions))
+        task.sessions = [n for n in names if n and n.lower() not in _NO_OWNER]
+    if (depends := text("depends_on")) is not None:
+        task.depends_raw = depends
+        task.depends_tokens = parse_dependency_tokens(depends)
+    if (priority := text("priority")) is not None:
+        core, _ = _strip_glyphs(_strip_emphasis(priority))
+        task.priority = (core.split() or [priority])[0].upper()
+    task.estimate = text("estimate")
+    task.deliverable = text("deliverable")
+    task.risk = text("risk")
+    task.model = text("model")
+    task.block_reason = text("block_reason")
+    task.note = text("note")
+    if (previous := text("previous_owner")) is not None:
+        task.previous_owner = None if previous.lower() in _NO_OWNER else previous
+    if (waiting := text("waiting_on")) is not None:
+        task.waiting_on = _id_list(waiting)
+    _apply_numbers(task, values, diag)
+
+
+def _apply_numbers(task: Task, values: dict[str, _FieldHit], diag: _Diagnostics) -> None:
+    """Fields with a typed value; a bad value is reported and ignored, never fatal."""
+    if (hit := values.get("progress")) is not None and hit.value.strip():
+        match = re.match(r"^\s*(\d{1,3})\s*%?", _strip_emphasis(hit.value))
+        if match:
+            task.progress = min(int(match.group(1)), 100)
+        else:
+            message = f"progress {hit.value!r} is not a percent"
+            diag.add("warning", hit.index + 1, "bad-value", message)
+    if (hit := values.get("epoch")) is not None and hit.value.strip():
+        try:
+            task.epoch = int(_strip_emphasis(hit.value).strip())
+        except ValueError:
+            diag.add("warning", hit.index + 1, "bad-value", f"epoch {hit.value!r} is not a number")
+    if (hit := values.get("claimed_at")) is not None and hit.value.strip():
+        stamp = _parse_timestamp(hit.value)
+        if stamp is None:
+            diag.add("warning", hit.index + 1, "bad-value", f"claimed at {hit.value!r} is not ISO-8601")
+        task.claimed_at = stamp
+
+
+def _parse_timestamp(value: str) -> datetime | None:
+    text = _strip_emphasis(value).strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not read "Z"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _apply_state(task: Task, hit: _FieldHit | None, glyphs: str, diag: _Diagnostics) -> None:
+    if hit is not None and hit.value.strip():
+        task.status_word = hit.value.strip()
+        state = normalize_state(hit.value)
+        if state is None:
+            diag.add(
+                "warning",
+                hit.index + 1,
+                "unknown-status",
+                f"unknown status {hit.value.strip()!r}; read as open",
+            )
+        task.state = state or "open"
+        return
+    task.state = _glyph_state(glyphs) or "open"
+
+
+_FILLER_WORD_RE = re.compile(r"\bfillers?\b", re.IGNORECASE)
+
+
+def _kind(hit: _FieldHit | None, th: _TaskHeading) -> Kind:
+    if hit is not None and hit.value.strip():
+        return "filler" if _FILLER_WORD_RE.search(hit.value) else "primary"
+    if any(_FILLER_WORD_RE.search(a.content) for a in th.ancestors):
+        return "filler"
+    return "filler" if "filler" in _glyph_meanings(th.glyphs) else "primary"
+
+
+def _writes_upper_status(board: Board) -> bool:
+    upper = lower = 0
+    for line in [f for t in board.tasks for f in t.fields] + board.file_fields:
+        if line.key != "status":
+            continue
+        letters = [c for c in _status_core(line.value)[0] if c.isalpha()]
+        if letters and all(c.isupper() for c in letters):
+            upper += 1
+        elif letters:
+            lower += 1
+    return upper > lower
+
+
+# --- editing ----------------------------------------------------------------------------------
+
+
+def _case_style(word: str | None) -> str | None:
+    if not word:
+        return None
+    core = _status_core(word)[0]
+    letters = [c for c in core if c.isalpha()]
+    if not letters:
+        return None
+    if all(c.isupper() for c in letters):
+        return "upper"
+    if all(c.islower() for c in letters):
+        return "lower"
+    if core.istitle():
+        return "title"
+    if core[:1].isupper():
+        return "sentence"
+    return None
+
+
+def _status_word_for(state: State, existing: str | None, upper_board: bool) -> str:
+    """The word for a state in the board's dialect: `IN PROGRESS`, `In Progress`, `in progress`."""
+    word = STATE_WORDS[state]
+    style = _case_style(existing) or ("upper" if upper_board else "lower")
+    if style == "upper":
+        return word.upper()
+    if style == "title":
+        return word.title()
+    if style == "sentence":
+        return word.capitalize()
+    return word
+
+
+def _label_for(key: str) -> str:
+    if key in FIELD_LABELS:
+        return FIELD_LABELS[key]
+    return key[:1].upper() + key[1:]
+
+
+def _check_value(task_id: str, key: str, value: str) -> None:
+    if "\n" in value or "\r" in value:
+        raise BoardEditError(f"{task_id}: value for {key!r} must be one line")
+
+
+def apply_edits(path: str, text: str, edits: list[BoardEdit]) -> str:
+    """Apply edits to a board's text, changing only the lines they need (spec section 5)."""
+    for edit in edits:
+        text = _apply_edit(_scan(path, text), edit)
+    return text
+
+
+def _wanted_fields(scan: _Scan, task_scan: _TaskScan, edit: BoardEdit) -> dict[str, str | None]:
+    wanted: dict[str, str | None] = {}
+    for key, value in edit.fields.items():
+        canonical = canonical_key(key)
+        if value is not None:
+            _check_value(edit.task_id, key, value)
+        wanted[canonical] = value
+    if edit.state is not None:  # the explicit state wins over a raw "status" value, and goes first
+        existing = _first_per_key(task_scan.fields).get("status")
+        word = existing.value if existing is not None else task_scan.task.status_word
+        status = _status_word_for(edit.state, word, scan.board.upper_status_words)
+        wanted = {"status": status, **{k: v for k, v in wanted.items() if k != "status"}}
+    return wanted
+
+
+def _apply_edit(scan: _Scan, edit: BoardEdit) -> str:
+    task_scan = scan.find(edit.task_id)
+    replacements: dict[int, str] = {}
+    deletions: set[int] = set()
+    inserts: list[str] = []
+    for key, value in _wanted_fields(scan, task_scan, edit).items():
+        hits = [hit for hit in task_scan.fields if hit.key == key]
+        if value is None:
+            deletions.update(hit.index for hit in hits)
+        elif hits:
+            replacements[hits[0].index] = hits[0].with_value(value)
+        else:
+            inserts.append(_new_field_line(task_scan.anchor_hit, _label_for(key), value))
+    if edit.tick_milestones_upto is not None:
+        replacements.update(_ticks(scan.lines, task_scan.task, edit.tick_milestones_upto))
+
+    eol = _file_eol(scan.lines)
+    out: list[_Line] = []
+    for index, line in enumerate(scan.lines):
+        if index not in deletions:
+            out.append(_Line(replacements.get(index, line.content), line.eol))
+        if index == task_scan.anchor and inserts:
+            out.extend(_Line(content, eol) for content in inserts)
+            if _needs_blank_after_insert(scan.lines, index, deletions, task_scan):
+                out.append(_Line("", eol))  # keep the next line from merging into our lines
+    new_text = _join(out, scan.lines, eol)
+    _verify_round_trip(scan.board.path, new_text, edit)
+    return new_text
+
+
+def _new_field_line(anchor_hit: _FieldHit | None, label: str, value: str) -> str:
+    """`**Key:** value`, in the style of the field line it follows (list marker, `**Key**:`)."""
+    if anchor_hit is None:
+        return f"**{label}:** {value}"
+    match = _FIELD_RE.match(anchor_hit.head + " x")
+    prefix = match["prefix"] if match else ""
+    key = anchor_hit.head[len(prefix) :]
+    if key.startswith("__"):
+        bold = f"__{label}__:" if key.endswith("__:") else f"__{label}:__"
+    else:
+        bold = f"**{label}**:" if key.endswith("**:") else f"**{label}:**"
+    return f"{prefix}{bold} {value}"
+
+
+def _needs_blank_after_insert(
+    lines: list[_Line], anchor: int, deletions: set[int], task_scan: _TaskScan
+) -> bool:
+    following = next((i for i in range(anchor + 1, len(lines)) if i not in deletions), None)
+    if following is None:
+        return False
+    content = lines[following].content
+    if _SETEXT_UNDERLINE_RE.match(content):
+        return True  # "**Owner:** x" over "---" would turn into a heading
+    after_heading = task_scan.anchor_hit is None
+    indented = content.startswith(("    ", "\t")) and bool(content.strip())
+    return after_heading and indented  # indented code under a heading would become our paragraph
+
+
+def _ticks(lines: list[_Line], task: Task, upto: int) -> dict[int, str]:
+    ticked: dict[int, str] = {}
+    for milestone in task.milestones:
+        if milestone.done or milestone.percent is None or milestone.percent > upto:
+            continue
+        index = milestone.line - 1
+        ticked[index] = _CHECKBOX_IN_LINE_RE.sub(r"\1x\3", lines[index].content, count=1)
+    return ticked
+
+
+def _join(out: list[_Line], original: list[_Line], eol: str) -> str:
+    """Join lines, keeping the original's final-newline choice whatever moved at the end."""
+    had_final_eol = not original or bool(original[-1].eol)  # an empty file gets the usual "\n"
+    for line in out[:-1]:
+        if not line.eol:
+            line.eol = eol
+    if out:
+        out[-1].eol = (out[-1].eol or eol) if had_final_eol else ""
+    return "".join(line.content + line.eol for line in out)
+
+
+def _verify_round_trip(path: str, new_text: str, edit: BoardEdit) -> None:
+    """Refuse an edit whose result would not read back as intended, rather than write it."""
+    task = _scan(path, new_text).find(edit.task_id).task
+    own = {f.key: f.value for f in reversed(task.fields)}  # first line per key wins
+    for key, value in edit.fields.items():
+        canonical = canonical_key(key)
+        if canonical == "status" and edit.state is not None:
+            continue  # the state was written instead
+        if value is None and canonical in own:
+            raise BoardEditError(f"{edit.task_id}: {key!r} is still set after removal")
+        if value is not None and own.get(canonical, "").strip() != value.strip():
+            raise BoardEditError(f"{edit.task_id}: {key!r} would not read back as {value!r}")
+    if edit.state is not None and task.state != edit.state:
+        raise BoardEditError(f"{edit.task_id}: state would read back as {task.state!r}")
+
+
+def render_new_task(
+    text: str,
+    *,
+    task_id: str,
+    title: str,
+    fields: dict[str, str],
+    after_task: str | None = None,
+) -> str:
+    """Add a task in the file's own dialect, after `after_task`'s section or at the end."""
+    if not looks_like_task_id(task_id):
+        raise BoardEditError(f"{task_id!r} is not a task ID (letters, a digit, `.`, `-`)")
+    _check_value(task_id, "title", title)
+    for key, value in fields.items():
+        _check_value(task_id, key, value)
+    scan = _scan("", text)
+    if any(t.task.id == task_id for t in scan.tasks):
+        raise BoardEditError(f"task {task_id} is already on this board")
+    model = scan.find(after_task) if after_task is not None else _last(scan.tasks)
+    block = [_new_heading(model, task_id, title)]
+    block += [f"**{_label_for(canonical_key(k))}:** {v}" for k, v in fields.items()]
+
+    lines, eol = scan.lines, _file_eol(scan.lines)
+    at = model.task.end_line if after_task is not None and model is not None else len(lines)
+    before = [""] if at > 0 and lines[at - 1].content.strip() else []
+    after = _separator_after(lines, at) if at < len(lines) else []
+    new = [_Line(c, eol) for c in before + block + after]
+    new_text = _join(lines[:at] + new + lines[at:], lines, eol)
+    check = _scan("", new_text)
+    if not any(t.task.id == task_id and t.task.title == title.strip() for t in check.tasks):
+        raise BoardEditError(f"task {task_id} would not read back from its heading")
+    return new_text
+
+
+def _last(task_scans: list[_TaskScan]) -> _TaskScan | None:
+    return task_scans[-1] if task_scans else None
+
+
+def _new_heading(model: _TaskScan | None, task_id: str, title: str) -> str:
+    if model is None:
+        return f"## {task_id}: {title}"
+    text = f"{task_id}: {title}"
+    if f"**{model.task.id}" in model.heading_content:
+        text = f"**{text}**"  # the board bolds its task headings
+    return "#" * model.task.level + " " + text
+
+
+def _separator_after(lines: list[_Line], at: int) -> list[str]:
+    """A blank line, plus the board's `---` between tasks when it uses one."""
+    previous = next((line.content for line in reversed(lines[:at]) if line.content.strip()), "")
+    if re.fullmatch(r" {0,3}(?:-{3,}|\*{3,}|_{3,})[ \t]*", previous):
+        return ["", previous.strip(), ""]
+    return [""]
