@@ -26,13 +26,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/python demo/run_demo.py
+	$(BIN)/python -m ifcoord.demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench demo
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
 
 clean:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ifcoord.config import CONFIG_PATH, render_default_config
+from ifcoord.config import CONFIG_PATH, parse_config, render_default_config
 from ifcoord.errors import UsageError
 from ifcoord.state import BranchState
 from ifcoord.transaction import Change
@@ -29,18 +29,30 @@ def read_board_files(board_files: list[Path]) -> dict[str, bytes]:
     return out
 
 
-def init_changes(state: BranchState, boards: dict[str, bytes]) -> dict[str, bytes | None]:
+def read_config_file(config_file: Path | None) -> bytes:
+    """The config to start the branch with; checked now, so a bad one is refused before any push."""
+    if config_file is None:
+        return render_default_config().encode()
+    if not config_file.is_file():
+        raise UsageError(f"config file {config_file} does not exist", hint="pass the path of an ifcoord.yaml")
+    data = config_file.read_bytes()
+    parse_config(data, str(config_file))
+    return data
+
+
+def init_changes(state: BranchState, boards: dict[str, bytes], config: bytes) -> dict[str, bytes | None]:
     """What init must add: everything on a new branch, only missing boards on an existing one."""
     if state.commit is None:
-        return {CONFIG_PATH: render_default_config().encode(), STATUS_KEEP: b"", **boards}
+        return {CONFIG_PATH: config, STATUS_KEEP: b"", **boards}
     return {path: data for path, data in boards.items() if path not in state.raw}
 
 
-def init_branch(ws, board_files: list[Path]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def init_branch(ws, board_files: list[Path], config_file: Path | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     boards = read_board_files(board_files)
+    config = read_config_file(config_file)
 
     def decide(state: BranchState) -> Change:
-        files = init_changes(state, boards)
+        files = init_changes(state, boards, config)
         verb = "create" if state.commit is None else "import"
         return Change(
             files,

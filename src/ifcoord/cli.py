@@ -226,6 +226,7 @@ def log(
 @app.command()
 def init(
     board_files: list[Path] = typer.Option([], "--board", help="A board file to import as it is (repeatable)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="An ifcoord.yaml to use instead of the defaults."),
     remote: Optional[str] = RemoteOpt,
     branch: Optional[str] = BranchOpt,
     as_json: bool = JsonOpt,
@@ -237,7 +238,7 @@ def init(
     from ifcoord.bootstrap import init_branch
 
     ws = workspace("ifcoord", remote, branch)
-    result = init_branch(ws, board_files)
+    result = init_branch(ws, board_files, config_file)
     if as_json:
         emit(result)
     else:
