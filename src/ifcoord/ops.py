@@ -161,7 +161,8 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
     previous = task.owner if task.owner and task.owner != ctx.session else None
     if previous:
         fields["previous_owner"] = previous
-    reason = f"{ctx.session} claimed {task.id}" + (f" from {previous} (lease stale)" if previous else "")
+    how = "lease stale" if stale_owner else "forced"  # a forced take-over of a live lease is not "stale"
+    reason = f"{ctx.session} claimed {task.id}" + (f" from {previous} ({how})" if previous else "")
     return OpResult(
         "reclaim" if previous and op == "claim" else op,
         task.id,
@@ -339,7 +340,14 @@ def release_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
         task.id,
         f"{ctx.session} released {task.id}",
         board_edits=[BoardEdit(task_id=task.id, fields=fields, state="open")],
-        status_updates={"status": "idle", "current_task": None, "progress": None, "milestone": None, "last_poll": ctx.now},
+        status_updates={
+            "status": "idle",
+            "current_task": None,
+            "progress": None,
+            "milestone": None,
+            "blocked_on": None,  # a released blocked task must not leave the session "blocked on" it
+            "last_poll": ctx.now,
+        },
         epoch=task.epoch,
         forced=ctx.force,
     )

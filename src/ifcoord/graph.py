@@ -1,0 +1,294 @@
+"""The dependency graph of a snapshot: its critical path, and renderings as mermaid, dot and text.
+
+Pure: a Snapshot in, strings out. Group dependencies (`P2A`) are already expanded to their members
+by `scheduler.resolve_dependencies`, so `P2A -> P2C.1` shows as one edge per P2A.x task.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ifcoord.models import Snapshot, Task
+from ifcoord.scheduler import readiness, resolve_dependencies
+
+FINISHED = ("done", "cancelled")
+FORMATS = ("mermaid", "dot", "text")
+
+# Fill colours per state, shared by the mermaid and dot renderings.
+STATE_COLOURS = {
+    "open": "#ffffff",
+    "ready": "#d4f7d4",
+    "claimed": "#cce5ff",
+    "in_progress": "#cce5ff",
+    "blocked": "#ffd6d6",
+    "review": "#ecd9ff",
+    "done": "#9be39b",
+    "cancelled": "#e0e0e0",
+    "missing": "#fff3c4",
+}
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    title: str
+    state: str  # a task state, or "missing" for a dependency that is on no board
+    ready: bool = False
+    owner: str | None = None
+    kind: str = "primary"
+    phase: str = ""
+    progress: int | None = None
+
+    @property
+    def shown_state(self) -> str:
+        return "ready" if self.ready else self.state
+
+
+@dataclass
+class Graph:
+    """Tasks as nodes in board order, edges (dependency, dependant), and the critical path."""
+
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    critical: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "nodes": [
+                {"id": n.id, "title": n.title, "state": n.state, "ready": n.ready, "owner": n.owner,
+                 "kind": n.kind, "phase": n.phase, "critical": n.id in self.critical}
+                for n in self.nodes.values()
+            ],
+            "edges": [{"from": a, "to": b} for a, b in self.edges],
+            "critical_path": self.critical,
+        }
+
+
+def estimate_hours(estimate: str | None) -> float:
+    """Hours in an estimate as boards write it (`2h`, `3-4 hours`, `30m`, `1 day`); 0 if unreadable.
+
+    A range counts at its upper end: the critical path is about what could hold the team up.
+    """
+    if not estimate:
+        return 0.0
+    match = re.search(r"(\d+(?:\.\d+)?)(?:\s*[-–]\s*(\d+(?:\.\d+)?))?\s*([a-zA-Z]*)", estimate)
+    if not match:
+        return 0.0
+    value = float(match.group(2) or match.group(1))
+    unit = match.group(3).lower()
+    if unit.startswith("m"):
+        return value / 60
+    if unit.startswith("d"):
+        return value * 8
+    if unit.startswith("w"):
+        return value * 40
+    return value
+
+
+def critical_path(tasks: dict[str, Task], deps: dict[str, list[str]] | None = None) -> list[str]:
+    """The chain of unfinished tasks that gates the most work, first task first.
+
+    It is the longest chain of unfinished tasks in which each one depends on the one before:
+    most tasks first, then most estimated hours, then the chain that starts earliest on the
+    boards. Done and cancelled tasks, and dependencies that are on no board, are not part of it.
+    Empty when every task is finished. A dependency cycle (lint reports it) is cut, not followed.
+    """
+    deps = resolve_dependencies(tasks) if deps is None else deps
+    order = {tid: i for i, tid in enumerate(tasks)}
+    live = [tid for tid, t in tasks.items() if t.state not in FINISHED]
+    waiting_on: dict[str, list[str]] = {
+        tid: [d for d in deps.get(tid, []) if d in tasks and tasks[d].state not in FINISHED] for tid in live
+    }
+    # best[t] = the best chain that ends at t (t last), scored (count, hours, -start position).
+    best: dict[str, tuple[tuple[int, float, int], list[str]]] = {}
+    visiting: set[str] = set()
+
+    def chain_to(tid: str) -> tuple[tuple[int, float, int], list[str]]:
+        if tid in best:
+            return best[tid]
+        visiting.add(tid)
+        own = estimate_hours(tasks[tid].estimate)
+        choice: tuple[tuple[int, float, int], list[str]] = ((1, own, -order[tid]), [tid])
+        for dep in waiting_on.get(tid, []):
+            if dep in visiting:
+                continue  # a cycle
+            (count, hours, start), chain = chain_to(dep)
+            candidate = ((count + 1, hours + own, start), [*chain, tid])
+            if candidate[0] > choice[0]:
+                choice = candidate
+        visiting.discard(tid)
+        best[tid] = choice
+        return choice
+
+    winner: tuple[tuple[int, float, int], list[str]] | None = None
+    for tid in live:
+        candidate = chain_to(tid)
+        if winner is None or candidate[0] > winner[0]:
+            winner = candidate
+    return winner[1] if winner else []
+
+
+def build_graph(snapshot: Snapshot, stale: frozenset[str] = frozenset()) -> Graph:
+    tasks = snapshot.tasks()
+    deps = resolve_dependencies(tasks)
+    graph = Graph()
+    for task in tasks.values():
+        r = readiness(task, tasks, deps, lambda t: bool(t.owner) and t.owner in stale)
+        graph.nodes[task.id] = Node(
+            task.id, task.title, task.state, r.ready, task.owner, task.kind, task.phase, task.progress
+        )
+    for task in tasks.values():
+        for dep in deps.get(task.id, []):
+            if dep not in graph.nodes:
+                graph.nodes[dep] = Node(dep, "not on any board", "missing")
+            graph.edges.append((dep, task.id))
+    graph.critical = critical_path(tasks, deps)
+    return graph
+
+
+# -- renderings -------------------------------------------------------------------------------
+
+
+def node_ids(ids: Iterable[str]) -> dict[str, str]:
+    """Mermaid-safe node names: a `.` in a node name is syntax to mermaid, so P2A.1 is `P2A_1`."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for tid in ids:
+        name = re.sub(r"[^A-Za-z0-9_]", "_", tid)
+        base, n = name, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(name)
+        out[tid] = name
+    return out
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def _label(node: Node) -> str:
+    if node.state == "missing":
+        return f"{node.id}: not on any board"
+    extra = node.shown_state.replace("_", " ")
+    if node.owner and node.state not in FINISHED:
+        extra += f", {node.owner}"
+    return f"{node.id}: {node.title} ({extra})"
+
+
+def render_mermaid(graph: Graph, direction: str = "LR") -> str:
+    """A mermaid flowchart: a node per task coloured by state, critical path outlined in red."""
+    names = node_ids(graph.nodes)
+    lines = [f"flowchart {direction}"]
+    for node in graph.nodes.values():
+        lines.append(f'  {names[node.id]}["{_mermaid_text(_label(node))}"]')
+    for a, b in graph.edges:
+        arrow = "==>" if a in graph.critical and b in graph.critical and _adjacent(graph.critical, a, b) else "-->"
+        lines.append(f"  {names[a]} {arrow} {names[b]}")
+    by_class: dict[str, list[str]] = {}
+    for node in graph.nodes.values():
+        by_class.setdefault(node.shown_state, []).append(names[node.id])
+    for cls in STATE_COLOURS:
+        if cls in by_class:
+            stroke = ",stroke-dasharray:4 3" if cls == "missing" else ""
+            lines.append(f"  classDef {cls} fill:{STATE_COLOURS[cls]},stroke:#555{stroke}")
+    lines.append("  classDef critical stroke:#d00,stroke-width:3px")
+    for cls in STATE_COLOURS:
+        if cls in by_class:
+            lines.append(f"  class {','.join(by_class[cls])} {cls}")
+    if graph.critical:
+        lines.append(f"  class {','.join(names[t] for t in graph.critical)} critical")
+    return "\n".join(lines) + "\n"
+
+
+def _adjacent(chain: list[str], a: str, b: str) -> bool:
+    return any(chain[i] == a and chain[i + 1] == b for i in range(len(chain) - 1))
+
+
+def _dot_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def render_dot(graph: Graph) -> str:
+    """Graphviz dot: `ifcoord graph --format dot | dot -Tsvg > graph.svg`."""
+    lines = ["digraph ifcoord {", "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fontname="Helvetica"];']
+    for node in graph.nodes.values():
+        attrs = [f'label="{_dot_text(_label(node))}"', f'fillcolor="{STATE_COLOURS[node.shown_state]}"']
+        if node.id in graph.critical:
+            attrs += ['color="#dd0000"', "penwidth=3"]
+        if node.state == "missing":
+            attrs.append('style="rounded,filled,dashed"')
+        lines.append(f'  "{_dot_text(node.id)}" [{", ".join(attrs)}];')
+    for a, b in graph.edges:
+        extra = ' [color="#dd0000", penwidth=3]' if _adjacent(graph.critical, a, b) else ""
+        lines.append(f'  "{_dot_text(a)}" -> "{_dot_text(b)}"{extra};')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def levels(graph: Graph) -> list[list[str]]:
+    """Nodes by depth: level 0 waits on nothing, level n on something at level n-1."""
+    parents: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        parents[b].append(a)
+    depth: dict[str, int] = {}
+    visiting: set[str] = set()
+
+    def depth_of(n: str) -> int:
+        if n in depth:
+            return depth[n]
+        visiting.add(n)
+        d = max((depth_of(p) + 1 for p in parents[n] if p not in visiting), default=0)
+        visiting.discard(n)
+        depth[n] = d
+        return d
+
+    out: list[list[str]] = []
+    for n in graph.nodes:
+        d = depth_of(n)
+        while len(out) <= d:
+            out.append([])
+        out[d].append(n)
+    return out
+
+
+def render_text(graph: Graph) -> str:
+    """Plain text for a terminal or a log: tasks by dependency level, each with what it waits on."""
+    parents: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        parents[b].append(a)
+    width = max((len(n) for n in graph.nodes), default=4)
+    lines = [f"{len(graph.nodes)} tasks, {len(graph.edges)} dependencies"]
+    lines.append("critical path: " + (" -> ".join(graph.critical) if graph.critical else "none (all done)"))
+    missing = [n.id for n in graph.nodes.values() if n.state == "missing"]
+    for depth, ids in enumerate(levels(graph)):
+        ids = [tid for tid in ids if tid not in missing]
+        if not ids:
+            continue
+        lines += ["", f"level {depth}"]
+        for tid in ids:
+            node = graph.nodes[tid]
+            mark = "*" if tid in graph.critical else " "
+            state = node.shown_state + (f" ({node.owner})" if node.owner and node.state not in FINISHED else "")
+            waits = ""
+            if parents[tid]:
+                waits = "  <- " + ", ".join(
+                    f"{p} ({graph.nodes[p].state.replace('_', ' ')})" for p in parents[tid]
+                )
+            lines.append(f" {mark} {tid:<{width}}  [{state}]  {node.title}{waits}")
+    if missing:
+        lines += ["", "not on any board (unmet): " + ", ".join(missing)]
+    lines += ["", "* on the critical path"]
+    return "\n".join(lines) + "\n"
+
+
+def render(graph: Graph, fmt: str) -> str:
+    if fmt == "mermaid":
+        return render_mermaid(graph)
+    if fmt == "dot":
+        return render_dot(graph)
+    if fmt == "text":
+        return render_text(graph)
+    raise ValueError(f"unknown graph format {fmt!r}")
