@@ -103,7 +103,10 @@ def heartbeat_due(
     """Write a heartbeat only when the state changes or the last one is `every_seconds` old."""
     if changes_state or status is None or status.last_poll is None:
         return True
-    return (now - status.last_poll).total_seconds() >= every_seconds
+    age = (now - status.last_poll).total_seconds()
+    # A heartbeat dated in the future (this clock went back, or another clock wrote it) is due
+    # now: waiting for the clock to catch up would leave the value unchanged past the lease time.
+    return age >= every_seconds or age < 0
 
 
 class ObservationStore:

@@ -1,0 +1,200 @@
+"""Whole-branch diagnostics: each code, its file:line and severity; errors apart from warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ifcoord.lint import lint_snapshot
+from ifcoord.models import Diagnostic
+from ifcoord.state import build_snapshot
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "boards"
+
+
+def lint(files: dict[str, str]) -> list[Diagnostic]:
+    return lint_snapshot(build_snapshot({k: v.encode() for k, v in files.items()}))
+
+
+def by_code(diags: list[Diagnostic], code: str) -> list[Diagnostic]:
+    return [d for d in diags if d.code == code]
+
+
+CLEAN = """\
+# Phase 0
+
+## T-1: First
+**Status:** done
+
+## T-2: Second
+**Depends on:** T-1
+"""
+
+
+def test_a_clean_board_has_no_diagnostics() -> None:
+    assert lint({"boards/PHASE-0.md": CLEAN}) == []
+
+
+def test_duplicate_id_is_an_error_at_the_second_place_naming_the_first() -> None:
+    diags = lint(
+        {
+            "boards/PHASE-0.md": CLEAN,
+            "boards/PHASE-1.md": "# Phase 1\n\nprose\n\n## T-1: Again\n**Status:** open\n",
+        }
+    )
+    (d,) = by_code(diags, "duplicate-id")
+    assert (d.severity, d.file, d.line) == ("error", "boards/PHASE-1.md", 5)
+    assert "T-1" in d.message and "boards/PHASE-0.md:3" in d.message
+    assert d.render().startswith(
+        "boards/PHASE-1.md:5: error: task ID T-1 is also used at boards/PHASE-0.md:3"
+    )
+
+
+def test_duplicate_id_within_one_board_is_reported_too() -> None:
+    diags = lint({"boards/PHASE-0.md": CLEAN + "\n## T-2: Twice\n"})
+    (d,) = by_code(diags, "duplicate-id")
+    assert (d.file, d.line) == ("boards/PHASE-0.md", 9)
+    assert "boards/PHASE-0.md:6" in d.message
+
+
+def test_unknown_dependency_is_a_warning_at_the_dependency_line() -> None:
+    board = "# Phase 0\n\n## T-1: First\n**Status:** open\n**Depends on:** X-9, T-2\n\n## T-2: b\n"
+    (d,) = lint({"boards/PHASE-0.md": board})
+    assert (d.code, d.severity, d.file, d.line) == ("unknown-dependency", "warning", "boards/PHASE-0.md", 5)
+    assert "X-9" in d.message and "T-2" not in d.message
+
+
+def test_unknown_dependency_names_every_missing_task_of_the_real_session_board() -> None:
+    path = FIXTURES / "session-4-instructions.md"
+    if not path.is_file():
+        pytest.skip(f"fixture board not found at {path}")
+    diags = lint_snapshot(build_snapshot({"boards/session-4-instructions.md": path.read_bytes()}))
+    unknown = by_code(diags, "unknown-dependency")
+    assert {d.message.split()[0] for d in unknown} == {"P0.1.5", "P0.2.6", "P0.3.6"}
+    assert all(d.severity == "warning" for d in unknown)
+    assert not [d for d in diags if d.severity == "error"]
+
+
+def test_a_group_dependency_is_not_an_unknown_dependency() -> None:
+    board = "# P\n\n## P2A.1: a\n\n## P2A.2: b\n\n## P2C.1: c\n**Dependency:** P2A (tests must pass)\n"
+    assert lint({"boards/PHASE-2.md": board}) == []
+
+
+def test_dependency_cycle_is_an_error_at_the_first_tasks_dependency_line() -> None:
+    board = """\
+# Phase 0
+
+## T-1: a
+**Depends on:** T-3
+
+## T-2: b
+**Depends on:** T-1
+
+## T-3: c
+**Depends on:** T-2
+"""
+    diags = lint({"boards/PHASE-0.md": board})
+    (d,) = diags
+    assert (d.code, d.severity, d.file, d.line) == ("dependency-cycle", "error", "boards/PHASE-0.md", 4)
+    assert "T-1 -> T-3 -> T-2 -> T-1" in d.message
+
+
+def test_two_separate_cycles_are_reported_once_each() -> None:
+    board = """\
+# Phase 0
+
+## A-1: a
+**Depends on:** A-2
+
+## A-2: b
+**Depends on:** A-1
+
+## B-1: c
+**Depends on:** B-2
+
+## B-2: d
+**Depends on:** B-1
+
+## C-1: free
+**Depends on:** A-1
+"""
+    cycles = by_code(lint({"boards/PHASE-0.md": board}), "dependency-cycle")
+    assert len(cycles) == 2
+    assert {d.line for d in cycles} == {4, 10}
+
+
+def test_a_cycle_through_a_group_dependency_is_found() -> None:
+    board = "# P\n\n## P2A.1: a\n**Depends on:** P2B\n\n## P2B.1: b\n**Depends on:** P2A\n"
+    (d,) = lint({"boards/PHASE-2.md": board})
+    assert d.code == "dependency-cycle"
+    assert "P2A.1 -> P2B.1 -> P2A.1" in d.message
+
+
+def test_unknown_status_is_a_warning_from_the_board_at_the_status_line() -> None:
+    board = "# Phase 0\n\n## T-1: a\n**Priority:** HIGH\n**Status:** maybe later\n"
+    (d,) = lint({"boards/PHASE-0.md": board})
+    assert (d.code, d.severity, d.file, d.line) == ("unknown-status", "warning", "boards/PHASE-0.md", 5)
+    assert "maybe later" in d.message
+
+
+def test_a_board_with_no_tasks_gets_a_note_without_a_line() -> None:
+    (d,) = lint({"boards/PHASE-1.md": "# Phase 1\n\nJust prose.\n"})
+    assert (d.code, d.severity, d.file, d.line) == ("no-tasks", "note", "boards/PHASE-1.md", 0)
+    assert d.render().startswith("boards/PHASE-1.md: note: no task headings found")
+
+
+def test_an_unreadable_status_file_is_an_error_with_its_line() -> None:
+    diags = lint({"boards/PHASE-0.md": CLEAN, "status/s1.yaml": "session: s1\nstatus: [\n"})
+    (d,) = diags
+    assert (d.code, d.severity, d.file) == ("unreadable", "error", "status/s1.yaml")
+    assert d.line > 0
+
+
+def test_a_board_that_is_not_utf8_is_an_error_and_the_rest_still_lints() -> None:
+    diags = lint_snapshot(
+        build_snapshot(
+            {"boards/PHASE-0.md": b"# B\n\n## T-1: caf\xe9\n", "boards/PHASE-1.md": CLEAN.encode()}
+        )
+    )
+    assert [(d.code, d.severity, d.file) for d in diags] == [("unreadable", "error", "boards/PHASE-0.md")]
+
+
+def test_errors_and_warnings_are_told_apart_and_listed_in_file_and_line_order() -> None:
+    files = {
+        "boards/PHASE-0.md": """\
+# Phase 0
+
+## T-1: a
+**Status:** someday
+**Depends on:** T-2
+
+## T-2: b
+**Depends on:** T-1, NOPE-1
+
+## T-3: dup
+""",
+        "boards/PHASE-1.md": "# Phase 1\n\n## T-3: dup again\n",
+        "boards/PHASE-2.md": "# Phase 2\n",
+    }
+    diags = lint(files)
+    severities = {d.code: d.severity for d in diags}
+    assert severities == {
+        "duplicate-id": "error",
+        "dependency-cycle": "error",
+        "unknown-dependency": "warning",
+        "unknown-status": "warning",
+        "no-tasks": "note",
+    }
+    errors = [d for d in diags if d.severity == "error"]
+    warnings = [d for d in diags if d.severity == "warning"]
+    assert {d.code for d in errors} == {"duplicate-id", "dependency-cycle"}
+    assert {d.code for d in warnings} == {"unknown-dependency", "unknown-status"}
+    assert [(d.file, d.line) for d in diags] == sorted((d.file, d.line) for d in diags)
+    assert [d.render().split(": ")[0] for d in diags] == [
+        "boards/PHASE-0.md:4",  # unknown status
+        "boards/PHASE-0.md:5",  # the cycle T-1 -> T-2 -> T-1
+        "boards/PHASE-0.md:8",  # NOPE-1
+        "boards/PHASE-1.md:3",  # T-3 again
+        "boards/PHASE-2.md",  # no tasks
+    ]
