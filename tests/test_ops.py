@@ -291,7 +291,7 @@ def test_old_owner_acting_after_a_reclaim_gets_lease_lost(name, op) -> None:
         op(snap_of(files), ctx("s1"))
     assert err.value.exit_code == 3
     assert err.value.message.startswith("lease lost")
-    assert "reclaimed by s2" in err.value.message
+    assert "belongs to s2" in err.value.message
 
 
 @pytest.mark.parametrize("name, op", OWNER_OPS, ids=[n for n, _ in OWNER_OPS])

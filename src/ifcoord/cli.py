@@ -250,15 +250,17 @@ def join(
     session: str = typer.Argument(..., help="This clone's session name, e.g. session-4-sip"),
     remote: Optional[str] = RemoteOpt,
     branch: Optional[str] = BranchOpt,
+    own_branch: Optional[str] = typer.Option(None, "--own-branch", help="This session's own branch (own-branch mode); default: the branch checked out."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Remember for this clone which session it is and which remote and branch to use.
+    """Remember for this clone which session it is, which remote and branch to use, and its own branch.
 
     Example: ifcoord join session-4-sip --remote origin --branch ifcoord
     """
     ws = workspace(None, remote, branch)
-    ws.join(session, remote, branch)
-    info = {"session": session, "remote": ws.remote, "branch": ws.branch}
+    ws.join(session, remote, branch, own_branch)
+    info = {"session": session, "remote": ws.remote, "branch": ws.branch,
+            "own_branch": ws.runner.run("config", "ifcoord.own-branch", check=False).strip() or None}
     if as_json:
         emit(info)
     else:
@@ -538,6 +540,43 @@ def status(
         emit({"commit": state.commit, "sessions": rows})
         return
     console().print(status_view(rows))
+
+
+@app.command()
+def arbitrate(
+    once: bool = typer.Option(False, "--once", help="Fold once and exit."),
+    interval: float = typer.Option(10.0, "--interval", help="Seconds between folds."),
+    session: Optional[str] = typer.Option("arbiter", "--session", "-s", help="Name recorded in the commits."),
+    remote: Optional[str] = RemoteOpt,
+    branch: Optional[str] = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Own-branch mode: fold every session branch's claims and progress into the boards.
+
+    Run it where the coordination branch may be pushed. Example: ifcoord arbitrate --interval 30
+    """
+    import signal
+    import threading
+
+    from ifcoord.arbiter import arbitrate_forever, arbitrate_once
+
+    ws = workspace(session, remote, branch)
+
+    def report(result: dict) -> None:
+        if as_json:
+            emit(result)
+        elif "error" in result:
+            note(f"ifcoord: {result['error']}")
+        elif result["changed"]:
+            note(f"folded into {ws.branch}: {', '.join(result['files'])}")
+
+    if once:
+        report(arbitrate_once(ws))
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    arbitrate_forever(ws, interval, report, stop)
 
 
 # -- the entry point ------------------------------------------------------------------------------

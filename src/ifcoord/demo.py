@@ -99,10 +99,15 @@ class ScriptedWorker:
             self.completed.append(task)
 
     def _run(self, *args: str) -> bool:
-        proc = subprocess.run(
-            ifcoord_argv(*args, "--session", self.session, "--remote", self.remote, "--json"),
-            cwd=self.clone, capture_output=True, text=True, env={**os.environ, **self.env}, timeout=120,
-        )  # fmt: skip
+        """One ifcoord command, as an agent runs it: exit 5 (remote busy) is tried again."""
+        for _attempt in range(3):
+            proc = subprocess.run(
+                ifcoord_argv(*args, "--session", self.session, "--remote", self.remote, "--json"),
+                cwd=self.clone, capture_output=True, text=True, env={**os.environ, **self.env}, timeout=120,
+            )  # fmt: skip
+            if proc.returncode != 5:
+                break
+            time.sleep(0.5)
         if proc.returncode != 0:
             self.errors.append(f"{' '.join(args)}: exit {proc.returncode}: {proc.stderr.strip()}")
         return proc.returncode == 0

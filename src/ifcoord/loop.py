@@ -120,7 +120,7 @@ class PollLoop:
     def cycle(self) -> None:
         """One cycle; never raises for a remote that is down or a refused op."""
         try:
-            tip = self.ws.store.sync()
+            state = self.ws.poll_state()
         except RemoteUnreachable as exc:
             self.memory.failures += 1
             if not self.memory.remote_down:
@@ -131,7 +131,6 @@ class PollLoop:
             self.memory.remote_down = False
             self.event("remote-up", message=f"{self.ws.remote} answers again")
         self.memory.failures = 0
-        state = self.ws.transactor.loader.load(tip)
         self.config_interval = state.snapshot.config.poll_seconds
         self.decide(state.snapshot)
 
@@ -151,6 +150,10 @@ class PollLoop:
             if t is not None and t.owner and t.owner != session:
                 self.event("lease-lost", lost, f"{lost} now belongs to {t.owner}; stop work on it",
                            owner=t.owner, epoch=t.epoch)
+                try:
+                    self.ws.drop_claim(lost)
+                except IfcoordError as exc:
+                    self.event("error", lost, f"could not withdraw the claim: {exc.line()}")
         self.memory.held = held_ids
         stuck = {t.id for t in held if is_stuck(t, tasks, deps)}
         active = [t for t in held if t.id not in stuck]

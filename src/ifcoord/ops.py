@@ -98,8 +98,7 @@ def check_holder(task: Task, ctx: OpContext) -> None:
         return
     if task.owner and (task.previous_owner == ctx.session or ctx.held_epoch is not None):
         raise LeaseLost(
-            f"lease lost: {task.id} was reclaimed by {task.owner} (epoch {task.epoch})"
-            f" from {ctx.session}",
+            f"lease lost: {task.id} now belongs to {task.owner} (epoch {task.epoch}), not {ctx.session}",
             hint="stop work on it and run `ifcoord claim --next`",
         )
     who = f"claimed by {task.owner}" if task.owner else "not claimed by anyone"

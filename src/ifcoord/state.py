@@ -107,8 +107,15 @@ def build_snapshot(
     )
 
 
+DASHBOARD_PATH = "boards/README.md"
+
+
 def relevant_paths(config: Config, paths: Iterable[str]) -> list[str]:
-    return [p for p in paths if p == CONFIG_PATH or is_board_path(config, p) or is_status_path(config, p)]
+    """The files ifcoord reads: config, boards, status files, and the dashboard it writes."""
+    return [
+        p for p in paths
+        if p in (CONFIG_PATH, DASHBOARD_PATH) or is_board_path(config, p) or is_status_path(config, p)
+    ]  # fmt: skip
 
 
 def load_folder(root: Path) -> BranchState:

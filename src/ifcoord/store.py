@@ -169,21 +169,21 @@ class BranchStore:
     def read_object(self, sha: str) -> bytes:
         return self.repo.odb.stream(bytes.fromhex(sha)).read()
 
-    def list_tree(self, commit: str) -> dict[str, TreeEntry]:
-        """Every file of a commit's tree, by path (recursing into subtrees)."""
+    def list_tree(self, commit: str, dirs: Iterable[str] | None = None) -> dict[str, TreeEntry]:
+        """Files of a commit's tree by path: all of them, or only the top level and the given
+        folders (a session's project branch: its status files, without walking the project)."""
         from git.objects.fun import tree_entries_from_data
 
-        root = self.repo.odb.stream(bytes.fromhex(commit)).read()
-        tree_sha = root.split(b"\n", 1)[0].split(b" ", 1)[1].decode()
+        only = None if dirs is None else {d.strip("/") for d in dirs}
         out: dict[str, TreeEntry] = {}
-        stack = [("", tree_sha)]
+        stack = [("", self.tree_of(commit))]
         while stack:
             prefix, sha = stack.pop()
-            data = self.repo.odb.stream(bytes.fromhex(sha)).read()
-            for binsha, mode, name in tree_entries_from_data(data):
+            for binsha, mode, name in tree_entries_from_data(self.read_object(sha)):
                 path = f"{prefix}{name}"
                 if stat.S_ISDIR(mode):
-                    stack.append((f"{path}/", binsha.hex()))
+                    if only is None or any(d == path or d.startswith(path + "/") or path.startswith(d + "/") for d in only):
+                        stack.append((f"{path}/", binsha.hex()))
                 else:
                     out[path] = TreeEntry(path, mode, binsha.hex())
         return out
@@ -198,24 +198,53 @@ class BranchStore:
 
         return self.repo.odb.store(IStream(kind, len(data), BytesIO(data))).binsha
 
-    def _write_tree(self, files: Mapping[str, tuple[int, bytes]]) -> bytes:
-        """Write nested tree objects for {path: (mode, binsha)} and return the root binsha."""
+    def write_blob(self, data: bytes) -> str:
+        return self._store(b"blob", data).hex()
+
+    def tree_of(self, commit: str) -> str:
+        header = self.read_object(commit).split(b"\n", 1)[0]
+        return header.split(b" ", 1)[1].decode()
+
+    def _tree_entries(self, tree_sha: str | None) -> dict[str, tuple[int, bytes]]:
+        from git.objects.fun import tree_entries_from_data
+
+        if tree_sha is None:
+            return {}
+        return {name: (mode, binsha) for binsha, mode, name in tree_entries_from_data(self.read_object(tree_sha))}
+
+    def _updated_tree(self, tree_sha: str | None, changes: Mapping[str, bytes | None]) -> bytes | None:
+        """A new tree: `tree_sha` with `changes` applied, rewriting only the subtrees they touch
+        (a project branch with thousands of files costs a handful of object reads)."""
         from git.objects.fun import tree_to_stream
 
-        children: dict[str, dict[str, tuple[int, bytes]]] = {}
-        here: list[tuple[bytes, int, str]] = []
-        for path, (mode, binsha) in files.items():
+        entries = self._tree_entries(tree_sha)
+        nested: dict[str, dict[str, bytes | None]] = {}
+        for path, data in changes.items():
             head, sep, rest = path.partition("/")
             if sep:
-                children.setdefault(head, {})[rest] = (mode, binsha)
+                nested.setdefault(head, {})[rest] = data
+            elif data is None:
+                entries.pop(head, None)
             else:
-                here.append((binsha, mode, head))
-        for name, sub in children.items():
-            here.append((self._write_tree(sub), 0o040000, name))
+                mode = entries.get(head, (0o100644, b""))[0]
+                entries[head] = (mode if not stat.S_ISDIR(mode) else 0o100644, self._store(b"blob", data))
+        for name, sub in nested.items():
+            mode, binsha = entries.get(name, (0o040000, b""))
+            child = binsha.hex() if binsha and stat.S_ISDIR(mode) else None
+            new = self._updated_tree(child, sub)
+            if new is None:
+                entries.pop(name, None)
+            else:
+                entries[name] = (0o040000, new)
+        if not entries and tree_sha is not None:
+            return None
         # git sorts tree entries by name, with directories compared as if they ended in "/".
-        here.sort(key=lambda e: e[2] + "/" if e[1] == 0o040000 else e[2])
+        ordered = sorted(
+            ((binsha, mode, name) for name, (mode, binsha) in entries.items()),
+            key=lambda e: e[2] + "/" if stat.S_ISDIR(e[1]) else e[2],
+        )
         buf = BytesIO()
-        tree_to_stream(here, buf.write)
+        tree_to_stream(ordered, buf.write)
         return self._store(b"tree", buf.getvalue())
 
     def write_commit(
@@ -227,21 +256,13 @@ class BranchStore:
         when: datetime | None = None,
     ) -> str:
         """A commit of `parent`'s tree with `changes` applied (None deletes a path); no work tree."""
-        files: dict[str, tuple[int, bytes]] = {}
-        if parent is not None:
-            for path, entry in self.list_tree(parent).items():
-                files[path] = (entry.mode, bytes.fromhex(entry.sha))
-        for path, data in changes.items():
-            if data is None:
-                files.pop(path, None)
-            else:
-                mode = files.get(path, (0o100644, b""))[0]
-                files[path] = (mode, self._store(b"blob", data))
-        tree = self._write_tree(files).hex()
+        root = self._updated_tree(self.tree_of(parent) if parent else None, changes)
+        if root is None:  # every file deleted: git's empty tree
+            root = self._store(b"tree", b"")
         when = when or datetime.now(timezone.utc)
         stamp = f"{int(when.timestamp())} +0000"
         ident = f"{author} <{author}@ifcoord.invalid> {stamp}"
-        lines = [f"tree {tree}"]
+        lines = [f"tree {root.hex()}"]
         if parent is not None:
             lines.append(f"parent {parent}")
         lines += [f"author {ident}", f"committer {ident}", "", message.rstrip("\n"), ""]
@@ -251,12 +272,45 @@ class BranchStore:
 
     def local_tip(self) -> str | None:
         """The private ref, read in-process (loose or packed) rather than by a git process."""
+        return self.read_ref(self.private_ref)
+
+    def read_ref(self, ref: str) -> str | None:
         from git.refs import Reference
 
         try:
-            return Reference(self.repo, self.private_ref, check_path=False).object.hexsha
+            return Reference(self.repo, ref, check_path=False).object.hexsha
         except (ValueError, OSError):
             return None
+
+    def list_heads(self) -> dict[str, str]:
+        """Every branch on the remote with its tip, from one `ls-remote` round trip."""
+        try:
+            out = self.git.run("ls-remote", "--heads", self.fetch_url)
+        except GitFailed as exc:
+            raise self._unreachable(exc) from exc
+        heads = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref.startswith("refs/heads/"):
+                heads[ref[len("refs/heads/"):]] = sha
+        return heads
+
+    def mirror_ref(self, branch: str) -> str:
+        """The private ref that mirrors another branch of the same remote (a session's)."""
+        return f"{PRIVATE_PREFIX}/{ref_slug(self.remote)}/sessions/{branch}"
+
+    def fetch_branches(self, branches: Iterable[str]) -> None:
+        """Mirror several branches into their private refs with one fetch."""
+        specs = [f"+refs/heads/{b}:{self.mirror_ref(b)}" for b in branches]
+        if not specs:
+            return
+        try:
+            self.git.run(
+                "fetch", "-q", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
+                "--no-recurse-submodules", self.fetch_url, *specs,
+            )  # fmt: skip
+        except GitFailed as exc:
+            raise self._unreachable(exc) from exc
 
     def remote_tip(self) -> str | None:
         """The branch's tip on the remote, from one `ls-remote` round trip."""

@@ -11,10 +11,8 @@ from collections.abc import Callable
 from ifcoord.boardfile import apply_edits
 from ifcoord.models import Snapshot
 from ifcoord.ops import OpResult
-from ifcoord.state import BranchState, build_snapshot
+from ifcoord.state import DASHBOARD_PATH, BranchState, build_snapshot
 from ifcoord.statusfile import render_status, status_path_for
-
-DASHBOARD_PATH = "boards/README.md"
 
 DashboardRenderer = Callable[[Snapshot], str]
 
