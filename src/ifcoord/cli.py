@@ -579,6 +579,11 @@ def arbitrate(
     arbitrate_forever(ws, interval, report, stop)
 
 
+from ifcoord import cli_human  # noqa: E402 - registers watch, graph, brief, task add
+
+cli_human.register(app)
+
+
 # -- the entry point ------------------------------------------------------------------------------
 
 

@@ -57,8 +57,16 @@ class Graph:
     def to_json(self) -> dict[str, object]:
         return {
             "nodes": [
-                {"id": n.id, "title": n.title, "state": n.state, "ready": n.ready, "owner": n.owner,
-                 "kind": n.kind, "phase": n.phase, "critical": n.id in self.critical}
+                {
+                    "id": n.id,
+                    "title": n.title,
+                    "state": n.state,
+                    "ready": n.ready,
+                    "owner": n.owner,
+                    "kind": n.kind,
+                    "phase": n.phase,
+                    "critical": n.id in self.critical,
+                }
                 for n in self.nodes.values()
             ],
             "edges": [{"from": a, "to": b} for a, b in self.edges],
@@ -185,7 +193,11 @@ def render_mermaid(graph: Graph, direction: str = "LR") -> str:
     for node in graph.nodes.values():
         lines.append(f'  {names[node.id]}["{_mermaid_text(_label(node))}"]')
     for a, b in graph.edges:
-        arrow = "==>" if a in graph.critical and b in graph.critical and _adjacent(graph.critical, a, b) else "-->"
+        arrow = (
+            "==>"
+            if a in graph.critical and b in graph.critical and _adjacent(graph.critical, a, b)
+            else "-->"
+        )
         lines.append(f"  {names[a]} {arrow} {names[b]}")
     by_class: dict[str, list[str]] = {}
     for node in graph.nodes.values():
@@ -213,7 +225,11 @@ def _dot_text(text: str) -> str:
 
 def render_dot(graph: Graph) -> str:
     """Graphviz dot: `ifcoord graph --format dot | dot -Tsvg > graph.svg`."""
-    lines = ["digraph ifcoord {", "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fontname="Helvetica"];']
+    lines = [
+        "digraph ifcoord {",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
+    ]
     for node in graph.nodes.values():
         attrs = [f'label="{_dot_text(_label(node))}"', f'fillcolor="{STATE_COLOURS[node.shown_state]}"']
         if node.id in graph.critical:
@@ -260,9 +276,9 @@ def render_text(graph: Graph) -> str:
     for a, b in graph.edges:
         parents[b].append(a)
     width = max((len(n) for n in graph.nodes), default=4)
-    lines = [f"{len(graph.nodes)} tasks, {len(graph.edges)} dependencies"]
-    lines.append("critical path: " + (" -> ".join(graph.critical) if graph.critical else "none (all done)"))
     missing = [n.id for n in graph.nodes.values() if n.state == "missing"]
+    lines = [f"{len(graph.nodes) - len(missing)} tasks, {len(graph.edges)} dependencies"]
+    lines.append("critical path: " + (" -> ".join(graph.critical) if graph.critical else "none (all done)"))
     for depth, ids in enumerate(levels(graph)):
         ids = [tid for tid in ids if tid not in missing]
         if not ids:
@@ -271,7 +287,9 @@ def render_text(graph: Graph) -> str:
         for tid in ids:
             node = graph.nodes[tid]
             mark = "*" if tid in graph.critical else " "
-            state = node.shown_state + (f" ({node.owner})" if node.owner and node.state not in FINISHED else "")
+            state = node.shown_state.replace("_", " ")
+            if node.owner and node.state not in FINISHED:
+                state += f", {node.owner}"
             waits = ""
             if parents[tid]:
                 waits = "  <- " + ", ".join(

@@ -1,0 +1,196 @@
+"""What people see: the board in the terminal and the dashboard markdown on the branch."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from ifcoord.payloads import task_rows
+from ifcoord.state import build_snapshot
+from ifcoord.views import (
+    DASHBOARD_MARK,
+    board_view,
+    progress_bar,
+    render_dashboard,
+    session_rows,
+    status_view,
+)
+
+BOARD = """# Phase 0
+
+## T0.1: Skeleton
+**Status:** done
+**Owner:** alice
+**Progress:** 100%
+
+## T0.2: Storage | schema
+**Status:** in progress
+**Owner:** bob
+**Depends on:** T0.1
+**Progress:** 40%
+**Claimed at:** 2025-11-12T14:00:00Z
+
+## T0.3: Slugs
+**Status:** blocked
+**Owner:** carol
+**Depends on:** T0.1
+**Waiting on:** T9.9
+**Block reason:** needs the design review
+
+## T0.4: API
+**Status:** open
+**Depends on:** T0.2, T0.3
+
+## T0.5: Docs
+**Status:** open
+
+## Filler tasks
+
+### F0.1: Fixtures
+"""
+
+PHASE_1 = """# Phase 1
+
+## P1.1: Release
+**Depends on:** T0.4
+"""
+
+
+def status(name: str, last_poll: str, state: str = "working", task: str | None = None) -> bytes:
+    lines = [f"session: {name}", f"status: {state}", f"last_poll: {last_poll}"]
+    if task:
+        lines.append(f"current_task: {task}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def snapshot(**extra: bytes):  # type: ignore[no-untyped-def]
+    files = {"boards/PHASE-0.md": BOARD.encode(), "boards/PHASE-1.md": PHASE_1.encode()}
+    files.update({f"status/{k}.yaml": v for k, v in extra.items()})
+    return build_snapshot(files)
+
+
+def team():  # type: ignore[no-untyped-def]
+    # bob beat 30 minutes before carol: by the branch's own newest event, bob's lease is stale.
+    return snapshot(
+        bob=status("bob", "2025-11-12T14:00:00Z", task="T0.2"),
+        carol=status("carol", "2025-11-12T14:30:00Z", "blocked", "T0.3"),
+    )
+
+
+def render(renderable, width: int = 140) -> str:  # type: ignore[no-untyped-def]
+    console = Console(record=True, width=width, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_dashboard_starts_with_the_generated_mark() -> None:
+    text = render_dashboard(team())
+    assert text.splitlines()[0] == DASHBOARD_MARK
+    assert "do not edit" in text.splitlines()[0]
+
+
+def test_dashboard_is_the_same_text_for_the_same_branch_content() -> None:
+    assert render_dashboard(team()) == render_dashboard(team())
+
+
+def test_dashboard_shows_absolute_heartbeat_times_never_ages() -> None:
+    text = render_dashboard(team())
+    assert "| bob | working ⚠️ stale lease | T0.2 |  | 2025-11-12 14:00:00 UTC | T0.2 |" in text
+    assert "2025-11-12 14:30:00 UTC" in text
+    assert " ago" not in text
+
+
+def test_dashboard_has_a_progress_line_per_phase() -> None:
+    text = render_dashboard(team())
+    assert "### Phase 0: 1/6 done" in text
+    assert "### Phase 1: 0/1 done" in text
+    assert "| 0 | 1/6 |" in text
+    assert "**1/7 tasks done**" in text
+
+
+def test_dashboard_lists_every_task_with_state_owner_and_progress() -> None:
+    text = render_dashboard(team())
+    assert "| T0.1 | Skeleton | ✅ done | alice | `██████████ 100%` |  |" in text
+    # pipes in titles do not break the table; a stale owner is flagged
+    assert "| Storage \\| schema | reclaimable | bob ⚠️ stale | `████░░░░░░  40%` | T0.1 |" in text
+    assert "| T0.5 | Docs | ▶ ready |  |" in text
+    assert "| F0.1 | Fixtures *(filler)* | ▶ ready |" in text
+
+
+def test_dashboard_puts_stale_leases_and_blocked_tasks_first() -> None:
+    text = render_dashboard(team())
+    attention = text.index("## Needs attention")
+    stale = text.index(
+        "**Stale lease:** T0.2 Storage \\| schema, held by bob (last heartbeat 2025-11-12 14:00:00 UTC)"
+    )
+    blocked = text.index("**Blocked:** T0.3 Slugs (carol) on T9.9: needs the design review")
+    assert attention < stale < blocked < text.index("## Phases")
+
+
+def test_dashboard_without_news_needs_no_attention_section() -> None:
+    text = render_dashboard(snapshot(carol=status("carol", "2025-11-12T14:30:00Z", task="T0.3")))
+    assert "Stale lease" not in text
+
+
+def test_dashboard_has_the_dependency_graph_as_mermaid() -> None:
+    text = render_dashboard(team())
+    block = text[text.index("```mermaid") :]
+    assert block.startswith("```mermaid\nflowchart LR\n")
+    assert "  T0_1 --> T0_2" in block
+    assert "  T0_4 ==> P1_1" in block  # on the critical path
+    assert block.rstrip().endswith("```")
+
+
+def test_dashboard_names_the_critical_path() -> None:
+    text = render_dashboard(team())
+    assert "**Critical path** (the longest chain of unfinished tasks): T0.2 → T0.4 → P1.1" in text
+    assert "| **T0.4** ★ | API |" in text
+
+
+def test_board_view_groups_by_phase_with_a_bar_each() -> None:
+    snap = team()
+    text = render(board_view(snap, task_rows(snap, frozenset({"bob"}))))
+    assert text.index("Phase 0") < text.index("T0.1") < text.index("Phase 1") < text.index("★ P1.1   Release")
+    assert "████░░░░░░░░░░░░░░░░░░░░  17%  1/6 done" in text
+    assert "░░░░░░░░░░░░░░░░░░░░░░░░   0%  0/1 done" in text
+
+
+def test_board_view_marks_ready_critical_stale_and_blocked() -> None:
+    snap = team()
+    text = render(board_view(snap, task_rows(snap, frozenset({"bob"}))))
+    assert "★ critical path: T0.2 → T0.4 → P1.1" in text
+    row = {
+        tid: next(ln for ln in text.splitlines() if f" {tid}   " in ln)
+        for tid in ("T0.2", "T0.3", "T0.5", "F0.1")
+    }
+    assert row["T0.5"].startswith(" ▶  T0.5") and "ready" in row["T0.5"]
+    # a stale owner's task is up for reclaim: ready, on the critical path, owner flagged
+    assert (
+        row["T0.2"].startswith(" ▶★ T0.2") and "reclaimable" in row["T0.2"] and "bob (stale)" in row["T0.2"]
+    )
+    assert "blocked" in row["T0.3"]
+    assert "(filler)" in row["F0.1"]
+    assert "1 blocked, 1 stale, 3 ready" in text
+
+
+def test_board_view_colours_blocked_and_stale_red() -> None:
+    snap = team()
+    console = Console(record=True, width=140, color_system="truecolor", force_terminal=True)
+    console.print(board_view(snap, task_rows(snap, frozenset({"bob"}))))
+    styled = console.export_text(styles=True)
+    assert "\x1b[1;31mblocked" in styled
+    assert "\x1b[1;31mbob (stale)" in styled
+
+
+def test_progress_bar_is_clamped() -> None:
+    assert progress_bar(150, 4) == "████ 100%"
+    assert progress_bar(None, 4) == "░░░░   0%"
+
+
+def test_status_view_shows_relative_age_for_people() -> None:
+    snap = team()
+    clock = snap.statuses["carol"].last_poll.timestamp() + 90  # type: ignore[union-attr]
+    rows = session_rows(snap, frozenset({"bob"}), clock)
+    assert [r["session"] for r in rows] == ["bob", "carol"]
+    text = render(status_view(rows))
+    assert "90s ago" in text
+    assert "(stale lease)" in text
