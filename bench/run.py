@@ -1,0 +1,123 @@
+"""`make bench`: run every scenario, print the table, write docs/benchmarks.md.
+
+usage: python bench/run.py [--quick] [--no-write] [--only claim,idle,...] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import ROOT, Row, machine, render_table  # noqa: E402
+from lab import Lab  # noqa: E402
+from scenarios import FULL, QUICK, SCENARIOS  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+
+ABOUT = """\
+## How to run
+
+    make bench                        # full sizes, writes this file (under 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py --quick --no-write   # tiny sizes, 1 repetition (the smoke test)
+    .venv/bin/python bench/run.py --only claim,idle    # some scenarios
+
+Every figure is the median of repeated runs, measured next to its baseline in the same run, with
+the two interleaved so that the machine's load hits both alike; compare ratios, not milliseconds.
+Whole-process figures are wall time from spawn to exit of the `ifcoord` console script. Remotes
+are real: a bare repository on disk, or `git daemon` on 127.0.0.1. Git runs with an isolated
+HOME (no user or system config).
+
+## What each row measures
+
+- **claim, whole process**: `ifcoord claim TASK -s NEW-SESSION --json` in a clone whose private
+  ref is up to date, one new task per run. Baseline: `bench/raw_claim.sh`, the same git work by
+  plain git: fetch into a private ref, the edited board, the status file and the dashboard
+  written with `hash-object`, three trees with `mktree`, `commit-tree`, `push --force-with-lease`.
+- **claim, in-process**: one `Workspace` built once, then `ws.apply(claim_task)` per claim, as the
+  poll loop does it (GitPython's cat-file process already running). Baseline: `raw_claim.sh`.
+- **start-up**: `ifcoord --version` and `ifcoord board` (50 tasks, bare remote) versus
+  `python -c pass` with the same interpreter. The `--version` target is an absolute margin.
+- **idle**: a session that holds a task with a fresh heartbeat, nothing changed on the remote
+  (git daemon). `poll --once` as a whole process, and `PollLoop.cycle()` run N times in one
+  process. Baseline: one `git ls-remote`. Git processes are counted with a logging `git` first
+  on PATH (top-level commands only: git's own children such as pack-objects are not counted;
+  GitPython's persistent `cat-file` is counted once, when it starts); "runner" is
+  `ws.runner.calls`, the processes ifcoord starts through `GitRunner`. Round trips are
+  `ls-remote`, `fetch` and `push` commands. Remote bytes: size of the bare repository's
+  objects/ before and after.
+- **contention**: N processes `ifcoord claim --next --json`, each with its own clone and session,
+  started at once against git daemon; time from the first spawn until the last exits. Pushes per
+  claim is the sum of `attempts` over claims landed; double claims come from the branch history's
+  trailers (`Ifcoord-Op: claim`, `Ifcoord-Task:`): a task claimed twice counts. Baseline: one
+  uncontended raw claim, and the ratio is against N of them one after the other.
+- **scale**: 10 boards of 500 tasks each and 200 status files (full mode), versus a 20-task board;
+  and the same files on top of a 100,000-commit history built with `git fast-import` (small
+  commits touching a filler file), versus the same files with one commit. `board` renders the
+  table, `next -s viewer` picks, `claim TASK` lands a commit. The clone has fetched the branch
+  once before timing.
+- **growth**: bytes the remote gains per claim and per heartbeat (`ifcoord heartbeat -s X`, one
+  second apart): the packed size of the new objects (`pack-objects --revs old..new`), and in
+  brackets the loose bytes added on disk. Baseline: the same for `raw_claim.sh`.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
+    parser.add_argument("--no-write", action="store_true", help=f"do not write {DOC.relative_to(ROOT)}")
+    parser.add_argument("--only", default="", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    parser.add_argument("--keep", action="store_true", help="keep the scratch repositories")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+
+    info = machine()
+    rows: list[Row] = []
+    durations: dict[str, float] = {}
+    lab = Lab(keep=args.keep)
+    try:
+        for name in names:
+            start = time.perf_counter()
+            print(f"running {name}...", file=sys.stderr, flush=True)
+            rows += SCENARIOS[name](lab, sizes)
+            durations[name] = time.perf_counter() - start
+    finally:
+        lab.close()
+        if args.keep:
+            print(f"scratch repositories kept in {lab.root}", file=sys.stderr)
+
+    table = render_table(rows)
+    total = sum(durations.values())
+    timing = ", ".join(f"{n} {s:.0f} s" for n, s in durations.items())
+    print(table)
+    print(f"\n{'quick' if args.quick else 'full'} run in {total:.0f} s ({timing})")
+    if not args.no_write:
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(render_doc(table, info, args.quick, total, timing))
+        print(f"written to {DOC.relative_to(ROOT)}")
+    missed = [r for r in rows if r.met is False]
+    if missed:
+        print(f"{len(missed)} target(s) not met", file=sys.stderr)
+    return 0
+
+
+def render_doc(table: str, info: dict[str, str], quick: bool, total: float, timing: str) -> str:
+    machine_lines = "\n".join(f"- {k}: {v}" for k, v in info.items())
+    mode = "quick (tiny sizes, 1 repetition: not for comparison)" if quick else "full"
+    return (
+        "# Benchmarks\n\n"
+        "Written by `make bench` (`bench/run.py`); do not edit by hand.\n\n"
+        f"## Results\n\nMode: {mode}; ran in {total:.0f} s ({timing}).\n\n{table}\n\n"
+        f"## Machine\n\n{machine_lines}\n\n{ABOUT}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
