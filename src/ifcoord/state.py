@@ -6,7 +6,8 @@ boards and status files by blob id, so an unchanged board is never parsed twice 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,13 @@ class BranchState:
 
 
 def decode_board(path: str, data: bytes, config: Config) -> Board:
+    """A board from its bytes; the same bytes are parsed once per process (treat it as read-only)."""
+    return _decode_board_cached(path, data, tuple(config.phases))
+
+
+@functools.lru_cache(maxsize=512)
+def _decode_board_cached(path: str, data: bytes, phases: tuple[str, ...]) -> Board:
+    config = Config(phases=list(phases))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -48,7 +56,9 @@ def decode_board(path: str, data: bytes, config: Config) -> Board:
     return parse_board(path, text, config.phases)
 
 
+@functools.lru_cache(maxsize=4096)
 def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | None, Diagnostic | None]:
+    """A status file from its bytes, parsed once per process (treat the result as read-only)."""
     session = session_from_path(path)
     if session is None:
         return None, None, Diagnostic(
@@ -66,21 +76,22 @@ def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | Non
 
 
 def read_config(files: Mapping[str, bytes]) -> tuple[Config, list[Diagnostic]]:
+    config, diags = _read_config_cached(files.get(CONFIG_PATH))
+    return config, list(diags)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_config_cached(data: bytes | None) -> tuple[Config, tuple[Diagnostic, ...]]:
     try:
-        return parse_config(files.get(CONFIG_PATH)), []
+        return parse_config(data), ()
     except InvalidData as exc:
         diag = Diagnostic(
             severity="error", file=CONFIG_PATH, line=exc.line_no or 0, code="bad-config", message=exc.reason
         )
-        return Config(), [diag]
+        return Config(), (diag,)
 
 
-BoardParser = Callable[[str, bytes, Config], Board]
-
-
-def build_snapshot(
-    files: Mapping[str, bytes], commit: str | None = None, parse: BoardParser = decode_board
-) -> Snapshot:
+def build_snapshot(files: Mapping[str, bytes], commit: str | None = None) -> Snapshot:
     """Parse every board and status file among `files` (path -> bytes)."""
     config, diags = read_config(files)
     boards: list[Board] = []
@@ -88,7 +99,7 @@ def build_snapshot(
     status_paths: dict[str, str] = {}
     for path in sorted(files):
         if is_board_path(config, path):
-            boards.append(parse(path, files[path], config))
+            boards.append(decode_board(path, files[path], config))
         elif is_status_path(config, path):
             session, status, diag = read_status(path, files[path])
             if diag:
@@ -138,7 +149,6 @@ class SnapshotLoader:
 
     def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
         self.store = store
-        self._boards: dict[tuple[str, str], Board] = {}
         self._blobs: dict[str, bytes] = {}
 
     def load(self, commit: str | None) -> BranchState:
@@ -147,15 +157,11 @@ class SnapshotLoader:
         entries = self.store.list_tree(commit)
         shas = {path: entry.sha for path, entry in entries.items()}
         config, _ = read_config({CONFIG_PATH: self._blob(shas[CONFIG_PATH])} if CONFIG_PATH in shas else {})
-        raw = {p: self._blob(shas[p]) for p in relevant_paths(config, shas)}
-
-        def parse_cached(path: str, data: bytes, cfg: Config) -> Board:
-            key = (path, shas[path])
-            if key not in self._boards:
-                self._boards[key] = decode_board(path, data, cfg)
-            return self._boards[key].model_copy(deep=True)
-
-        return BranchState(build_snapshot(raw, commit, parse_cached), raw)
+        wanted = relevant_paths(config, shas)
+        raw = {p: self._blob(shas[p]) for p in wanted}
+        # keep only this tree's blobs, so a loop running for days does not grow
+        self._blobs = {shas[p]: raw[p] for p in wanted}
+        return BranchState(build_snapshot(raw, commit), raw)
 
     def _blob(self, sha: str) -> bytes:
         if sha not in self._blobs:

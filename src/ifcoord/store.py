@@ -194,9 +194,12 @@ class BranchStore:
         return {p: self.read_object(entries[p].sha) for p in paths}
 
     def _store(self, kind: bytes, data: bytes) -> bytes:
+        """Write one object as a loose object, in-process (GitPython's own store would start a
+        `git hash-object` per object)."""
         from gitdb import IStream
+        from gitdb.db import LooseObjectDB
 
-        return self.repo.odb.store(IStream(kind, len(data), BytesIO(data))).binsha
+        return LooseObjectDB.store(self.repo.odb, IStream(kind, len(data), BytesIO(data))).binsha
 
     def write_blob(self, data: bytes) -> str:
         return self._store(b"blob", data).hex()
@@ -360,7 +363,10 @@ class BranchStore:
         return self.git.last_code == 0
 
     def set_private_ref(self, sha: str) -> None:
-        self.git.run("update-ref", self.private_ref, sha)
+        """Point the private ref at `sha`, in-process (GitPython writes it under a lock file)."""
+        from git.refs import Reference
+
+        Reference(self.repo, self.private_ref, check_path=False).set_object(sha)
 
     def _forget(self) -> None:
         self.git.run("update-ref", "-d", self.private_ref, check=False)

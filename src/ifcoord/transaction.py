@@ -129,7 +129,7 @@ class Transactor:
             retry=retry_if_exception_type((TipMoved, RemoteUnreachable)),
             stop=stop_after_delay(self.deadline),
             # Jitter spreads racing sessions out so that most of them land on their next try.
-            wait=wait_random_exponential(multiplier=0.05, max=2.0),
+            wait=wait_random_exponential(multiplier=0.1, max=3.0),
             sleep=self.sleep,
         )
         with FileLock(str(self.lock_path)):

@@ -76,6 +76,10 @@ def resolve_target(
     )
 
 
+class WrongMode(Exception):
+    """The branch turned out to be in own-branch mode while a shared-mode write was prepared."""
+
+
 class EpochMemory:
     """The fencing numbers this clone's sessions hold, by session and task (in the git dir)."""
 
@@ -361,13 +365,14 @@ class Workspace:
     ) -> tuple[OpResult, TxResult]:
         """Run one operation as one transaction; returns the final decision and how it landed."""
         session = self.session
-        if self._mode is None:
-            self._mode = self.transactor.read(fetch_first).snapshot.config.mode
         if self._mode == "own-branch":
             return self.apply_own_branch(operation, task_id, force, epoch)
 
         def decide(state: BranchState) -> Change:
             snapshot = state.snapshot
+            self._mode = snapshot.config.mode
+            if self._mode == "own-branch":
+                raise WrongMode()  # found out on the first read: no shared-mode write here
             ctx = OpContext(
                 session=session,
                 now=now(),
@@ -379,7 +384,10 @@ class Workspace:
             files = changed_files(state, result, session, self.dashboard)
             return Change(files, result.subject(session), result.trailers(session), payload=result)
 
-        tx = self.transactor.run(decide, fetch_first=fetch_first)
+        try:
+            tx = self.transactor.run(decide, fetch_first=fetch_first)
+        except WrongMode:
+            return self.apply_own_branch(operation, task_id, force, epoch)
         result: OpResult = tx.payload
         self.remember(result, session)
         return result, tx

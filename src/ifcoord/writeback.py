@@ -42,9 +42,21 @@ def changed_files(
         )
         updates = {"session": session, **result.status_updates}
         files[path] = render_status(state.raw.get(path), updates, list(result.status_remove))
-    if dashboard is not None and state.snapshot.config.dashboard:
+    if dashboard is not None and state.snapshot.config.dashboard and not heartbeat_only(state, result, session):
         after = build_snapshot({**state.raw, **{k: v for k, v in files.items() if v is not None}})
         text = dashboard(after).encode("utf-8")
         if state.raw.get(DASHBOARD_PATH) != text:
             files[DASHBOARD_PATH] = text
     return files
+
+
+def heartbeat_only(state: BranchState, result: OpResult, session: str) -> bool:
+    """A heartbeat that changes nothing a person reads on the dashboard but the time: the
+    dashboard is not rewritten for it (an idle team's heartbeats stay small)."""
+    if result.board_edits or result.op != "heartbeat":
+        return False
+    status = state.snapshot.statuses.get(session)
+    if status is None:
+        return False
+    keys = set(result.status_updates) - {"last_poll"}
+    return all(getattr(status, k, None) == result.status_updates[k] for k in keys)
