@@ -53,8 +53,15 @@ class Lab:
         self._saved_env = dict(os.environ)
         # In-process scenarios (Workspace, PollLoop) and every child see the same isolated git.
         os.environ.update({"HOME": str(self.home), "GIT_CONFIG_NOSYSTEM": "1"})
-        for var in ("IFCOORD_SESSION", "IFCOORD_REMOTE", "IFCOORD_BRANCH", "IFCOORD_DEADLINE",
-                    "GIT_DIR", "GIT_WORK_TREE", "GIT_TRACE"):
+        for var in (
+            "IFCOORD_SESSION",
+            "IFCOORD_REMOTE",
+            "IFCOORD_BRANCH",
+            "IFCOORD_DEADLINE",
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_TRACE",
+        ):
             os.environ.pop(var, None)
         self._n = 0
 

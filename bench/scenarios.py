@@ -129,8 +129,9 @@ def claim_latency(lab: Lab, sizes: Sizes) -> list[Row]:
             from ifcoord.views import render_dashboard
             from ifcoord.workspace import Workspace
 
-            ws = Workspace(start=mine, session="inproc", remote=url, branch=BRANCH,
-                           dashboard=render_dashboard)
+            ws = Workspace(
+                start=mine, session="inproc", remote=url, branch=BRANCH, dashboard=render_dashboard
+            )
             ws.read()  # warm: GitPython's cat-file process, parsed boards
 
             def inproc_claim(i: int, ws: Workspace = ws, pool: TaskPool = pool) -> float:
@@ -279,8 +280,13 @@ def contention(lab: Lab, sizes: Sizes) -> list[Row]:
             outs: list[str] = [""] * n
             codes: list[int] = [0] * n
 
-            def wait(i: int, proc: subprocess.Popen[bytes], ends: list[float] = ends, outs: list[str] = outs,
-                     codes: list[int] = codes) -> None:
+            def wait(
+                i: int,
+                proc: subprocess.Popen[bytes],
+                ends: list[float] = ends,
+                outs: list[str] = outs,
+                codes: list[int] = codes,
+            ) -> None:
                 out, _ = proc.communicate(timeout=300)
                 ends[i] = time.perf_counter()
                 outs[i] = out.decode()
@@ -307,8 +313,23 @@ def contention(lab: Lab, sizes: Sizes) -> list[Row]:
             # Baseline: the same number of raw git pushes, one after the other, uncontended.
             raw = lab.clone(url, "raw")
             git("fetch", "-q", url, f"+refs/heads/{BRANCH}:refs/rawbench/{BRANCH}", cwd=raw)
-            base = median([timed(["sh", RAW_CLAIM, str(raw / ".git"), url, BRANCH, "boards/PHASE-0.md",
-                                  f"T0.{n + 1 + j}", f"raw-{j}"]) for j in range(min(3, max(1, sizes.reps)))])
+            base = median(
+                [
+                    timed(
+                        [
+                            "sh",
+                            RAW_CLAIM,
+                            str(raw / ".git"),
+                            url,
+                            BRANCH,
+                            "boards/PHASE-0.md",
+                            f"T0.{n + 1 + j}",
+                            f"raw-{j}",
+                        ]
+                    )
+                    for j in range(min(3, max(1, sizes.reps)))
+                ]
+            )
             ok = landed == n and elapsed <= 10 and doubles == 0 and per_claim <= 8
             target = "all land <= 10 s, 0 double, <= 8 pushes/claim" if n == 32 else ""
             rows.append(Row(
@@ -363,14 +384,24 @@ def scale(lab: Lab, sizes: Sizes) -> list[Row]:
         )  # fmt: skip
         rows.append(Row("scale", f"{what}: {label}", ms(big_t), f"{ms(small_t)} 20 tasks",
                         ratio(big_t, small_t)))  # fmt: skip
-        rows.append(Row("scale", f"{what}: same + {sizes.scale_history} commits of history", ms(hist_t),
-                        f"{ms(big_t)} short history", ratio(hist_t, big_t), "<= 1.2x", hist_t <= 1.2 * big_t))
+        rows.append(
+            Row(
+                "scale",
+                f"{what}: same + {sizes.scale_history} commits of history",
+                ms(hist_t),
+                f"{ms(big_t)} short history",
+                ratio(hist_t, big_t),
+                "<= 1.2x",
+                hist_t <= 1.2 * big_t,
+            )
+        )
     rows.append(Row("scale", f"set-up: fast-import of {sizes.scale_history} commits",
                     ms(build["big+history"]), f"{ms(build['big'])} 1 commit"))  # fmt: skip
     # Growth at scale: each claim rewrites a whole board and the dashboard.
     bare, clone, pool = cases["big"]
-    rows += growth_rows(lab, bare, clone, pool, sizes.scale_growth_ops, f"at scale ({tasks} tasks)",
-                        with_baseline=False)
+    rows += growth_rows(
+        lab, bare, clone, pool, sizes.scale_growth_ops, f"at scale ({tasks} tasks)", with_baseline=False
+    )
     return rows
 
 

@@ -78,9 +78,16 @@ def git_daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
     proc = subprocess.Popen(
         [
-            "git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
-            f"--base-path={base}", "--listen=127.0.0.1", f"--port={port}",
-            "--max-connections=64", str(base),
+            "git",
+            "daemon",
+            "--export-all",
+            "--enable=receive-pack",
+            "--reuseaddr",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            "--max-connections=64",
+            str(base),
         ],  # fmt: skip
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -55,9 +55,7 @@ def test_bad_yaml_is_reported_with_its_line() -> None:
     assert info.value.file == CONFIG_PATH and info.value.line_no is not None
 
 
-@pytest.mark.parametrize(
-    "data", [b"boards: &b [x]\nstatus: *b\n", b"mode: !shared x\n", b"- a\n- b\n"]
-)
+@pytest.mark.parametrize("data", [b"boards: &b [x]\nstatus: *b\n", b"mode: !shared x\n", b"- a\n- b\n"])
 def test_config_follows_the_status_safety_rules(data: bytes) -> None:
     with pytest.raises(InvalidData):
         parse_config(data)

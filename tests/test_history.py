@@ -20,7 +20,11 @@ def test_trailers_of_an_ifcoord_commit_read_back_into_a_log_entry() -> None:
     entry = entry_from("c0ffee", 1762957800, message)
     assert entry.subject == "ifcoord: claim P0.1.5 by session-4-sip"
     assert (entry.op, entry.task, entry.session, entry.epoch, entry.forced) == (
-        "claim", "P0.1.5", "session-4-sip", 3, False
+        "claim",
+        "P0.1.5",
+        "session-4-sip",
+        3,
+        False,
     )
     assert entry.time == datetime(2025, 11, 12, 14, 30, tzinfo=timezone.utc)
 
@@ -44,8 +48,7 @@ def test_a_human_commit_without_trailers_is_listed_with_no_op() -> None:
 
 def test_only_the_last_paragraph_holds_trailers() -> None:
     message = (
-        "subject\n\nIfcoord-Op: claim\nmentioned in the body\n\n"
-        "Ifcoord-Task: T-1\nSigned-off-by: A <a@b>\n"
+        "subject\n\nIfcoord-Op: claim\nmentioned in the body\n\nIfcoord-Task: T-1\nSigned-off-by: A <a@b>\n"
     )
     assert parse_trailers(message) == {"task": "T-1"}
 

@@ -112,7 +112,11 @@ def status_in(files: dict[str, bytes], session: str):
 def test_claim_of_a_ready_task_takes_the_lease_at_epoch_one() -> None:
     result = claim_task(snap_of(files_with()), "P0.1.4", ctx("s1"))
     assert (result.op, result.task_id, result.epoch, result.changed, result.forced) == (
-        "claim", "P0.1.4", 1, True, False
+        "claim",
+        "P0.1.4",
+        1,
+        True,
+        False,
     )
     (edit,) = result.board_edits
     assert edit.task_id == "P0.1.4"
@@ -236,7 +240,11 @@ def test_forced_trailer_reads_back_from_the_commit_message() -> None:
     message = Change({}, result.subject("human"), result.trailers("human")).message()
     entry = entry_from("abc", 0, message)
     assert (entry.op, entry.task, entry.session, entry.epoch, entry.forced) == (
-        "reclaim", "P0.2.1", "human", 4, True
+        "reclaim",
+        "P0.2.1",
+        "human",
+        4,
+        True,
     )
 
 

@@ -176,8 +176,20 @@ def test_dependants_counts_tasks_unblocked_directly_and_indirectly() -> None:
 
 @pytest.mark.parametrize(
     "word, rank",
-    [("CRITICAL", 0), ("P0", 0), ("HIGH", 1), ("P1", 1), ("medium", 2), ("P2", 2), ("LOW", 3),
-     ("P3", 3), ("HIGH (blocks x)", 1), (None, 4), ("", 4), ("whenever", 4)],
+    [
+        ("CRITICAL", 0),
+        ("P0", 0),
+        ("HIGH", 1),
+        ("P1", 1),
+        ("medium", 2),
+        ("P2", 2),
+        ("LOW", 3),
+        ("P3", 3),
+        ("HIGH (blocks x)", 1),
+        (None, 4),
+        ("", 4),
+        ("whenever", 4),
+    ],
 )
 def test_priority_rank_reads_words_and_p_levels_absent_is_lowest(word: str | None, rank: int) -> None:
     assert priority_rank(word) == rank

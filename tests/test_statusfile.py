@@ -82,10 +82,7 @@ def test_legacy_timestamp_key_stands_for_last_poll() -> None:
 
 
 def test_last_poll_wins_over_timestamp_when_both_are_present() -> None:
-    data = (
-        b"session: session-4-sip\ntimestamp: 2025-11-12T14:00:00Z\n"
-        b"last_poll: 2025-11-12T15:00:00Z\n"
-    )
+    data = b"session: session-4-sip\ntimestamp: 2025-11-12T14:00:00Z\nlast_poll: 2025-11-12T15:00:00Z\n"
     status = parse_status(PATH, data)
     assert status.last_poll is not None and status.last_poll.hour == 15
     assert status.model_extra is not None and "timestamp" in status.model_extra
@@ -224,9 +221,7 @@ def test_existing_file_of_the_session_wins() -> None:
 
 def test_layout_hint_decides_for_a_new_file() -> None:
     assert status_path_for("session-5", [], "legacy") == "STATUS-SESSION-5.yaml"
-    assert status_path_for("session-5", ["STATUS-SESSION-1.yaml"], "status-dir") == (
-        "status/session-5.yaml"
-    )
+    assert status_path_for("session-5", ["STATUS-SESSION-1.yaml"], "status-dir") == ("status/session-5.yaml")
 
 
 def test_a_yaml_file_outside_status_locations_is_not_the_sessions_file() -> None:
@@ -282,9 +277,7 @@ def test_new_keys_are_appended_after_the_last_key() -> None:
     out = render_status(SAMPLE, {"epoch": 3, "claims": [{"task": "P1.1", "epoch": 3}]})
     text = out.decode()
     assert text.startswith(SAMPLE.decode().removesuffix("# end of file\n"))
-    assert text.endswith(
-        "  - second note\nepoch: 3\nclaims:\n  - task: P1.1\n    epoch: 3\n# end of file\n"
-    )
+    assert text.endswith("  - second note\nepoch: 3\nclaims:\n  - task: P1.1\n    epoch: 3\n# end of file\n")
     status = parse_status(PATH, out)
     assert status.epoch == 3 and status.claims == [{"task": "P1.1", "epoch": 3}]
 
@@ -391,9 +384,7 @@ scalars = st.one_of(
 )
 values = st.one_of(scalars, st.lists(ids, max_size=4), st.lists(st.text(max_size=8), max_size=3))
 keys = st.one_of(
-    st.sampled_from(
-        ["status", "current_task", "progress", "completed", "notes", "claiming", "last_poll"]
-    ),
+    st.sampled_from(["status", "current_task", "progress", "completed", "notes", "claiming", "last_poll"]),
     st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True),
 )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import git
+
 from ifcoord.errors import RemoteUnreachable, UsageError
 from ifcoord.store import BranchStore, PushOutcome, find_repository
 
@@ -34,7 +34,9 @@ def test_commit_and_push_create_the_branch_without_touching_the_user(clone: Path
     (clone / "wip.txt").write_text("uncommitted work\n")
     before = user_view(clone)
     store = store_for(clone)
-    commit = store.write_commit(None, {"boards/A.md": b"# A\n", "ifcoord.yaml": b""}, "ifcoord: init", "tester")
+    commit = store.write_commit(
+        None, {"boards/A.md": b"# A\n", "ifcoord.yaml": b""}, "ifcoord: init", "tester"
+    )
     assert store.push(commit, None) is PushOutcome.LANDED
     assert git("rev-parse", "refs/heads/ifcoord", cwd=bare_remote) == commit
     assert git("show", f"{commit}:boards/A.md", cwd=bare_remote) == "# A"

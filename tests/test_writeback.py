@@ -127,9 +127,10 @@ def test_a_legacy_branch_gets_a_legacy_status_file() -> None:
 
 
 def test_progress_ticks_only_the_tasks_own_milestone_checkboxes() -> None:
-    board = PHASE_0.replace(
-        "Notes about T-1.\n", "**Milestones:**\n- [ ] 25% - scaffold\n- [ ] 75% - tests\n"
-    ) + "**Milestones:**\n- [ ] 25% - other\n"
+    board = (
+        PHASE_0.replace("Notes about T-1.\n", "**Milestones:**\n- [ ] 25% - scaffold\n- [ ] 75% - tests\n")
+        + "**Milestones:**\n- [ ] 25% - other\n"
+    )
     files = branch(**{"boards/PHASE-0.md": board.encode()})
     files.update(changed_files(state_of(files), claim(files), "s1"))  # type: ignore[arg-type]
     result = progress_task(build_snapshot(files), "T-1", 50, OpContext(session="s1", now=NOW))

@@ -68,4 +68,10 @@ def init_branch(ws, board_files: list[Path], config_file: Path | None = None) ->
         message = f"created {ws.branch} on {ws.remote} with {len(boards)} boards"
     else:
         message = f"imported new boards into {ws.branch} on {ws.remote}"
-    return {"branch": ws.branch, "remote": ws.remote, "commit": tx.commit, "changed": tx.landed, "message": message}
+    return {
+        "branch": ws.branch,
+        "remote": ws.remote,
+        "commit": tx.commit,
+        "changed": tx.landed,
+        "message": message,
+    }

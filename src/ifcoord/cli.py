@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -31,12 +31,16 @@ app = typer.Typer(
 )
 
 # Options shared by many commands.
-SessionOpt = typer.Option(None, "--session", "-s", help="Session name (else IFCOORD_SESSION, else `ifcoord join`).")
+SessionOpt = typer.Option(
+    None, "--session", "-s", help="Session name (else IFCOORD_SESSION, else `ifcoord join`)."
+)
 RemoteOpt = typer.Option(None, "--remote", help="Git remote name or URL (default: origin).")
 BranchOpt = typer.Option(None, "--branch", help="Coordination branch (default: ifcoord).")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document for agents.")
 DirOpt = typer.Option(None, "--dir", help="Read boards from this folder instead of the branch.")
-ForceOpt = typer.Option(False, "--force", help="For humans: do it even though it is refused; recorded as forced.")
+ForceOpt = typer.Option(
+    False, "--force", help="For humans: do it even though it is refused; recorded as forced."
+)
 EpochOpt = typer.Option(None, "--epoch", help="The fencing number you hold (from `claim --json`).")
 
 
@@ -84,9 +88,9 @@ def read_state(dir: Path | None, remote: str | None, branch: str | None, session
 
 @app.command()
 def lint(
-    dir: Optional[Path] = DirOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    dir: Path | None = DirOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Check boards and status files: file:line diagnostics; exit 6 on errors, 0 on warnings only.
@@ -104,18 +108,20 @@ def lint(
         for d in diags:
             note(d.render())
         tasks = len(state.snapshot.tasks())
-        note(f"{len(state.snapshot.boards)} boards, {tasks} tasks: {len(errors)} errors, "
-             f"{sum(d.severity == 'warning' for d in diags)} warnings")
+        note(
+            f"{len(state.snapshot.boards)} boards, {tasks} tasks: {len(errors)} errors, "
+            f"{sum(d.severity == 'warning' for d in diags)} warnings"
+        )
     if errors:
         raise typer.Exit(6)
 
 
 @app.command()
 def board(
-    dir: Optional[Path] = DirOpt,
-    phase: Optional[str] = typer.Option(None, "--phase", help="Only this phase."),
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    dir: Path | None = DirOpt,
+    phase: str | None = typer.Option(None, "--phase", help="Only this phase."),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Every task with state, owner, dependencies and progress; ready tasks marked.
@@ -136,9 +142,9 @@ def board(
 @app.command()
 def show(
     task: str = typer.Argument(..., help="Task ID, e.g. P0.1.5"),
-    dir: Optional[Path] = DirOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    dir: Path | None = DirOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """One task in full: fields, milestones, lists, who holds it.
@@ -161,10 +167,10 @@ def show(
 
 @app.command("next")
 def next_(
-    session: Optional[str] = SessionOpt,
-    dir: Optional[Path] = DirOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    session: str | None = SessionOpt,
+    dir: Path | None = DirOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """What a session should take now, and why (primary, or filler while blocked). Claims nothing.
@@ -188,20 +194,28 @@ def next_(
     )  # fmt: skip
     row = row_for(snap, pick.task.id, stale) if pick.task else None
     if as_json:
-        emit({"task": task_json(row) if row else None, "kind": pick.kind, "reason": pick.reason,
-              "session": name})
+        emit(
+            {
+                "task": task_json(row) if row else None,
+                "kind": pick.kind,
+                "reason": pick.reason,
+                "session": name,
+            }
+        )
     else:
-        console().print(pick.reason if pick.task is None else f"[bold]{pick.task.id}[/] {pick.task.title}\n{pick.reason}")
+        console().print(
+            pick.reason if pick.task is None else f"[bold]{pick.task.id}[/] {pick.task.title}\n{pick.reason}"
+        )
     if pick.task is None:
         raise typer.Exit(4)
 
 
 @app.command()
 def log(
-    task: Optional[str] = typer.Argument(None, help="Only this task's history."),
+    task: str | None = typer.Argument(None, help="Only this task's history."),
     limit: int = typer.Option(200, "--limit", help="At most this many entries."),
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """The history of operations, read from the commit trailers.
@@ -225,10 +239,14 @@ def log(
 
 @app.command()
 def init(
-    board_files: list[Path] = typer.Option([], "--board", help="A board file to import as it is (repeatable)."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="An ifcoord.yaml to use instead of the defaults."),
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    board_files: list[Path] = typer.Option(
+        [], "--board", help="A board file to import as it is (repeatable)."
+    ),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="An ifcoord.yaml to use instead of the defaults."
+    ),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Create the coordination branch on the remote (config, boards, status/); again changes nothing.
@@ -248,9 +266,13 @@ def init(
 @app.command()
 def join(
     session: str = typer.Argument(..., help="This clone's session name, e.g. session-4-sip"),
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
-    own_branch: Optional[str] = typer.Option(None, "--own-branch", help="This session's own branch (own-branch mode); default: the branch checked out."),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    own_branch: str | None = typer.Option(
+        None,
+        "--own-branch",
+        help="This session's own branch (own-branch mode); default: the branch checked out.",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Remember for this clone which session it is, which remote and branch to use, and its own branch.
@@ -259,8 +281,12 @@ def join(
     """
     ws = workspace(None, remote, branch)
     ws.join(session, remote, branch, own_branch)
-    info = {"session": session, "remote": ws.remote, "branch": ws.branch,
-            "own_branch": ws.runner.run("config", "ifcoord.own-branch", check=False).strip() or None}
+    info = {
+        "session": session,
+        "remote": ws.remote,
+        "branch": ws.branch,
+        "own_branch": ws.runner.run("config", "ifcoord.own-branch", check=False).strip() or None,
+    }
     if as_json:
         emit(info)
     else:
@@ -279,27 +305,29 @@ def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped
         after = ws.read(fetch=False) if tx.landed else tx.state
         row = row_for(after.snapshot, result.task_id, frozenset())
     if as_json:
-        emit({
-            "task": task_json(row) if row else None,
-            "op": result.op,
-            "reason": result.reason,
-            "epoch": result.epoch,
-            "commit": tx.commit,
-            "changed": tx.landed,
-            "forced": result.forced,
-            "attempts": tx.attempts,
-        })
+        emit(
+            {
+                "task": task_json(row) if row else None,
+                "op": result.op,
+                "reason": result.reason,
+                "epoch": result.epoch,
+                "commit": tx.commit,
+                "changed": tx.landed,
+                "forced": result.forced,
+                "attempts": tx.attempts,
+            }
+        )
     else:
         note(result.reason + ("" if tx.landed else " (no change)"))
 
 
 @app.command()
 def claim(
-    task: Optional[str] = typer.Argument(None, help="Task ID to claim."),
+    task: str | None = typer.Argument(None, help="Task ID to claim."),
     next_task: bool = typer.Option(False, "--next", help="Claim the scheduler's pick for this session."),
-    session: Optional[str] = SessionOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -314,7 +342,9 @@ def claim(
         raise UsageError("give a task ID or --next (one of them)", hint="e.g. `ifcoord claim P0.1.5`")
     ws = workspace(session, remote, branch)
     if next_task:
-        result, tx = ws.apply(lambda s, c: claim_next(s, c, lambda p: phase_sort_key(s.config, p)), force=force)
+        result, tx = ws.apply(
+            lambda s, c: claim_next(s, c, lambda p: phase_sort_key(s.config, p)), force=force
+        )
     else:
         assert task is not None
         result, tx = ws.apply(lambda s, c: claim_task(s, task, c), task_id=task, force=force)
@@ -324,9 +354,9 @@ def claim(
 @app.command()
 def reclaim(
     task: str = typer.Argument(..., help="Task ID whose owner's lease is stale."),
-    session: Optional[str] = SessionOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -345,13 +375,13 @@ def reclaim(
 def progress(
     task: str = typer.Argument(..., help="Task ID you hold."),
     percent: int = typer.Argument(..., help="0-100; ticks the milestones up to it."),
-    note_text: Optional[str] = typer.Option(None, "--note", help="A short note on where you are."),
-    tests_passed: Optional[int] = typer.Option(None, "--tests-passed"),
-    tests_failed: Optional[int] = typer.Option(None, "--tests-failed"),
-    session: Optional[str] = SessionOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
-    epoch: Optional[int] = EpochOpt,
+    note_text: str | None = typer.Option(None, "--note", help="A short note on where you are."),
+    tests_passed: int | None = typer.Option(None, "--tests-passed"),
+    tests_failed: int | None = typer.Option(None, "--tests-failed"),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
     force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -373,11 +403,11 @@ def progress(
 def block(
     task: str = typer.Argument(..., help="Task ID you hold."),
     on: str = typer.Option("", "--on", help="Comma-separated IDs it waits for."),
-    reason: Optional[str] = typer.Option(None, "--reason"),
-    session: Optional[str] = SessionOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
-    epoch: Optional[int] = EpochOpt,
+    reason: str | None = typer.Option(None, "--reason"),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
     force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -389,17 +419,19 @@ def block(
 
     ids = [i.strip() for i in on.replace(" ", ",").split(",") if i.strip()]
     ws = workspace(session, remote, branch)
-    result, tx = ws.apply(lambda s, c: block_task(s, task, ids, c, reason), task_id=task, force=force, epoch=epoch)
+    result, tx = ws.apply(
+        lambda s, c: block_task(s, task, ids, c, reason), task_id=task, force=force, epoch=epoch
+    )
     op_output(result, tx, ws, as_json)
 
 
 @app.command()
 def unblock(
     task: str = typer.Argument(..., help="Task ID you hold."),
-    session: Optional[str] = SessionOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
-    epoch: Optional[int] = EpochOpt,
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
     force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -417,13 +449,13 @@ def unblock(
 @app.command()
 def complete(
     task: str = typer.Argument(..., help="Task ID you hold."),
-    deliverable: Optional[str] = typer.Option(None, "--deliverable", help="Path of what you delivered."),
-    tests_passed: Optional[int] = typer.Option(None, "--tests-passed"),
-    tests_failed: Optional[int] = typer.Option(None, "--tests-failed"),
-    session: Optional[str] = SessionOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
-    epoch: Optional[int] = EpochOpt,
+    deliverable: str | None = typer.Option(None, "--deliverable", help="Path of what you delivered."),
+    tests_passed: int | None = typer.Option(None, "--tests-passed"),
+    tests_failed: int | None = typer.Option(None, "--tests-failed"),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
     force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -444,10 +476,10 @@ def complete(
 @app.command()
 def release(
     task: str = typer.Argument(..., help="Task ID you hold."),
-    session: Optional[str] = SessionOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
-    epoch: Optional[int] = EpochOpt,
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
     force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -464,10 +496,12 @@ def release(
 
 @app.command()
 def heartbeat(
-    session: Optional[str] = SessionOpt,
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
-    state: Optional[str] = typer.Option(None, "--state", help="polling, working, blocked, idle, offline or done."),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    state: str | None = typer.Option(
+        None, "--state", help="polling, working, blocked, idle, offline or done."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write this session's heartbeat (its STATUS file's last_poll) now.
@@ -489,12 +523,14 @@ def heartbeat(
 
 @app.command()
 def poll(
-    session: Optional[str] = SessionOpt,
-    interval: Optional[float] = typer.Option(None, "--interval", help="Seconds between cycles (default: the branch's poll_seconds, 30), jittered."),
+    session: str | None = SessionOpt,
+    interval: float | None = typer.Option(
+        None, "--interval", help="Seconds between cycles (default: the branch's poll_seconds, 30), jittered."
+    ),
     once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
     no_claim: bool = typer.Option(False, "--no-claim", help="Report and heartbeat, but never claim."),
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the session loop: sync, heartbeat when due, claim the next task, say what to do now.
@@ -512,20 +548,29 @@ def poll(
             emit(event.to_json())
         else:
             assert con is not None
-            style = {"claimed": "bold green", "switch-to-primary": "bold yellow", "lease-lost": "bold red",
-                     "remote-down": "red", "blocked": "yellow", "error": "red"}.get(event.name, "")
+            style = {
+                "claimed": "bold green",
+                "switch-to-primary": "bold yellow",
+                "lease-lost": "bold red",
+                "remote-down": "red",
+                "blocked": "yellow",
+                "error": "red",
+            }.get(event.name, "")
             when = event.time.strftime("%H:%M:%S")
-            con.print(f"{when} [{style}]{event.name}[/{style}] {event.message}" if style
-                      else f"{when} {event.name} {event.message}")
+            con.print(
+                f"{when} [{style}]{event.name}[/{style}] {event.message}"
+                if style
+                else f"{when} {event.name} {event.message}"
+            )
 
     raise typer.Exit(PollLoop(ws, show, claim=not no_claim, interval=interval).run(once=once))
 
 
 @app.command()
 def status(
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
-    dir: Optional[Path] = DirOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    dir: Path | None = DirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Every session: state, current task and milestone, heartbeat age; stale leases flagged.
@@ -546,9 +591,9 @@ def status(
 def arbitrate(
     once: bool = typer.Option(False, "--once", help="Fold once and exit."),
     interval: float = typer.Option(10.0, "--interval", help="Seconds between folds."),
-    session: Optional[str] = typer.Option("arbiter", "--session", "-s", help="Name recorded in the commits."),
-    remote: Optional[str] = RemoteOpt,
-    branch: Optional[str] = BranchOpt,
+    session: str | None = typer.Option("arbiter", "--session", "-s", help="Name recorded in the commits."),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Own-branch mode: fold every session branch's claims and progress into the boards.

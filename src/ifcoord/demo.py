@@ -170,8 +170,10 @@ def main(sessions: int = 4, time_limit: float = 110.0) -> int:
         for b in boards:
             args += ["--board", str(b)]
         subprocess.run(ifcoord_argv(*args), cwd=admin, check=True, capture_output=True)
-        console.print(f"[bold]ifcoord demo[/]: {sessions} sessions, boards {', '.join(b.name for b in boards)}, "
-                      f"remote {remote}")
+        console.print(
+            f"[bold]ifcoord demo[/]: {sessions} sessions, boards {', '.join(b.name for b in boards)}, "
+            f"remote {remote}"
+        )
         for i in range(1, sessions + 1):
             clone = work / f"session-{i}"
             git("init", "-q", str(clone), cwd=work)
@@ -185,7 +187,9 @@ def main(sessions: int = 4, time_limit: float = 110.0) -> int:
                 state = ws.read()
                 snap = state.snapshot
                 stale = ws.stale(snap)
-                live.update(Group(board_view(snap, task_rows(snap, stale)), status_view(session_rows(snap, stale))))
+                live.update(
+                    Group(board_view(snap, task_rows(snap, stale)), status_view(session_rows(snap, stale)))
+                )
                 if all_done(snap):
                     break
                 time.sleep(0.5)
@@ -212,20 +216,30 @@ def summarize(console, snapshot, entries, workers, elapsed: float) -> int:  # ty
     filler_takers = sorted({
         w.session for w in workers for e in w.events if e["event"] == "claimed" and e.get("kind") == "filler"
     })  # fmt: skip
-    switches = sorted({(w.session, e["task"]) for w in workers for e in w.events if e["event"] == "switch-to-primary"})
+    switches = sorted(
+        {(w.session, e["task"]) for w in workers for e in w.events if e["event"] == "switch-to-primary"}
+    )
     errors = [f"{w.session}: {err}" for w in workers for err in w.errors]
     console.print(f"\n[bold]Summary[/] after {elapsed:.1f}s")
-    console.print(f"  tasks: {len(tasks)}, done: {sum(t.state == 'done' for t in tasks.values())}, "
-                  f"each completed exactly once: {'yes' if done_once else 'NO'}")
+    console.print(
+        f"  tasks: {len(tasks)}, done: {sum(t.state == 'done' for t in tasks.values())}, "
+        f"each completed exactly once: {'yes' if done_once else 'NO'}"
+    )
     console.print(f"  claims: {len(claims)}, commits on the branch: {len(entries)}")
-    console.print(f"  sessions that took filler tasks while their primary tasks were blocked: "
-                  f"{', '.join(filler_takers) or 'none'}")
+    console.print(
+        f"  sessions that took filler tasks while their primary tasks were blocked: "
+        f"{', '.join(filler_takers) or 'none'}"
+    )
     if switches:
-        console.print("  told to switch back to a primary task: " + ", ".join(f"{s} ({t})" for s, t in switches))
+        console.print(
+            "  told to switch back to a primary task: " + ", ".join(f"{s} ({t})" for s, t in switches)
+        )
     for err in errors:
         console.print(f"  [red]worker error[/] {err}")
     ok = done_once and all(t.state == "done" for t in tasks.values())
-    console.print("[bold green]demo finished: every task done exactly once[/]" if ok else "[bold red]demo incomplete[/]")
+    console.print(
+        "[bold green]demo finished: every task done exactly once[/]" if ok else "[bold red]demo incomplete[/]"
+    )
     return 0 if ok else 1
 
 

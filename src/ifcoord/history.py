@@ -40,7 +40,7 @@ def parse_trailers(message: str) -> dict[str, str]:
     for line in last.splitlines():
         key, sep, value = line.partition(":")
         if sep and key.startswith(TRAILER_PREFIX):
-            out[key[len(TRAILER_PREFIX):].lower()] = value.strip()
+            out[key[len(TRAILER_PREFIX) :].lower()] = value.strip()
     return out
 
 

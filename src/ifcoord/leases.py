@@ -28,9 +28,7 @@ class LeasePolicy:
     skew_seconds: float = 120.0
 
 
-def heartbeat_age(
-    status: SessionStatus | None, observation: Observation | None, now: float
-) -> float | None:
+def heartbeat_age(status: SessionStatus | None, observation: Observation | None, now: float) -> float | None:
     """Seconds since the session's heartbeat, by the best evidence; None when it never beat."""
     if status is None or status.last_poll is None:
         return None

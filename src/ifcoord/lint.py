@@ -85,7 +85,7 @@ def cycles(tasks: dict[str, Task], deps: dict[str, list[str]]) -> list[Diagnosti
                 stack.append((node, i + 1))
                 nxt = edges[i]
                 if color[nxt] == grey:
-                    found.append(path[path.index(nxt):] + [nxt])
+                    found.append(path[path.index(nxt) :] + [nxt])
                 elif color[nxt] == white:
                     stack.append((nxt, 0))
             else:

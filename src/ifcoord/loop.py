@@ -40,8 +40,13 @@ class Event:
     time: datetime = field(default_factory=now)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"event": self.name, "time": iso(self.time), "session": self.session,
-                               "task": self.task, "message": self.message}
+        out: dict[str, Any] = {
+            "event": self.name,
+            "time": iso(self.time),
+            "session": self.session,
+            "task": self.task,
+            "message": self.message,
+        }
         out.update(self.data)
         return out
 
@@ -61,7 +66,11 @@ class LoopMemory:
 
 
 def held_tasks(tasks: dict[str, Task], session: str) -> list[Task]:
-    return [t for t in tasks.values() if t.owner == session and t.state in ("claimed", "in_progress", "blocked", "review")]
+    return [
+        t
+        for t in tasks.values()
+        if t.owner == session and t.state in ("claimed", "in_progress", "blocked", "review")
+    ]
 
 
 def is_stuck(task: Task, tasks: dict[str, Task], deps: dict[str, list[str]]) -> bool:
@@ -148,8 +157,13 @@ class PollLoop:
         for lost in sorted(previous - held_ids):
             t = tasks.get(lost)
             if t is not None and t.owner and t.owner != session:
-                self.event("lease-lost", lost, f"{lost} now belongs to {t.owner}; stop work on it",
-                           owner=t.owner, epoch=t.epoch)
+                self.event(
+                    "lease-lost",
+                    lost,
+                    f"{lost} now belongs to {t.owner}; stop work on it",
+                    owner=t.owner,
+                    epoch=t.epoch,
+                )
                 try:
                     self.ws.drop_claim(lost)
                 except IfcoordError as exc:
@@ -162,9 +176,12 @@ class PollLoop:
             for t in newly_ready_primaries(snapshot, session, stale, self.memory.announced):
                 self.memory.announced.add(t.id)
                 if on_filler:
-                    self.event("switch-to-primary", t.id,
-                               f"primary task {t.id} is ready: finish or release your filler task and claim it",
-                               filler=[x.id for x in active])
+                    self.event(
+                        "switch-to-primary",
+                        t.id,
+                        f"primary task {t.id} is ready: finish or release your filler task and claim it",
+                        filler=[x.id for x in active],
+                    )
         if not active and self.claim:
             self.claim_next(snapshot, stale, exclude=held_ids, blocked=sorted(stuck))
             return
@@ -172,23 +189,36 @@ class PollLoop:
             current = sorted(active, key=lambda t: (t.kind != "primary", t.file, t.position))[0]
             self.event("working", current.id, f"continue {current.id}: {current.title}", kind=current.kind)
         elif not active and stuck:
-            self.event("blocked", sorted(stuck)[0], "every task this session holds is blocked", blocked=sorted(stuck))
+            self.event(
+                "blocked", sorted(stuck)[0], "every task this session holds is blocked", blocked=sorted(stuck)
+            )
         elif not active and self.memory.first:
             self.event("idle", message="holding no task (--no-claim)")
         self.memory.first = False
         self.maybe_heartbeat(snapshot, session_state(held, stuck), active)
 
-    def claim_next(self, snapshot: Snapshot, stale: frozenset[str], exclude: set[str], blocked: list[str]) -> None:
+    def claim_next(
+        self, snapshot: Snapshot, stale: frozenset[str], exclude: set[str], blocked: list[str]
+    ) -> None:
         """Claim the scheduler's pick (primary, else filler); a lost race just means: pick again."""
         phase_key = lambda p: phase_sort_key(snapshot.config, p)  # noqa: E731
         tried: set[str] = set(exclude)
         for _ in range(5):
-            pick = next_for(self.session, snapshot.tasks(), lambda t: bool(t.owner) and t.owner in stale,
-                            phase_key, exclude=tried)
+            pick = next_for(
+                self.session,
+                snapshot.tasks(),
+                lambda t: bool(t.owner) and t.owner in stale,
+                phase_key,
+                exclude=tried,
+            )
             if pick.task is None or pick.kind == "current":
                 if blocked:
-                    self.event("blocked", blocked[0], f"every task this session holds is blocked; {pick.reason}",
-                               blocked=blocked)
+                    self.event(
+                        "blocked",
+                        blocked[0],
+                        f"every task this session holds is blocked; {pick.reason}",
+                        blocked=blocked,
+                    )
                 elif self.memory.first or pick.task is None:
                     self.event("idle", message=pick.reason)
                 self.memory.first = False
@@ -197,7 +227,7 @@ class PollLoop:
                 return
             task_id = pick.task.id
             try:
-                result, tx = self.ws.apply(lambda s, c: claim_task(s, task_id, c), task_id=task_id)
+                result, tx = self.ws.apply(lambda s, c, tid=task_id: claim_task(s, tid, c), task_id=task_id)
             except IfcoordError as exc:
                 if isinstance(exc, RemoteUnreachable):
                     self.memory.remote_down = True
@@ -209,8 +239,15 @@ class PollLoop:
             self.memory.held.add(task_id)
             self.memory.first = False
             task = snapshot.tasks()[task_id]
-            self.event("claimed", task_id, f"work on {task_id}: {task.title}", kind=pick.kind,
-                       reason=pick.reason, epoch=result.epoch, blocked=blocked)
+            self.event(
+                "claimed",
+                task_id,
+                f"work on {task_id}: {task.title}",
+                kind=pick.kind,
+                reason=pick.reason,
+                epoch=result.epoch,
+                blocked=blocked,
+            )
             return
         self.event("idle", message="every ready task was taken by others this cycle")
 

@@ -150,9 +150,7 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    boards: list[str] = Field(
-        default_factory=lambda: ["boards/*.md", "PHASE-*-TASK-BOARD.md", "PHASE-*.md"]
-    )
+    boards: list[str] = Field(default_factory=lambda: ["boards/*.md", "PHASE-*-TASK-BOARD.md", "PHASE-*.md"])
     status: list[str] = Field(
         default_factory=lambda: ["status/*.yaml", "status/*.yml", "STATUS-SESSION-*.yaml"]
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from ifcoord.boardfile import BoardEdit
 from ifcoord.errors import ConflictError, LeaseLost, NotReady, UsageError
-from ifcoord.models import Snapshot, Task
+from ifcoord.models import Snapshot, State, Task
 from ifcoord.scheduler import describe_unmet, may_take, next_for, resolve_dependencies
 
 OPS = ("claim", "progress", "block", "unblock", "complete", "release", "reclaim", "heartbeat")
@@ -91,8 +91,7 @@ def check_holder(task: Task, ctx: OpContext) -> None:
     if task.owner == ctx.session:
         if ctx.held_epoch is not None and ctx.held_epoch != task.epoch:
             raise LeaseLost(
-                f"lease lost: {task.id} is at epoch {task.epoch}, {ctx.session} holds epoch "
-                f"{ctx.held_epoch}",
+                f"lease lost: {task.id} is at epoch {task.epoch}, {ctx.session} holds epoch {ctx.held_epoch}",
                 hint="the task was reclaimed and claimed again; claim it anew or take another",
             )
         return
@@ -104,7 +103,7 @@ def check_holder(task: Task, ctx: OpContext) -> None:
     who = f"claimed by {task.owner}" if task.owner else "not claimed by anyone"
     raise ConflictError(
         f"{task.id} is {who}, not by {ctx.session}",
-        hint=f"claim it first (`ifcoord claim {task.id}`), or use --force if you are a human fixing the board",
+        hint=f"claim it first (`ifcoord claim {task.id}`); a person fixing the board may use --force",
     )
 
 
@@ -123,7 +122,9 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
     task = find_task(snapshot, task_id)
     tasks = snapshot.tasks()
     if task.owner == ctx.session and task.state in ("claimed", "in_progress", "blocked", "review"):
-        return OpResult(op, task.id, f"{ctx.session} already holds {task.id}", epoch=task.epoch, changed=False)
+        return OpResult(
+            op, task.id, f"{ctx.session} already holds {task.id}", epoch=task.epoch, changed=False
+        )
     stale_owner = bool(task.owner) and task.owner in ctx.stale
     if not ctx.force:
         if not may_take(task, ctx.session):
@@ -132,7 +133,9 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
                 hint="take a task meant for this session (`ifcoord next`)",
             )
         if task.state in ("done", "cancelled"):
-            raise NotReady(f"{task.id} is {task.state}", hint="nothing to claim there; try `ifcoord claim --next`")
+            raise NotReady(
+                f"{task.id} is {task.state}", hint="nothing to claim there; try `ifcoord claim --next`"
+            )
         if task.owner and task.owner != ctx.session and not stale_owner:
             raise lease_refusal(task, ctx)
         if op == "reclaim" and not stale_owner:
@@ -143,7 +146,11 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
             )
         if task.state not in ("open",) and not stale_owner:
             raise NotReady(f"{task.id} is {task.state}", hint="only open tasks can be claimed")
-        unmet = [d for d in resolve_dependencies(tasks).get(task.id, []) if d not in tasks or tasks[d].state != "done"]
+        unmet = [
+            d
+            for d in resolve_dependencies(tasks).get(task.id, [])
+            if d not in tasks or tasks[d].state != "done"
+        ]
         if unmet:
             raise NotReady(
                 f"{task.id} depends on {describe_unmet(unmet, tasks)}",
@@ -181,10 +188,18 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
     )
 
 
-def claim_next(snapshot: Snapshot, ctx: OpContext, phase_key: Any = None, exclude: tuple[str, ...] = ()) -> OpResult:
+def claim_next(
+    snapshot: Snapshot, ctx: OpContext, phase_key: Any = None, exclude: tuple[str, ...] = ()
+) -> OpResult:
     """Claim the scheduler's pick for the session: a primary task, else a filler task."""
     kwargs = {"phase_key": phase_key} if phase_key else {}
-    pick = next_for(ctx.session, snapshot.tasks(), lambda t: bool(t.owner) and t.owner in ctx.stale, exclude=exclude, **kwargs)
+    pick = next_for(
+        ctx.session,
+        snapshot.tasks(),
+        lambda t: bool(t.owner) and t.owner in ctx.stale,
+        exclude=exclude,
+        **kwargs,
+    )
     if pick.task is None:
         raise NotReady(pick.reason, hint="wait for dependencies, or add filler tasks to the board")
     if pick.kind == "current":
@@ -214,7 +229,12 @@ def progress_task(
     if tests:
         fields["tests"] = tests
     reached = [m for m in task.milestones if m.percent is not None and m.percent <= percent]
-    updates: dict[str, Any] = {"status": "working", "current_task": task.id, "progress": percent, "last_poll": ctx.now}
+    updates: dict[str, Any] = {
+        "status": "working",
+        "current_task": task.id,
+        "progress": percent,
+        "last_poll": ctx.now,
+    }
     if reached:
         updates["milestone"] = reached[-1].text
     if tests_passed is not None:
@@ -223,7 +243,7 @@ def progress_task(
         updates["tests_failed"] = tests_failed
     if note:
         updates["next_action"] = note
-    state = "in_progress" if task.state in ("claimed", "open") else None
+    state: State | None = "in_progress" if task.state in ("claimed", "open") else None
     return OpResult(
         "progress",
         task.id,
@@ -241,7 +261,9 @@ def tests_line(passed: int | None, failed: int | None) -> str | None:
     return f"{passed or 0} passed, {failed or 0} failed"
 
 
-def block_task(snapshot: Snapshot, task_id: str, on: list[str], ctx: OpContext, reason: str | None = None) -> OpResult:
+def block_task(
+    snapshot: Snapshot, task_id: str, on: list[str], ctx: OpContext, reason: str | None = None
+) -> OpResult:
     task = find_task(snapshot, task_id)
     check_holder(task, ctx)
     fields: dict[str, str | None] = {"waiting_on": ", ".join(on) if on else None, "block_reason": reason}
@@ -271,8 +293,15 @@ def unblock_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
         "unblock",
         task.id,
         f"{task.id} unblocked",
-        board_edits=[BoardEdit(task_id=task.id, fields={"waiting_on": None, "block_reason": None}, state="in_progress")],
-        status_updates={"status": "working", "current_task": task.id, "blocked_on": None, "last_poll": ctx.now},
+        board_edits=[
+            BoardEdit(task_id=task.id, fields={"waiting_on": None, "block_reason": None}, state="in_progress")
+        ],
+        status_updates={
+            "status": "working",
+            "current_task": task.id,
+            "blocked_on": None,
+            "last_poll": ctx.now,
+        },
         epoch=task.epoch,
         forced=ctx.force,
     )
@@ -333,7 +362,12 @@ def release_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
     task = find_task(snapshot, task_id)
     check_holder(task, ctx)
     # The epoch stays: fencing numbers only grow, so an old holder stays fenced out.
-    fields: dict[str, str | None] = {"owner": None, "claimed_at": None, "waiting_on": None, "block_reason": None}
+    fields: dict[str, str | None] = {
+        "owner": None,
+        "claimed_at": None,
+        "waiting_on": None,
+        "block_reason": None,
+    }
     return OpResult(
         "release",
         task.id,
@@ -355,7 +389,9 @@ def release_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
 KEEP = "keep"  # heartbeat: leave current_task as it is
 
 
-def heartbeat(snapshot: Snapshot, ctx: OpContext, state: str | None = None, current_task: str | None = KEEP) -> OpResult:
+def heartbeat(
+    snapshot: Snapshot, ctx: OpContext, state: str | None = None, current_task: str | None = KEEP
+) -> OpResult:
     """The session's STATUS `last_poll` (and state, and current task when given) only."""
     updates: dict[str, Any] = {"last_poll": ctx.now}
     if state:

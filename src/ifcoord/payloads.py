@@ -30,7 +30,13 @@ def task_rows(snapshot: Snapshot, stale: frozenset[str] = frozenset()) -> list[T
                 continue  # a duplicate ID; lint reports it
             r = readiness(task, tasks, deps, lambda t: bool(t.owner) and t.owner in stale)
             rows.append(
-                TaskRow(task, deps.get(task.id, []), list(r.unmet), r.ready, bool(task.owner) and task.owner in stale)
+                TaskRow(
+                    task,
+                    deps.get(task.id, []),
+                    list(r.unmet),
+                    r.ready,
+                    bool(task.owner) and task.owner in stale,
+                )
             )
     return rows
 

@@ -42,7 +42,9 @@ def resolve_dependencies(tasks: dict[str, Task]) -> dict[str, list[str]]:
 
 
 def unknown_dependencies(tasks: dict[str, Task], deps: dict[str, list[str]]) -> dict[str, list[str]]:
-    return {tid: [d for d in ds if d not in tasks] for tid, ds in deps.items() if any(d not in tasks for d in ds)}
+    return {
+        tid: [d for d in ds if d not in tasks] for tid, ds in deps.items() if any(d not in tasks for d in ds)
+    }
 
 
 def dependants(deps: dict[str, list[str]]) -> dict[str, set[str]]:
@@ -111,9 +113,7 @@ class Pick:
     candidates: list[Task] = field(default_factory=list)
 
 
-def order_key(
-    task: Task, unblocks: dict[str, set[str]], phase_key: Callable[[str], tuple]
-) -> tuple:
+def order_key(task: Task, unblocks: dict[str, set[str]], phase_key: Callable[[str], tuple]) -> tuple:
     return (
         priority_rank(task.priority),
         -len(unblocks.get(task.id, ())),
@@ -147,7 +147,9 @@ def next_for(
     exclude: Iterable[str] = (),
 ) -> Pick:
     """What `session` should work on now: its current task, else a primary, else a filler task."""
-    held = [t for t in tasks.values() if t.owner == session and t.state in ("claimed", "in_progress", "review")]
+    held = [
+        t for t in tasks.values() if t.owner == session and t.state in ("claimed", "in_progress", "review")
+    ]
     if held:
         current = sorted(held, key=lambda t: (t.kind != "primary", t.file, t.position))[0]
         return Pick(current, "current", f"{session} already holds {current.id} ({current.state})")

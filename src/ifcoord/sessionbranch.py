@@ -50,7 +50,9 @@ def status_dirs(config: Config) -> set[str]:
     return dirs
 
 
-def read_session_files(store: BranchStore, branches: dict[str, str], config: Config) -> dict[str, SessionFile]:
+def read_session_files(
+    store: BranchStore, branches: dict[str, str], config: Config
+) -> dict[str, SessionFile]:
     """Each session's STATUS file from the session branches, by session name.
 
     A session branch is a whole project branch; only status files whose `branch:` names that
@@ -71,7 +73,10 @@ def read_session_files(store: BranchStore, branches: dict[str, str], config: Con
             if status.branch not in (branch, None) or (status.branch is None and len(branches) > 1):
                 continue
             known = out.get(status.session)
-            if known is None or (status.clock, str(status.last_poll)) > (known.status.clock, str(known.status.last_poll)):
+            if known is None or (status.clock, str(status.last_poll)) > (
+                known.status.clock,
+                str(known.status.last_poll),
+            ):
                 out[status.session] = SessionFile(branch, path, data, status)
     return out
 
@@ -120,11 +125,15 @@ class OwnBranchWriter:
         try:
             self.store.git.run("update-ref", "-m", "ifcoord: status", self.ref, new, old)
         except GitFailed as exc:
-            raise OwnBranchBusy(f"{self.branch} moved while ifcoord wrote to it", hint="ifcoord retries next cycle") from exc
+            raise OwnBranchBusy(
+                f"{self.branch} moved while ifcoord wrote to it", hint="ifcoord retries next cycle"
+            ) from exc
         if self.checked_out_here() and self.top is not None:
             blob = self.store.write_blob(data)
             index = GitRunner(self.work_git_dir)  # this worktree's index, not the common dir's
-            index.run("--work-tree", str(self.top), "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+            index.run(
+                "--work-tree", str(self.top), "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"
+            )
             target = self.top / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
@@ -136,7 +145,9 @@ class OwnBranchWriter:
         local = self.tip()
         for attempt in range(6):
             try:
-                self.store.git.run("push", "--porcelain", "--no-verify", self.store.push_url, f"{local}:{self.ref}")
+                self.store.git.run(
+                    "push", "--porcelain", "--no-verify", self.store.push_url, f"{local}:{self.ref}"
+                )
                 break
             except GitFailed as exc:
                 text = exc.stdout + exc.stderr
@@ -148,7 +159,9 @@ class OwnBranchWriter:
                 if "[remote rejected]" in text:
                     reason = text.split("[remote rejected]", 1)[1].strip().splitlines()[0]
                     if ("failed to update ref" in reason or "cannot lock" in reason) and attempt < 5:
-                        time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))  # the remote was busy with a push of ours
+                        time.sleep(
+                            random.uniform(0.05, 0.2) * (attempt + 1)
+                        )  # the remote was busy with a push of ours
                         continue
                     raise OwnBranchBusy(f"the remote refused the push of {self.branch}: {reason}",
                                         hint="ifcoord retries next cycle") from exc  # fmt: skip

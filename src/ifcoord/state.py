@@ -61,17 +61,25 @@ def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | Non
     """A status file from its bytes, parsed once per process (treat the result as read-only)."""
     session = session_from_path(path)
     if session is None:
-        return None, None, Diagnostic(
-            severity="warning",
-            file=path,
-            code="bad-status-name",
-            message="file name is not a valid session name (lowercase letters, digits, . _ -)",
+        return (
+            None,
+            None,
+            Diagnostic(
+                severity="warning",
+                file=path,
+                code="bad-status-name",
+                message="file name is not a valid session name (lowercase letters, digits, . _ -)",
+            ),
         )
     try:
         return session, parse_status(path, data), None
     except InvalidData as exc:
-        return session, None, Diagnostic(
-            severity="error", file=path, line=exc.line_no or 0, code="unreadable", message=exc.reason
+        return (
+            session,
+            None,
+            Diagnostic(
+                severity="error", file=path, line=exc.line_no or 0, code="unreadable", message=exc.reason
+            ),
         )
 
 

@@ -97,9 +97,7 @@ def _is_status_location(path: str) -> bool:
     return parent == "" and _LEGACY_NAME.fullmatch(name) is not None
 
 
-def status_path_for(
-    session: str, existing_paths: Iterable[str], layout_hint: Layout | None = None
-) -> str:
+def status_path_for(session: str, existing_paths: Iterable[str], layout_hint: Layout | None = None) -> str:
     """Where `session`'s status file lives, or goes when it has none yet.
 
     `existing_paths` are the paths of the branch's tree. The session's existing file wins.
@@ -566,9 +564,7 @@ def _wants_block(value: Any, entry: _Entry | None) -> bool:
 _Edit = tuple[int, int, int, str]  # start, end, order at one offset (see _apply), replacement
 
 
-def _entry_edits(
-    yaml: YAML, text: str, entry: _Entry, value: Any, old_value: Any, nl: str
-) -> list[_Edit]:
+def _entry_edits(yaml: YAML, text: str, entry: _Entry, value: Any, old_value: Any, nl: str) -> list[_Edit]:
     indent_next = " " * entry.key_col
     if not _wants_block(value, entry):
         quote = entry.last.style if isinstance(entry.last, ScalarToken) else None
@@ -642,9 +638,7 @@ def _check_writable(key: str, value: Any) -> None:
             _check_writable(key, v)
 
 
-def _edit_text(
-    text: str, doc: CommentedMap | None, updates: dict[str, Any], remove: list[str]
-) -> str | None:
+def _edit_text(text: str, doc: CommentedMap | None, updates: dict[str, Any], remove: list[str]) -> str | None:
     """The surgical edit; None when the file's shape is beyond it."""
     entries = _entries(text) if doc is not None else []
     if entries is None:
@@ -711,9 +705,7 @@ def _apply(text: str, edits: list[_Edit]) -> str:
     return out
 
 
-def _dump_whole(
-    text: str, updates: dict[str, Any], remove: list[str], quote_style: str | None
-) -> str:
+def _dump_whole(text: str, updates: dict[str, Any], remove: list[str], quote_style: str | None) -> str:
     """Last resort: let ruamel write the whole mapping (may normalise layout, keeps values)."""
     yaml = _new_yaml()
     mapping = yaml.load(text) if text.strip() else None
@@ -738,9 +730,7 @@ def _matches(text: str, expected: dict[str, Any]) -> bool:
     return {str(k): _normal(v) for k, v in loaded.items()} == expected
 
 
-def render_status(
-    old: bytes | None, updates: Mapping[str, Any], remove: Iterable[str] = ()
-) -> bytes:
+def render_status(old: bytes | None, updates: Mapping[str, Any], remove: Iterable[str] = ()) -> bytes:
     """`old` with `updates` set and `remove` dropped, everything else kept byte for byte.
 
     New keys go after the last one. A datetime is written `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole
@@ -760,9 +750,7 @@ def render_status(
     bom = "\ufeff" if old is not None and old.startswith(b"\xef\xbb\xbf") else ""
     doc = load_safe_yaml(_RENDER_LABEL, text) if text.strip() else None
     if doc is not None and not isinstance(doc, CommentedMap):
-        raise InvalidData(
-            f"a status file must be a YAML mapping, found {_kind(doc)}", file=_RENDER_LABEL
-        )
+        raise InvalidData(f"a status file must be a YAML mapping, found {_kind(doc)}", file=_RENDER_LABEL)
     present = set(map(str, doc)) if doc is not None else set()
     if "last_poll" not in present and "timestamp" in present:
         if "last_poll" in updates:

@@ -68,9 +68,7 @@ class GitRunner:
         self.calls = 0  # how many git processes this runner started (benchmarks read it)
         self.last_code = 0
 
-    def run(
-        self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 60.0
-    ) -> str:
+    def run(self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 60.0) -> str:
         self.calls += 1
         cmd = ["git", f"--git-dir={self.git_dir}", *args]
         env = {**os.environ, **ENV}
@@ -182,7 +180,9 @@ class BranchStore:
             for binsha, mode, name in tree_entries_from_data(self.read_object(sha)):
                 path = f"{prefix}{name}"
                 if stat.S_ISDIR(mode):
-                    if only is None or any(d == path or d.startswith(path + "/") or path.startswith(d + "/") for d in only):
+                    if only is None or any(
+                        d == path or d.startswith(path + "/") or path.startswith(d + "/") for d in only
+                    ):
                         stack.append((f"{path}/", binsha.hex()))
                 else:
                     out[path] = TreeEntry(path, mode, binsha.hex())
@@ -213,7 +213,9 @@ class BranchStore:
 
         if tree_sha is None:
             return {}
-        return {name: (mode, binsha) for binsha, mode, name in tree_entries_from_data(self.read_object(tree_sha))}
+        return {
+            name: (mode, binsha) for binsha, mode, name in tree_entries_from_data(self.read_object(tree_sha))
+        }
 
     def _updated_tree(self, tree_sha: str | None, changes: Mapping[str, bytes | None]) -> bytes | None:
         """A new tree: `tree_sha` with `changes` applied, rewriting only the subtrees they touch
@@ -295,7 +297,7 @@ class BranchStore:
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
             if ref.startswith("refs/heads/"):
-                heads[ref[len("refs/heads/"):]] = sha
+                heads[ref[len("refs/heads/") :]] = sha
         return heads
 
     def mirror_ref(self, branch: str) -> str:
@@ -380,8 +382,10 @@ class BranchStore:
                 f"{commit}:refs/heads/{self.branch}",
             )  # fmt: skip
         except GitFailed as exc:
-            if "[rejected]" in exc.stdout or "stale info" in exc.stdout or "fetch first" in (
-                exc.stdout + exc.stderr
+            if (
+                "[rejected]" in exc.stdout
+                or "stale info" in exc.stdout
+                or "fetch first" in (exc.stdout + exc.stderr)
             ):
                 return PushOutcome.REJECTED
             if "[remote rejected]" in exc.stdout:
@@ -423,4 +427,3 @@ class BranchStore:
             sha, ts, body = rec.split("\x00", 2)
             rows.append((sha, int(ts), body))
         return rows
-

@@ -111,7 +111,9 @@ class Transactor:
             change = decide(state)
             if change is not None:
                 # Files written as they already are change nothing: no commit for them.
-                change.files = {p: d for p, d in change.files.items() if p not in state.raw or state.raw[p] != d}
+                change.files = {
+                    p: d for p, d in change.files.items() if p not in state.raw or state.raw[p] != d
+                }
             if change is None or not change.files:
                 payload = change.payload if change else None
                 return TxResult(False, tip, payload, counters["attempts"], counters["pushes"], state)

@@ -22,7 +22,13 @@ from ifcoord.models import SESSION_NAME_PATTERN, Config, Snapshot
 from ifcoord.ops import OpContext, OpResult
 from ifcoord.ownbranch import folded_boards, next_clock
 from ifcoord.ownbranch import record as ownbranch_record
-from ifcoord.sessionbranch import OwnBranchWriter, SessionFile, read_session_files, session_branches, status_dirs
+from ifcoord.sessionbranch import (
+    OwnBranchWriter,
+    SessionFile,
+    read_session_files,
+    session_branches,
+    status_dirs,
+)
 from ifcoord.state import BranchState, build_snapshot
 from ifcoord.statusfile import render_status, status_path_for
 from ifcoord.store import BranchStore, GitRunner, find_repository
@@ -237,7 +243,7 @@ class Workspace:
         found = {}
         for line in out.splitlines():
             sha, _, ref = line.partition(" ")
-            branch = ref[len(prefix):]
+            branch = ref[len(prefix) :]
             if fnmatch.fnmatchcase(branch, config.session_branches):
                 found[branch] = sha
         return found
@@ -281,7 +287,11 @@ class Workspace:
         return self.runner.last_code == 0 and remote != local
 
     def apply_own_branch(
-        self, operation: Callable[[Snapshot, OpContext], OpResult], task_id: str | None, force: bool, epoch: int | None
+        self,
+        operation: Callable[[Snapshot, OpContext], OpResult],
+        task_id: str | None,
+        force: bool,
+        epoch: int | None,
     ) -> tuple[OpResult, TxResult]:
         """An operation in own-branch mode: decided on the settled state, written as claim
         entries in this session's STATUS on its own branch, and pushed there."""
@@ -292,8 +302,8 @@ class Workspace:
         with FileLock(str(self.home / "lock")):
             state = self.read()
             snapshot = state.snapshot
-            ctx = OpContext(session, now(), self.stale(snapshot),
-                            epoch if epoch is not None else self.held_epoch(snapshot, task_id), force)  # fmt: skip
+            held = epoch if epoch is not None else self.held_epoch(snapshot, task_id)
+            ctx = OpContext(session, now(), self.stale(snapshot), held, force)
             result = operation(snapshot, ctx)
             if not result.changed:
                 return result, TxResult(False, state.commit, result, 1, 0, state)
@@ -310,7 +320,9 @@ class Workspace:
                 path, old = mine.path, mine.data
             else:
                 tip = writer.tip()
-                path = status_path_for(session, list(self.store.list_tree(tip, status_dirs(snapshot.config))), None)
+                path = status_path_for(
+                    session, list(self.store.list_tree(tip, status_dirs(snapshot.config))), None
+                )
                 old = None
             data = render_status(old, updates, list(result.status_remove))
             message = Change({}, result.subject(session), result.trailers(session)).message()
@@ -400,7 +412,9 @@ class Workspace:
         elif result.op in ("complete", "release"):
             self.epochs.set(session, result.task_id, None)
 
-    def join(self, session: str, remote: str | None, branch: str | None, own_branch: str | None = None) -> None:
+    def join(
+        self, session: str, remote: str | None, branch: str | None, own_branch: str | None = None
+    ) -> None:
         """Remember, in the clone's git config, who this clone is and which branch it uses,
         and its own branch (for own-branch mode: given, else the branch checked out)."""
         self.runner.run("config", "ifcoord.session", check_session_name(session))
@@ -418,5 +432,7 @@ class Workspace:
 
 def subprocess_git_dir(top: Path) -> Path | None:
     """The git dir of the worktree at `top` (where MERGE_HEAD and the index live)."""
-    proc = subprocess.run(["git", "rev-parse", "--absolute-git-dir"], cwd=top, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["git", "rev-parse", "--absolute-git-dir"], cwd=top, capture_output=True, text=True, check=False
+    )
     return Path(proc.stdout.strip()) if proc.returncode == 0 else None

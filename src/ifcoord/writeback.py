@@ -37,12 +37,14 @@ def changed_files(
             edits = [e for e in result.board_edits if e.task_id == task_id]
             files[board.path] = apply_edits(board.path, old.decode("utf-8"), edits).encode("utf-8")
     if result.status_updates or result.status_remove:
-        path = state.snapshot.status_paths.get(session) or status_path_for(
-            session, list(state.raw), None
-        )
+        path = state.snapshot.status_paths.get(session) or status_path_for(session, list(state.raw), None)
         updates = {"session": session, **result.status_updates}
         files[path] = render_status(state.raw.get(path), updates, list(result.status_remove))
-    if dashboard is not None and state.snapshot.config.dashboard and not heartbeat_only(state, result, session):
+    if (
+        dashboard is not None
+        and state.snapshot.config.dashboard
+        and not heartbeat_only(state, result, session)
+    ):
         after = build_snapshot({**state.raw, **{k: v for k, v in files.items() if v is not None}})
         text = dashboard(after).encode("utf-8")
         if state.raw.get(DASHBOARD_PATH) != text:

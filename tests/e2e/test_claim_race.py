@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import git, ifcoord_cmd, make_clone, run_ifcoord
 
 N = 16
@@ -33,7 +32,9 @@ def clones(remote: str, tmp_path: Path, n: int) -> list[Path]:
 def race(commands: list[tuple[list[str], Path]]) -> list[subprocess.CompletedProcess[str]]:
     """Start every process first, then collect: they really run at once."""
     procs = [
-        subprocess.Popen([*ifcoord_cmd(), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*ifcoord_cmd(), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for args, cwd in commands
     ]
 
@@ -46,7 +47,12 @@ def race(commands: list[tuple[list[str], Path]]) -> list[subprocess.CompletedPro
 
 
 def claims_in_history(bare: Path, task: str) -> list[str]:
-    log = git("log", "--format=%(trailers:key=Ifcoord-Op,valueonly)%x00%(trailers:key=Ifcoord-Task,valueonly)%x1e", "ifcoord", cwd=bare)
+    log = git(
+        "log",
+        "--format=%(trailers:key=Ifcoord-Op,valueonly)%x00%(trailers:key=Ifcoord-Task,valueonly)%x1e",
+        "ifcoord",
+        cwd=bare,
+    )
     out = []
     for rec in log.split("\x1e"):
         if "\x00" in rec:
@@ -63,7 +69,12 @@ def test_sixteen_processes_claim_one_task_exactly_one_wins(
     remote, bare = (str(bare_remote), bare_remote) if server == "bare" else git_daemon
     setup_branch(remote, tmp_path, board_with(3))
     sessions = clones(remote, tmp_path, N)
-    results = race([(["claim", "T1", "--session", f"session-{i}", "--remote", remote, "--json"], c) for i, c in enumerate(sessions)])
+    results = race(
+        [
+            (["claim", "T1", "--session", f"session-{i}", "--remote", remote, "--json"], c)
+            for i, c in enumerate(sessions)
+        ]
+    )
     codes = sorted(r.returncode for r in results)
     assert codes == [0] + [3] * (N - 1), [(r.returncode, r.stderr) for r in results]
     winner = next(i for i, r in enumerate(results) if r.returncode == 0)
@@ -77,11 +88,18 @@ def test_sixteen_processes_claim_one_task_exactly_one_wins(
     assert f"**Owner:** session-{winner}" in board
 
 
-def test_sixteen_processes_claim_next_get_sixteen_different_tasks(git_daemon: tuple[str, Path], tmp_path: Path) -> None:
+def test_sixteen_processes_claim_next_get_sixteen_different_tasks(
+    git_daemon: tuple[str, Path], tmp_path: Path
+) -> None:
     remote, bare = git_daemon
     setup_branch(remote, tmp_path, board_with(N))
     sessions = clones(remote, tmp_path, N)
-    results = race([(["claim", "--next", "--session", f"session-{i}", "--remote", remote, "--json"], c) for i, c in enumerate(sessions)])
+    results = race(
+        [
+            (["claim", "--next", "--session", f"session-{i}", "--remote", remote, "--json"], c)
+            for i, c in enumerate(sessions)
+        ]
+    )
     assert all(r.returncode == 0 for r in results), [(r.returncode, r.stderr) for r in results]
     claimed = [json.loads(r.stdout)["task"]["id"] for r in results]
     assert sorted(claimed) == sorted(f"T{i}" for i in range(1, N + 1))

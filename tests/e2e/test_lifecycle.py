@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from conftest import git, ifcoord_cmd, make_clone, run_ifcoord
+
 from ifcoord.state import build_snapshot
 
 BOARD = (
@@ -56,7 +57,9 @@ def user_state(clone: Path) -> tuple[str, ...]:
     )
 
 
-def test_the_whole_lifecycle_from_a_subfolder_never_touches_the_users_work(bare_remote: Path, tmp_path: Path) -> None:
+def test_the_whole_lifecycle_from_a_subfolder_never_touches_the_users_work(
+    bare_remote: Path, tmp_path: Path
+) -> None:
     setup(bare_remote, tmp_path)
     clone = make_clone(bare_remote, tmp_path / "dev")
     git("checkout", "-q", "-b", "feature", cwd=clone)
@@ -101,14 +104,20 @@ def test_progress_ticks_milestones_and_reports_in_the_status_file(bare_remote: P
     assert "progress: 50" in status and "50% - half" in status and "tests_passed: 2" in status
 
 
-def test_refusals_name_the_reason_and_use_the_documented_exit_codes(bare_remote: Path, tmp_path: Path) -> None:
+def test_refusals_name_the_reason_and_use_the_documented_exit_codes(
+    bare_remote: Path, tmp_path: Path
+) -> None:
     setup(bare_remote, tmp_path)
     clone = make_clone(bare_remote, tmp_path / "c")
     not_ready = ifc(clone, "claim", "T2", remote=bare_remote)
     assert not_ready.returncode == 4 and "depends on T1 (open)" in not_ready.stderr
     assert ifc(clone, "claim", "T1", remote=bare_remote).returncode == 0
     taken = ifc(clone, "claim", "T1", session="s2", remote=bare_remote)
-    assert taken.returncode == 3 and "T1 is claimed by s1 since" in taken.stderr and "(lease live)" in taken.stderr
+    assert (
+        taken.returncode == 3
+        and "T1 is claimed by s1 since" in taken.stderr
+        and "(lease live)" in taken.stderr
+    )
     not_owner = ifc(clone, "complete", "T1", session="s2", remote=bare_remote)
     assert not_owner.returncode == 3 and "not by s2" in not_owner.stderr
     unknown = ifc(clone, "claim", "NOPE-1", remote=bare_remote, env={})
@@ -162,15 +171,21 @@ def test_an_old_epoch_is_refused_even_for_the_same_session_name(bare_remote: Pat
     assert stale.returncode == 3 and "lease lost" in stale.stderr
 
 
-def test_a_human_edit_pushed_while_sessions_claim_survives_with_every_claim(bare_remote: Path, tmp_path: Path) -> None:
+def test_a_human_edit_pushed_while_sessions_claim_survives_with_every_claim(
+    bare_remote: Path, tmp_path: Path
+) -> None:
     board = "# Phase 0\n\n" + "".join(f"## T{i}: Task {i}\n**Status:** open\n\n" for i in range(1, 9))
     setup(bare_remote, tmp_path, board=board)
     human = tmp_path / "human"
     git("clone", "-q", "--branch", "ifcoord", str(bare_remote), str(human))
     sessions = [make_clone(bare_remote, tmp_path / f"s{i}") for i in range(8)]
-    procs = [subprocess.Popen([*ifcoord_cmd(), "claim", "--next", "--session", f"s{i}", "--remote", str(bare_remote)],
-                              cwd=c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i, c in enumerate(sessions)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [*ifcoord_cmd(), "claim", "--next", "--session", f"s{i}", "--remote", str(bare_remote)],
+            cwd=c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i, c in enumerate(sessions)
+    ]  # fmt: skip
     # Meanwhile a person adds a task and rewords one, with plain git, retrying on rejection.
     for _attempt in range(50):
         git("fetch", "-q", "origin", cwd=human)
@@ -179,7 +194,12 @@ def test_a_human_edit_pushed_while_sessions_claim_survives_with_every_claim(bare
         text = path.read_text().replace("## T3: Task 3", "## T3: Task three, reworded")
         path.write_text(text + "\n## T99: Added by a human\n**Status:** open\n")
         git("commit", "-q", "-am", "human edit", cwd=human)
-        if subprocess.run(["git", "push", "-q", "origin", "HEAD:ifcoord"], cwd=human, capture_output=True).returncode == 0:
+        if (
+            subprocess.run(
+                ["git", "push", "-q", "origin", "HEAD:ifcoord"], cwd=human, capture_output=True
+            ).returncode
+            == 0
+        ):
             break
         time.sleep(random.uniform(0.05, 0.2))
     else:
@@ -205,8 +225,10 @@ def test_sigkill_mid_transaction_leaves_the_branch_before_or_after_and_the_next_
     clone = make_clone(bare_remote, tmp_path / "c")
     rng = random.Random(7)
     for i in range(1, 7):
-        proc = subprocess.Popen([*ifcoord_cmd(), "claim", f"T{i}", "--session", f"k{i}", "--remote", str(bare_remote)],
-                                cwd=clone, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            [*ifcoord_cmd(), "claim", f"T{i}", "--session", f"k{i}", "--remote", str(bare_remote)],
+            cwd=clone, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         time.sleep(rng.uniform(0.2, 0.9))
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import git, ifcoord_cmd, make_clone, run_ifcoord
+
 from ifcoord.demo import ScriptedWorker
 
 FAST = "poll_seconds: 0.3\nheartbeat_seconds: 120\nlease_seconds: 600\n"
@@ -23,7 +24,9 @@ def init_branch(remote: Path | str, tmp_path: Path, board: str, config: str = FA
     admin = make_clone(remote, tmp_path / "admin")
     (admin / "PHASE-0.md").write_text(board)
     (admin / "ifcoord.yaml").write_text(config)
-    done = run_ifcoord("init", "--remote", str(remote), "--board", "PHASE-0.md", "--config", "ifcoord.yaml", cwd=admin)
+    done = run_ifcoord(
+        "init", "--remote", str(remote), "--board", "PHASE-0.md", "--config", "ifcoord.yaml", cwd=admin
+    )
     assert done.returncode == 0, done.stderr
     return admin
 
@@ -57,7 +60,9 @@ class Poller:
             self.seen.append(event)
             if event["event"] == name and (task is None or event.get("task") == task):
                 return event
-        raise AssertionError(f"{self.session}: no {name} {task or ''} event; saw {[e['event'] for e in self.seen]}")
+        raise AssertionError(
+            f"{self.session}: no {name} {task or ''} event; saw {[e['event'] for e in self.seen]}"
+        )
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -95,8 +100,12 @@ def test_sessions_polling_a_board_with_dependencies_finish_every_task_exactly_on
         for w in workers:
             w.stop()
     done = Counter(t for w in workers for t in w.completed)
-    assert done == Counter({"T1": 1, "T2": 1, "T3": 1, "T4": 1, "F1": 1, "F2": 1}), [w.errors for w in workers]
-    log = json.loads(run_ifcoord("log", "--remote", str(bare_remote), "--json", cwd=tmp_path / "admin").stdout)
+    assert done == Counter({"T1": 1, "T2": 1, "T3": 1, "T4": 1, "F1": 1, "F2": 1}), [
+        w.errors for w in workers
+    ]
+    log = json.loads(
+        run_ifcoord("log", "--remote", str(bare_remote), "--json", cwd=tmp_path / "admin").stdout
+    )
     completes = Counter(e["task"] for e in log["entries"] if e["op"] == "complete")
     assert completes == done
     assert all(not w.errors for w in workers), [w.errors for w in workers]
@@ -106,7 +115,8 @@ def test_blocked_session_takes_a_filler_task_and_is_told_when_its_primary_unbloc
     bare_remote: Path, tmp_path: Path
 ) -> None:
     board = (
-        "# Phase 0\n\n## T1: First\n**Session:** alice\n\n## T2: Second\n**Session:** bob\n**Depends on:** T1\n\n"
+        "# Phase 0\n\n## T1: First\n**Session:** alice\n\n"
+        "## T2: Second\n**Session:** bob\n**Depends on:** T1\n\n"
         "## Filler\n\n### F1: Tidy up\n**Kind:** filler\n"
     )
     init_branch(bare_remote, tmp_path, board)
@@ -197,7 +207,9 @@ def test_the_loop_survives_a_remote_that_goes_away_and_recovers(bare_remote: Pat
         assert p.stop() == 0
 
 
-def test_sigterm_finishes_the_cycle_marks_the_session_offline_and_exits_0(bare_remote: Path, tmp_path: Path) -> None:
+def test_sigterm_finishes_the_cycle_marks_the_session_offline_and_exits_0(
+    bare_remote: Path, tmp_path: Path
+) -> None:
     init_branch(bare_remote, tmp_path, "# P\n\n## T1: Work\n")
     p = Poller("leaver", make_clone(bare_remote, tmp_path / "c"), str(bare_remote))
     p.wait_for("claimed", "T1")
@@ -210,7 +222,9 @@ def test_sigterm_finishes_the_cycle_marks_the_session_offline_and_exits_0(bare_r
 def test_poll_once_runs_one_cycle_and_exits(bare_remote: Path, tmp_path: Path) -> None:
     init_branch(bare_remote, tmp_path, "# P\n\n## T1: Work\n")
     clone = make_clone(bare_remote, tmp_path / "c")
-    done = run_ifcoord("poll", "--once", "--json", "--session", "one", "--remote", str(bare_remote), cwd=clone)
+    done = run_ifcoord(
+        "poll", "--once", "--json", "--session", "one", "--remote", str(bare_remote), cwd=clone
+    )
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert events[0]["event"] == "claimed" and events[0]["task"] == "T1"

@@ -10,8 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import git, ifcoord_cmd, run_ifcoord
+
 from ifcoord.demo import ScriptedWorker
 from ifcoord.state import build_snapshot
 
