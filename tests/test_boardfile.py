@@ -927,3 +927,21 @@ def test_the_example_in_the_docs_reads_as_the_docs_say() -> None:
     assert t12.depends_tokens == ["T1.1"]
     assert f11.kind == "filler"
     assert all(t.sessions == ["session-1", "session-2"] for t in result.tasks)
+
+
+@pytest.mark.parametrize(
+    ("heading", "phase"),
+    [
+        ("# Phase 2: Security", "2"),
+        ("# P2: PRODUCTION FOUNDATION - ATOMIC TASK LIST", "P2"),
+        ("# PHASE 1 TASK BOARD", "1"),
+        ("# Release planning", "Release planning"),
+    ],
+)
+def test_phase_from_a_first_heading_takes_its_name_not_the_whole_sentence(heading: str, phase: str) -> None:
+    assert phase_from("boards/plan.md", heading + "\n\n## T1: Task\n") == phase
+
+
+def test_a_wrapped_session_value_loses_its_emphasis_but_keeps_a_glob_star() -> None:
+    board = parse_board("b.md", "## T1: Task\n**Session:** *alice*\n\n## T2: Other\n**Session:** `s-*`\n")
+    assert [t.sessions for t in board.tasks] == [["alice"], ["s-*"]]

@@ -207,7 +207,7 @@ def test_p2_has_seventeen_open_tasks_with_priority_and_effort(p2: Board) -> None
         assert task.kind == "primary"
         assert task.level == 4
     assert p2.upper_status_words is True
-    assert p2.phase == "P2: PRODUCTION FOUNDATION - ATOMIC TASK LIST"
+    assert p2.phase == "P2"
     assert not [d for d in p2.diagnostics if d.severity != "note"]
 
 

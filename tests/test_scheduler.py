@@ -356,10 +356,6 @@ def test_glob_session_matches_case_insensitively() -> None:
     assert not may_take(t1, "session-40")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="boardfile strips every `*` as emphasis, so `Session: session-4-*` reads as `session-4-`",
-)
 def test_star_glob_in_a_session_field_survives_parsing() -> None:
     snap = snapshot(board(task("T-1", "**Session:** session-4-*")))
     assert may_take(snap.tasks()["T-1"], "session-4-sip")

@@ -254,6 +254,14 @@ def _strip_emphasis(text: str) -> str:
     return _EMPHASIS_RE.sub("", text)
 
 
+def _strip_wrapping_emphasis(text: str) -> str:
+    """Emphasis around a value, keeping a `*` inside it: `session-4-*` is a glob, not italics."""
+    text = re.sub(r"\*\*|__|~~|`", "", text).strip()
+    if len(text) > 1 and text.startswith("*") and text.endswith("*"):
+        text = text[1:-1]
+    return text
+
+
 # --- small public helpers ---------------------------------------------------------------------
 
 _ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9.\-]*")
@@ -337,6 +345,17 @@ def phase_from(path: str, text: str) -> str:
     return _phase_from_tokens(path, _parse_markdown(text).headings)
 
 
+def _phase_name(heading: str) -> str:
+    """`Phase 2: Security` -> `2`; `P2: PRODUCTION FOUNDATION` -> `P2`; else the heading."""
+    named = re.match(r"^phase\s+([A-Za-z0-9._-]+)\b", heading, re.IGNORECASE)
+    if named:
+        return named.group(1)
+    short = re.match(r"^([A-Za-z0-9._-]{1,12})\s*[:—–-]\s+\S", heading)
+    if short and any(ch.isdigit() for ch in short.group(1)):
+        return short.group(1)
+    return heading
+
+
 def _phase_from_tokens(path: str, headings: list[_Heading]) -> str:
     stem = PurePosixPath(path.replace("\\", "/")).stem
     match = _PHASE_FILE_RE.match(stem)
@@ -346,7 +365,7 @@ def _phase_from_tokens(path: str, headings: list[_Heading]) -> str:
         if heading.level == 1:
             core, _ = _strip_glyphs(_strip_emphasis(heading.content))
             if core:
-                return core
+                return _phase_name(core)
     return stem
 
 
@@ -767,7 +786,7 @@ def _apply_known_fields(task: Task, values: dict[str, _FieldHit], diag: _Diagnos
     if owner is not None and _strip_emphasis(owner).strip().lower() not in _NO_OWNER:
         task.owner = _strip_emphasis(owner).strip()
     if (sessions := text("session")) is not None:
-        names = re.split(r"[,\s]+", _strip_emphasis(sessions))
+        names = re.split(r"[,\s]+", _strip_wrapping_emphasis(sessions))
         task.sessions = [n for n in names if n and n.lower() not in _NO_OWNER]
     if (depends := text("depends_on")) is not None:
         task.depends_raw = depends
