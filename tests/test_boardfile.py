@@ -945,3 +945,11 @@ def test_phase_from_a_first_heading_takes_its_name_not_the_whole_sentence(headin
 def test_a_wrapped_session_value_loses_its_emphasis_but_keeps_a_glob_star() -> None:
     board = parse_board("b.md", "## T1: Task\n**Session:** *alice*\n\n## T2: Other\n**Session:** `s-*`\n")
     assert [t.sessions for t in board.tasks] == [["alice"], ["s-*"]]
+
+
+def test_a_new_task_uses_the_boards_own_labels() -> None:
+    text = "## P1.1: Old\n**Priority:** HIGH\n**Dependency:** None\n**Effort:** 2h\n"
+    new = render_new_task(text, task_id="P1.2", title="New", fields={"depends_on": "P1.1", "estimate": "1h"})
+    assert "**Dependency:** P1.1" in new and "**Effort:** 1h" in new
+    task = parse_board("b.md", new).tasks[1]
+    assert (task.depends_tokens, task.estimate) == (["P1.1"], "1h")

@@ -1059,7 +1059,10 @@ def render_new_task(
         raise BoardEditError(f"task {task_id} is already on this board")
     model = scan.find(after_task) if after_task is not None else _last(scan.tasks)
     block = [_new_heading(model, task_id, title)]
-    block += [f"**{_label_for(canonical_key(k))}:** {v}" for k, v in fields.items()]
+    labels = _board_labels(scan.tasks)
+    block += [
+        f"**{labels.get(canonical_key(k)) or _label_for(canonical_key(k))}:** {v}" for k, v in fields.items()
+    ]
 
     lines, eol = scan.lines, _file_eol(scan.lines)
     at = model.task.end_line if after_task is not None and model is not None else len(lines)
@@ -1071,6 +1074,15 @@ def render_new_task(
     if not any(t.task.id == task_id and t.task.title == title.strip() for t in check.tasks):
         raise BoardEditError(f"task {task_id} would not read back from its heading")
     return new_text
+
+
+def _board_labels(task_scans: list[_TaskScan]) -> dict[str, str]:
+    """The label this board uses most for each field (`Dependency`, `Effort`...): its dialect."""
+    counts: dict[str, Counter[str]] = {}
+    for scan in task_scans:
+        for field_line in scan.task.fields:
+            counts.setdefault(field_line.key, Counter())[field_line.label] += 1
+    return {key: labels.most_common(1)[0][0] for key, labels in counts.items()}
 
 
 def _last(task_scans: list[_TaskScan]) -> _TaskScan | None:
