@@ -662,18 +662,16 @@ def parse_board(path: str, text: str, phase_order: list[str] | None = None) -> B
     try:
         return _scan(path, text, phase_order).board
     except Exception as exc:  # a parser bug must not take the whole branch down (spec 7)
-        return Board(
-            path=path,
-            phase=PurePosixPath(path).stem,
-            diagnostics=[
-                Diagnostic(
-                    severity="error",
-                    file=path,
-                    code="unreadable",
-                    message=f"board could not be read: {type(exc).__name__}: {exc}",
-                )
-            ],
-        )
+        return unreadable_board(path, f"board could not be read: {type(exc).__name__}: {exc}")
+
+
+def unreadable_board(path: str, reason: str) -> Board:
+    """A board with no tasks and one error saying why the file could not be read."""
+    return Board(
+        path=path,
+        phase=PurePosixPath(path).stem,
+        diagnostics=[Diagnostic(severity="error", file=path, code="unreadable", message=reason)],
+    )
 
 
 def _scan(path: str, text: str, phase_order: list[str] | None = None) -> _Scan:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifcoord.boardfile import parse_board
+from ifcoord.boardfile import parse_board, unreadable_board
 from ifcoord.config import CONFIG_PATH, is_board_path, is_status_path, parse_config
 from ifcoord.errors import InvalidData
 from ifcoord.models import Board, Config, Diagnostic, SessionStatus, Snapshot
@@ -37,23 +37,11 @@ def decode_board(path: str, data: bytes, config: Config) -> Board:
 
 @functools.lru_cache(maxsize=512)
 def _decode_board_cached(path: str, data: bytes, phases: tuple[str, ...]) -> Board:
-    config = Config(phases=list(phases))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Board(
-            path=path,
-            phase=Path(path).stem,
-            diagnostics=[
-                Diagnostic(
-                    severity="error",
-                    file=path,
-                    code="unreadable",
-                    message=f"not UTF-8 text (byte {exc.start}); save the file as UTF-8",
-                )
-            ],
-        )
-    return parse_board(path, text, config.phases)
+        return unreadable_board(path, f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")
+    return parse_board(path, text, list(phases))
 
 
 @functools.lru_cache(maxsize=4096)
