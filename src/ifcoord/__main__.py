@@ -6,6 +6,7 @@ only for the interpreter.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ifcoord import __version__
@@ -16,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     if args in (["--version"], ["-V"]):
         print(f"ifcoord {__version__}")
         return 0
+    # ifcoord uses no pydantic plugins; looking them up scans every installed package's
+    # metadata on each command, which an agent pays dozens of times a minute.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from ifcoord.cli import run
 
     return run(args)
