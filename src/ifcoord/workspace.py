@@ -146,6 +146,7 @@ class Workspace:
         self.dashboard = dashboard
         self._mode: str | None = None  # the branch's mode, once read
         self.session_files: dict[str, SessionFile] = {}
+        self._writer: OwnBranchWriter | None = None
 
     @property
     def session(self) -> str:
@@ -204,9 +205,11 @@ class Workspace:
         return head
 
     def writer(self) -> OwnBranchWriter:
-        # the worktree's own git dir (differs from the common one in a linked worktree)
-        work_git_dir = (subprocess_git_dir(self.top) if self.top else None) or self.git_dir
-        return OwnBranchWriter(self.store, self.own_branch(), work_git_dir, self.top)
+        if self._writer is None:
+            # the worktree's own git dir (differs from the common one in a linked worktree)
+            work_git_dir = (subprocess_git_dir(self.top) if self.top else None) or self.git_dir
+            self._writer = OwnBranchWriter(self.store, self.own_branch(), work_git_dir, self.top)
+        return self._writer
 
     def merge_session_branches(self, state: BranchState, heads: dict[str, str] | None) -> BranchState:
         """Add every session branch's STATUS (fetching only branches that moved), then settle

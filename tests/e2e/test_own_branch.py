@@ -175,3 +175,40 @@ def test_own_branch_writes_touch_only_the_status_file_of_the_users_clone(tmp_pat
     busy = run_ifcoord("progress", "T1", "50", cwd=clone, env=env_for("dana"))
     assert busy.returncode == 5 and "merge is in progress" in busy.stderr
     assert git("log", "-1", "--format=%s", cwd=clone) == "ifcoord: claim T1 by dana"
+
+
+def test_a_coordination_branch_made_by_hand_with_plain_git_works(tmp_path: Path) -> None:
+    bare = guarded_remote(tmp_path)
+    by_hand = tmp_path / "by-hand"
+    git("init", "-q", "-b", "ifcoord", str(by_hand))
+    (by_hand / "ifcoord.yaml").write_text(CONFIG)
+    (by_hand / "boards").mkdir()
+    (by_hand / "boards" / "PHASE-0.md").write_text("# Phase 0\n\n## T1: Hand-made task\n**Status:** TODO\n")
+    git("add", ".", cwd=by_hand)
+    git("commit", "-q", "-m", "a board, by hand", cwd=by_hand)
+    pushed = subprocess.run(["git", "push", "-q", str(bare), "ifcoord"], cwd=by_hand, capture_output=True,
+                            env={**os.environ, **ARBITER})  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    clone = session_clone(bare, tmp_path, "erin")
+    done = run_ifcoord("claim", "--next", "--json", cwd=clone, env=env_for("erin"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["task"]["id"] == "T1"
+    board = json.loads(run_ifcoord("board", "--json", cwd=clone, env=env_for("erin")).stdout)
+    assert board["tasks"][0]["owner"] == "erin"
+
+
+def test_an_idle_own_branch_cycle_is_one_ls_remote_and_fetches_nothing(tmp_path: Path) -> None:
+    from ifcoord.workspace import Workspace
+
+    bare = guarded_remote(tmp_path)
+    init_coordination(bare, tmp_path, "# P\n\n## T1: Work\n")
+    clone = session_clone(bare, tmp_path, "fay")
+    other = session_clone(bare, tmp_path, "gus")
+    assert run_ifcoord("claim", "T1", cwd=other, env=env_for("gus")).returncode == 0
+    ws = Workspace(start=clone, session="fay")
+    first = ws.poll_state()  # fetches the coordination branch and gus's branch
+    assert first.snapshot.tasks()["T1"].owner == "gus"
+    calls = ws.runner.calls
+    again = ws.poll_state()
+    assert ws.runner.calls - calls == 1  # one ls-remote; nothing moved, nothing fetched
+    assert again.snapshot.tasks()["T1"].owner == "gus"
