@@ -198,3 +198,16 @@ def test_errors_and_warnings_are_told_apart_and_listed_in_file_and_line_order() 
         "boards/PHASE-1.md:3",  # T-3 again
         "boards/PHASE-2.md",  # no tasks
     ]
+
+
+def test_a_bad_config_is_an_error_with_its_line_and_defaults_apply() -> None:
+    diags = lint({"ifcoord.yaml": "lease_seconds: 60\nlease_secs: 5\n", "boards/PHASE-0.md": CLEAN})
+    (d,) = by_code(diags, "bad-config")
+    assert (d.severity, d.file, d.line) == ("error", "ifcoord.yaml", 2)
+    assert "lease_secs" in d.message
+
+
+def test_a_status_file_whose_name_is_not_a_session_name_is_a_warning() -> None:
+    diags = lint({"status/Not A Session!.yaml": "session: x\n", "boards/PHASE-0.md": CLEAN})
+    (d,) = by_code(diags, "bad-status-name")
+    assert (d.severity, d.file) == ("warning", "status/Not A Session!.yaml")
