@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from ifcoord.history import entry_from, parse_trailers, read_log
 from ifcoord.ops import OpResult
+from ifcoord.store import BranchStore
 from ifcoord.transaction import Change
 
 
@@ -81,25 +84,38 @@ def test_log_entry_json_has_stable_fields() -> None:
     }
 
 
-class FakeHistory:
-    """Stands in for the store: (sha, unix time, message) newest first."""
+def real_history(tmp_path: Path, messages: list[str]) -> tuple[BranchStore, list[str]]:
+    """A real repository with one commit per message, oldest first, a second apart."""
+    git_dir = tmp_path / "repo.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
+    store = BranchStore(git_dir, "origin", "ifcoord", remote_config={})
+    shas: list[str] = []
+    for i, message in enumerate(messages):
+        when = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=i)
+        parent = shas[-1] if shas else None
+        shas.append(store.write_commit(parent, {"f": str(i).encode()}, message, "s", when))
+    return store, shas
 
-    def __init__(self, commits: list[tuple[str, int, str]]) -> None:
-        self.commits = commits
 
-    def history(self, tip: str) -> list[tuple[str, int, str]]:
-        assert tip == "tip"
-        return self.commits
+def test_read_log_filters_by_task_case_insensitively_and_limits(tmp_path: Path) -> None:
+    store, (c0, c1, c2, c3) = real_history(
+        tmp_path,
+        [
+            message_for(OpResult("claim", "P0.1.4", "", epoch=1), "s2"),
+            message_for(OpResult("claim", "P0.1.5", "", epoch=1), "s1"),
+            "hand edit\n",
+            message_for(OpResult("complete", "P0.1.5", "", epoch=1), "s1"),
+        ],
+    )
+    assert [e.commit for e in read_log(store, c3)] == [c3, c2, c1, c0]
+    assert [e.commit for e in read_log(store, c3, task="p0.1.5")] == [c3, c1]
+    assert [e.commit for e in read_log(store, c3, limit=2)] == [c3, c2]
 
 
-def test_read_log_filters_by_task_case_insensitively_and_limits() -> None:
-    commits = [
-        ("c3", 3, message_for(OpResult("complete", "P0.1.5", "", epoch=1), "s1")),
-        ("c2", 2, "hand edit\n"),
-        ("c1", 1, message_for(OpResult("claim", "P0.1.5", "", epoch=1), "s1")),
-        ("c0", 0, message_for(OpResult("claim", "P0.1.4", "", epoch=1), "s2")),
-    ]
-    store = FakeHistory(commits)
-    assert [e.commit for e in read_log(store, "tip")] == ["c3", "c2", "c1", "c0"]
-    assert [e.commit for e in read_log(store, "tip", task="p0.1.5")] == ["c3", "c1"]
-    assert [e.commit for e in read_log(store, "tip", limit=2)] == ["c3", "c2"]
+def test_read_log_adds_only_the_ifcoord_commits_of_session_branches(tmp_path: Path) -> None:
+    store, (coord,) = real_history(tmp_path, [message_for(OpResult("arbitrate", None, ""), "arbiter")])
+    work = store.write_commit(None, {"app.py": b"x"}, "agent's own work", "s1")
+    claim = store.write_commit(work, {"status/s1.yaml": b"session: s1\n"},
+                               message_for(OpResult("claim", "T1", "", epoch=1), "s1"), "s1")  # fmt: skip
+    entries = read_log(store, coord, session_tips=[claim])
+    assert {e.commit for e in entries} == {coord, claim}

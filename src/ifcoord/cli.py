@@ -226,8 +226,9 @@ def log(
     from ifcoord.views import log_view
 
     ws = workspace(None, remote, branch)
-    tip = ws.store.fetch()
-    entries = read_log(ws.store, tip, task, limit) if tip else []
+    state = ws.read()
+    sessions = [ws.store.mirror_ref(b) for b in ws.session_branch_tips()] if ws.own_branch_mode() else []
+    entries = read_log(ws.store, state.commit, task, limit, sessions)
     if as_json:
         emit({"entries": [e.to_json() for e in entries]})
         return

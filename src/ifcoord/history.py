@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -59,9 +60,19 @@ def entry_from(commit: str, unix_time: int, message: str) -> LogEntry:
     )
 
 
-def read_log(store, tip: str, task: str | None = None, limit: int = 200) -> list[LogEntry]:  # type: ignore[no-untyped-def]
-    """Newest first; human commits (no trailers) are listed too, as op None."""
-    entries = [entry_from(sha, ts, body) for sha, ts, body in store.history(tip)]
+def read_log(  # type: ignore[no-untyped-def]
+    store, tip: str | None, task: str | None = None, limit: int = 200, session_tips: Iterable[str] = ()
+) -> list[LogEntry]:
+    """Newest first. The coordination branch's commits, people's edits included (op None),
+    and, in own-branch mode, the ifcoord commits on the session branches. git does the
+    filtering and the limit, so a long history costs only what is shown."""
+    grep = "^Ifcoord-Task: " + task.replace(".", "\\.") + "$" if task else None
+    rows = list(store.history(tip, max_count=limit, grep=grep)) if tip else []
+    tips = list(session_tips)
+    if tips:
+        rows += store.history(*tips, max_count=limit, grep=grep or "^Ifcoord-Op: ")
+    entries = [entry_from(sha, ts, body) for sha, ts, body in rows]
     if task:
         entries = [e for e in entries if e.task and e.task.lower() == task.lower()]
+    entries.sort(key=lambda e: e.time, reverse=True)
     return entries[:limit]

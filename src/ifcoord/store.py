@@ -19,7 +19,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ifcoord.errors import RemoteUnreachable, UsageError
+from ifcoord.errors import IfcoordError, RemoteUnreachable, UsageError
 
 if TYPE_CHECKING:
     from git import Repo
@@ -116,6 +116,11 @@ def find_repository(start: Path) -> tuple[Path, Path | None]:
     return git_dir, top
 
 
+def looks_like_location(remote: str) -> bool:
+    """A URL, an scp-like `host:path`, or a path: something git can reach without a name."""
+    return "://" in remote or ":" in remote or "/" in remote or Path(remote).exists()
+
+
 def ref_slug(remote: str) -> str:
     """A ref-safe name for a remote name or URL, stable across runs."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", remote).strip("._-")
@@ -144,6 +149,7 @@ class BranchStore:
         config = remote_config if remote_config is not None else self._remote_config()
         self.fetch_url = config.get(f"remote.{remote}.url", remote)
         self.push_url = config.get(f"remote.{remote}.pushurl", self.fetch_url)
+        self.known_remote = f"remote.{remote}.url" in config or looks_like_location(remote)
 
     def _remote_config(self) -> dict[str, str]:
         out = self.git.run("config", "--get-regexp", r"^remote\.", check=False)
@@ -404,7 +410,13 @@ class BranchStore:
             return PushOutcome.LANDED
         return PushOutcome.UNKNOWN
 
-    def _unreachable(self, exc: GitFailed) -> RemoteUnreachable:
+    def _unreachable(self, exc: GitFailed) -> IfcoordError:
+        if not self.known_remote:
+            # Not a network problem: no remote of that name, and not a URL or a path.
+            return UsageError(
+                f"this clone has no remote named {self.remote!r}",
+                hint="pass --remote NAME-OR-URL, set IFCOORD_REMOTE, or `ifcoord join NAME --remote ...`",
+            )
         reason = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else f"exit {exc.code}"
         return RemoteUnreachable(
             f"remote {self.remote} is unreachable: {reason}",
@@ -413,12 +425,17 @@ class BranchStore:
 
     # -- history -----------------------------------------------------------------------------
 
-    def history(self, tip: str, max_count: int | None = None) -> list[tuple[str, int, str]]:
-        """(sha, unix time, full message) of commits reachable from tip, newest first."""
+    def history(
+        self, *tips: str, max_count: int | None = None, grep: str | None = None
+    ) -> list[tuple[str, int, str]]:
+        """(sha, unix time, full message) of commits reachable from the tips, newest first;
+        `grep`: only commits whose message has a line matching that regular expression."""
         args = ["log", "--format=%H%x00%ct%x00%B%x1e"]
         if max_count:
             args.append(f"--max-count={max_count}")
-        out = self.git.run(*args, tip)
+        if grep:
+            args += ["--regexp-ignore-case", f"--grep={grep}"]
+        out = self.git.run(*args, *tips, "--")
         rows = []
         for rec in out.split("\x1e"):
             rec = rec.strip("\n")

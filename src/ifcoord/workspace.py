@@ -147,6 +147,7 @@ class Workspace:
         self._mode: str | None = None  # the branch's mode, once read
         self.session_files: dict[str, SessionFile] = {}
         self._writer: OwnBranchWriter | None = None
+        self._session_branches: dict[str, str] = {}
 
     @property
     def session(self) -> str:
@@ -163,7 +164,8 @@ class Workspace:
         """The coordination state at the remote tip (or the last one fetched, fetch=False);
         in own-branch mode with every session branch's STATUS merged in and settled."""
         state = self.transactor.read(fetch)
-        if state.snapshot.config.mode == "own-branch":
+        self._mode = state.snapshot.config.mode
+        if self._mode == "own-branch":
             heads = self.transactor.retrying(self.store.list_heads) if fetch else None
             state = self.merge_session_branches(state, heads)
         self.stale(state.snapshot)  # records heartbeat sightings
@@ -221,6 +223,7 @@ class Workspace:
             branches = session_branches(heads, config.session_branches, self.branch)
             moved = [b for b, sha in branches.items() if self.store.read_ref(self.store.mirror_ref(b)) != sha]
             self.store.fetch_branches(moved)
+        self._session_branches = branches
         files = read_session_files(self.store, branches, config)
         own = self._local_own_status(config)
         if own is not None:
@@ -239,6 +242,13 @@ class Workspace:
             merged = build_snapshot(raw, state.commit)
         self.session_files = files
         return BranchState(merged, raw)
+
+    def own_branch_mode(self) -> bool:
+        return self._mode == "own-branch"
+
+    def session_branch_tips(self) -> dict[str, str]:
+        """The session branches last read (own-branch mode), by branch name."""
+        return dict(self._session_branches)
 
     def _mirrored_session_branches(self, config: Config) -> dict[str, str]:
         prefix = self.store.mirror_ref("")

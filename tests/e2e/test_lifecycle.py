@@ -279,3 +279,12 @@ def test_read_only_commands_read_the_branch(bare_remote: Path, tmp_path: Path) -
     assert len(shown["task"]["milestones"]) == 4
     lint = ifc(clone, "lint", session=None, remote=bare_remote)
     assert lint.returncode == 0, lint.stderr
+
+
+def test_a_remote_name_the_clone_does_not_have_is_a_usage_error_at_once(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    git("init", "-q", str(plain))
+    started = time.monotonic()
+    done = run_ifcoord("board", cwd=plain)
+    assert done.returncode == 2 and "no remote named 'origin'" in done.stderr
+    assert time.monotonic() - started < 20  # not retried as if the network were down

@@ -195,6 +195,8 @@ def test_a_coordination_branch_made_by_hand_with_plain_git_works(tmp_path: Path)
     assert json.loads(done.stdout)["task"]["id"] == "T1"
     board = json.loads(run_ifcoord("board", "--json", cwd=clone, env=env_for("erin")).stdout)
     assert board["tasks"][0]["owner"] == "erin"
+    log = json.loads(run_ifcoord("log", "T1", "--json", "--remote", str(bare), cwd=by_hand).stdout)
+    assert [(e["op"], e["session"]) for e in log["entries"]] == [("claim", "erin")]
 
 
 def test_an_idle_own_branch_cycle_is_one_ls_remote_and_fetches_nothing(tmp_path: Path) -> None:
