@@ -5,10 +5,11 @@ Pure functions over text; git and files live elsewhere. The format: docs/board-f
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -356,7 +357,7 @@ def _phase_name(heading: str) -> str:
     return heading
 
 
-def _phase_from_tokens(path: str, headings: list[_Heading]) -> str:
+def _phase_from_tokens(path: str, headings: Sequence[_Heading]) -> str:
     stem = PurePosixPath(path.replace("\\", "/")).stem
     match = _PHASE_FILE_RE.match(stem)
     if match:
@@ -396,7 +397,7 @@ def _file_eol(lines: list[_Line]) -> str:
 _MARKDOWN = MarkdownIt("commonmark").disable(["inline", "text_join"])
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Heading:
     level: int
     start: int  # 0-based first line
@@ -404,17 +405,19 @@ class _Heading:
     content: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Markdown:
-    headings: list[_Heading]
-    opaque_lines: set[int]  # code fences, indented code and HTML: never fields or headings
+    headings: tuple[_Heading, ...]
+    opaque_lines: frozenset[int]  # code fences, indented code and HTML: never fields or headings
 
 
+@functools.lru_cache(maxsize=64)
 def _parse_markdown(text: str) -> _Markdown:
+    """The block structure of a text; cached, since an edit scans, edits and re-reads a board."""
     try:
         tokens = _MARKDOWN.parse(text)
     except Exception:  # markdown-it should not fail; if it does, the board is read as plain lines
-        return _Markdown([], set())
+        return _Markdown((), frozenset())
     headings: list[_Heading] = []
     opaque: set[int] = set()
     for index, token in enumerate(tokens):
@@ -427,7 +430,7 @@ def _parse_markdown(text: str) -> _Markdown:
             inline = tokens[index + 1] if index + 1 < len(tokens) else None
             content = inline.content if inline is not None else ""
             headings.append(_Heading(int(token.tag[1:]), start, end, content.replace("\n", " ")))
-    return _Markdown(headings, opaque)
+    return _Markdown(tuple(headings), frozenset(opaque))
 
 
 _TASK_HEADING_RE = re.compile(
@@ -509,7 +512,7 @@ class _Section:
 
 
 def _scan_section(
-    lines: list[_Line], indexes: Iterable[int], headings: set[int], opaque: set[int]
+    lines: list[_Line], indexes: Iterable[int], headings: set[int], opaque: frozenset[int]
 ) -> _Section:
     """Read field lines, labelled lists and milestones from the given lines, in order.
 
@@ -603,7 +606,7 @@ class _TaskHeading:
     ancestors: list[_Heading]
 
 
-def _task_headings(headings: list[_Heading], line_count: int) -> list[_TaskHeading]:
+def _task_headings(headings: Sequence[_Heading], line_count: int) -> list[_TaskHeading]:
     found: list[_TaskHeading] = []
     for i, heading in enumerate(headings):
         parsed = _task_heading(heading.content) if heading.level >= 2 else None
