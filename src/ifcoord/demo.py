@@ -77,7 +77,7 @@ class ScriptedWorker:
                 continue
             with self._lock:
                 self.events.append(event)
-            if event["event"] in ("claimed", "working") and event.get("task"):
+            if event.get("event") in ("claimed", "working") and event.get("task"):
                 self._work_on(event["task"])
 
     def _work_on(self, task: str) -> None:

@@ -127,15 +127,21 @@ class PollLoop:
         self.emit(Event(name, self.session, task, message, data))
 
     def cycle(self) -> None:
-        """One cycle; never raises for a remote that is down or a refused op."""
+        """One cycle. It never raises: an agent's loop must outlive a bad cycle."""
         try:
-            state = self.ws.poll_state()
+            self._cycle()
         except RemoteUnreachable as exc:
             self.memory.failures += 1
             if not self.memory.remote_down:
                 self.memory.remote_down = True
                 self.event("remote-down", message=exc.line())
-            return
+        except IfcoordError as exc:
+            self.event("error", message=exc.line())
+        except Exception as exc:  # noqa: BLE001 - reported as an event; the next cycle tries again
+            self.event("error", message=f"unexpected error: {type(exc).__name__}: {exc}")
+
+    def _cycle(self) -> None:
+        state = self.ws.poll_state()  # RemoteUnreachable: the caller reports remote-down
         if self.memory.remote_down:
             self.memory.remote_down = False
             self.event("remote-up", message=f"{self.ws.remote} answers again")

@@ -371,10 +371,9 @@ class BranchStore:
         return self.git.last_code == 0
 
     def set_private_ref(self, sha: str) -> None:
-        """Point the private ref at `sha`, in-process (GitPython writes it under a lock file)."""
-        from git.refs import Reference
-
-        Reference(self.repo, self.private_ref, check_path=False).set_object(sha)
+        """Point the private ref at `sha`. `git update-ref` waits out another process's lock on
+        it (the loop syncs while a command in the same clone pushes), where GitPython would fail."""
+        self.git.run("update-ref", self.private_ref, sha)
 
     def _forget(self) -> None:
         self.git.run("update-ref", "-d", self.private_ref, check=False)

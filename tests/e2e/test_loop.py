@@ -239,3 +239,31 @@ def test_no_claim_reports_but_never_claims(bare_remote: Path, tmp_path: Path) ->
     names = [json.loads(line)["event"] for line in done.stdout.splitlines()]
     assert "claimed" not in names and "idle" in names
     assert "**Owner:**" not in git("show", "ifcoord:boards/PHASE-0.md", cwd=bare_remote)
+
+
+def test_a_failing_cycle_is_reported_and_the_loop_goes_on(bare_remote: Path, tmp_path: Path) -> None:
+    init_branch(bare_remote, tmp_path, "# P\n\n## T1: Later\n**Depends on:** T2\n\n## T2: First\n")
+    clone = make_clone(bare_remote, tmp_path / "c")
+    p = Poller("sturdy", clone, str(bare_remote), interval=0.1)
+    try:
+        p.wait_for("claimed", "T2")
+        # Another process holds the lock of ifcoord's private ref, and the branch moves: the
+        # loop cannot record the new tip, a git error it has no special case for.
+        refs = list((clone / ".git" / "refs" / "ifcoord").rglob("ifcoord"))
+        assert len(refs) == 1
+        lock = refs[0].with_name("ifcoord.lock")
+        lock.write_text("")
+        other = make_clone(bare_remote, tmp_path / "o")
+        assert (
+            run_ifcoord("heartbeat", "--session", "other", "--remote", str(bare_remote), cwd=other).returncode
+            == 0
+        )
+        error = p.wait_for("error")
+        assert "unexpected error" in error["message"]
+        assert p.proc.poll() is None  # still running
+        lock.unlink()
+        done = run_ifcoord("complete", "T2", "--session", "sturdy", "--remote", str(bare_remote), cwd=clone)
+        assert done.returncode == 0, done.stderr
+        p.wait_for("claimed", "T1")  # and back at work
+    finally:
+        assert p.stop() == 0
