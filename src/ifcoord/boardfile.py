@@ -1022,7 +1022,10 @@ def _join(out: list[_Line], original: list[_Line], eol: str) -> str:
             line.eol = eol
     if out:
         out[-1].eol = (out[-1].eol or eol) if had_final_eol else ""
-    return "".join(line.content + line.eol for line in out)
+    text = "".join(line.content + line.eol for line in out)
+    # A file without a final newline keeps it that way, even when its last line was deleted
+    # and a blank line would now end it.
+    return text if had_final_eol else text.rstrip("\r\n")
 
 
 def _verify_round_trip(path: str, new_text: str, edit: BoardEdit) -> None:
