@@ -8,10 +8,10 @@ claims become board facts that every reader honours. Nothing changed: no commit.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from ifcoord.state import BranchState, build_snapshot
+from ifcoord.stopping import StopSignal
 from ifcoord.transaction import Change, jitter
 from ifcoord.writeback import DASHBOARD_PATH
 
@@ -46,12 +46,12 @@ def arbitrate_once(ws) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return {"commit": tx.commit, "changed": tx.landed, "files": tx.payload or []}
 
 
-def arbitrate_forever(ws, interval: float, report, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+def arbitrate_forever(ws, interval: float, report, stop: StopSignal) -> None:  # type: ignore[no-untyped-def]
     from ifcoord.errors import IfcoordError
 
-    while not stop.is_set():
+    while not stop.requested:
         try:
             report(arbitrate_once(ws))
         except IfcoordError as exc:
             report({"error": exc.line()})
-        stop.wait(jitter(interval))
+        stop.sleep(jitter(interval))

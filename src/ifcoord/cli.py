@@ -601,10 +601,8 @@ def arbitrate(
 
     Run it where the coordination branch may be pushed. Example: ifcoord arbitrate --interval 30
     """
-    import signal
-    import threading
-
     from ifcoord.arbiter import arbitrate_forever, arbitrate_once
+    from ifcoord.stopping import StopSignal
 
     ws = workspace(session, remote, branch)
 
@@ -619,9 +617,8 @@ def arbitrate(
     if once:
         report(arbitrate_once(ws))
         return
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopSignal()
+    stop.install()
     arbitrate_forever(ws, interval, report, stop)
 
 

@@ -8,8 +8,6 @@ report what the session should do now. A cycle with nothing to do writes nothing
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +19,7 @@ from ifcoord.leases import heartbeat_due
 from ifcoord.models import Snapshot, Task
 from ifcoord.ops import KEEP, claim_task, heartbeat, iso
 from ifcoord.scheduler import may_take, next_for, readiness, resolve_dependencies
+from ifcoord.stopping import StopSignal
 from ifcoord.transaction import jitter, now
 
 EVENTS = (
@@ -120,7 +119,7 @@ class PollLoop:
         self.claim = claim
         self.interval = interval
         self.memory = LoopMemory()
-        self.stop_requested = threading.Event()
+        self.stop = StopSignal()
         self.config_interval = 30.0  # the branch's poll_seconds, as last read
 
     def event(self, name: str, task: str | None = None, message: str = "", **data: Any) -> None:
@@ -286,9 +285,9 @@ class PollLoop:
         self.install_signal_handlers()
         while True:
             self.cycle()
-            if once or self.stop_requested.is_set():
+            if once or self.stop.requested:
                 break
-            if self.stop_requested.wait(self.next_delay(self.config_interval)):
+            if self.stop.sleep(self.next_delay(self.config_interval)):
                 break
         if not once:
             self.say_goodbye()
@@ -299,14 +298,9 @@ class PollLoop:
             self.ws.apply(lambda s, c: heartbeat(s, c, "offline", KEEP))
         except IfcoordError as exc:
             self.event("error", message=f"could not mark the session offline: {exc.line()}")
+        except Exception as exc:  # noqa: BLE001 - stopping must not crash on the way out
+            self.event("error", message=f"could not mark the session offline: {type(exc).__name__}: {exc}")
         self.event("stopped", message="stopped; session marked offline")
 
     def install_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            self.stop_requested.set()
-
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
+        self.stop.install()
