@@ -18,7 +18,7 @@ from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable
 from ifcoord.leases import heartbeat_due
 from ifcoord.models import Snapshot, Task
 from ifcoord.ops import KEEP, claim_task, heartbeat, iso
-from ifcoord.scheduler import may_take, next_for, readiness, resolve_dependencies
+from ifcoord.scheduler import next_for, ready_tasks, resolve_dependencies
 from ifcoord.stopping import StopSignal
 from ifcoord.transaction import jitter, now
 
@@ -88,18 +88,15 @@ def session_state(held: list[Task], stuck: set[str]) -> str:
 
 
 def newly_ready_primaries(
-    snapshot: Snapshot, session: str, stale: frozenset[str], announced: set[str]
+    tasks: dict[str, Task],
+    deps: dict[str, list[str]],
+    session: str,
+    stale: frozenset[str],
+    announced: set[str],
 ) -> list[Task]:
     """Primary tasks ready for a session that is on a filler task, not yet announced."""
-    tasks = snapshot.tasks()
-    deps = resolve_dependencies(tasks)
-    out = []
-    for t in tasks.values():
-        if t.kind != "primary" or t.id in announced or not may_take(t, session):
-            continue
-        if readiness(t, tasks, deps, lambda x: bool(x.owner) and x.owner in stale).ready:
-            out.append(t)
-    return out
+    ready = ready_tasks(tasks, lambda t: bool(t.owner) and t.owner in stale, session=session, deps=deps)
+    return [t for t in ready if t.kind == "primary" and t.id not in announced]
 
 
 # -- the cycle --------------------------------------------------------------------------------
@@ -178,7 +175,7 @@ class PollLoop:
         active = [t for t in held if t.id not in stuck]
         on_filler = bool(active) and all(t.kind == "filler" for t in active)
         if on_filler or (held and not active):
-            for t in newly_ready_primaries(snapshot, session, stale, self.memory.announced):
+            for t in newly_ready_primaries(tasks, deps, session, stale, self.memory.announced):
                 self.memory.announced.add(t.id)
                 if on_filler:
                     self.event(

@@ -128,9 +128,10 @@ def ready_tasks(
     stale: Callable[[Task], bool] = lambda t: False,
     phase_key: Callable[[str], tuple] = lambda p: (p,),
     session: str | None = None,
+    deps: dict[str, list[str]] | None = None,
 ) -> list[Task]:
     """Ready tasks in the spec's order (primary before filler); only those `session` may take."""
-    deps = resolve_dependencies(tasks)
+    deps = resolve_dependencies(tasks) if deps is None else deps
     unblocks = dependants(deps)
     ready = [
         t for t in tasks.values()
@@ -154,13 +155,14 @@ def next_for(
         current = sorted(held, key=lambda t: (t.kind != "primary", t.file, t.position))[0]
         return Pick(current, "current", f"{session} already holds {current.id} ({current.state})")
     skip = set(exclude)
-    ready = [t for t in ready_tasks(tasks, stale, phase_key, session) if t.id not in skip]
+    deps = resolve_dependencies(tasks)
+    ready = [t for t in ready_tasks(tasks, stale, phase_key, session, deps) if t.id not in skip]
     primaries = [t for t in ready if t.kind == "primary"]
     fillers = [t for t in ready if t.kind == "filler"]
     if primaries:
         pick = primaries[0]
         return Pick(pick, "primary", f"{pick.id} is the first ready primary task", ready)
-    waiting = blocked_primaries(session, tasks, stale)
+    waiting = blocked_primaries(session, tasks, stale, deps)
     why = (
         "its primary tasks are blocked: " + "; ".join(f"{t.id} {r}" for t, r in waiting)
         if waiting
@@ -173,10 +175,13 @@ def next_for(
 
 
 def blocked_primaries(
-    session: str, tasks: dict[str, Task], stale: Callable[[Task], bool]
+    session: str,
+    tasks: dict[str, Task],
+    stale: Callable[[Task], bool],
+    deps: dict[str, list[str]] | None = None,
 ) -> list[tuple[Task, str]]:
     """Unfinished primary tasks this session may take that are not ready, with the reason."""
-    deps = resolve_dependencies(tasks)
+    deps = resolve_dependencies(tasks) if deps is None else deps
     out = []
     for t in tasks.values():
         if t.kind != "primary" or t.state in ("done", "cancelled") or not may_take(t, session):
