@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup bytecode test demo bench lint clean
+.PHONY: help setup system bytecode test demo bench lint clean
 
 help:
 	@echo "make demo   - four sessions work the example board on a local bare remote"
@@ -27,7 +27,11 @@ $(STAMP): pyproject.toml
 bytecode: $(STAMP)
 	@$(BIN)/python -m compileall -q src/ifcoord
 
-test: bytecode
+# The Debian packages the tests need (servers on 127.0.0.1): installed when missing.
+system:
+	@bash .ci/install-packages
+
+test: system bytecode
 	$(BIN)/python -m pytest -q
 
 demo: bytecode

@@ -157,7 +157,7 @@ class Lab:
     def fast_import_branch(self, bare: Path, boards: Path, history: int, branch: str = "ifcoord") -> None:
         """The branch as `history` small commits touching a filler file, then one commit
         holding the boards, the config and the status files (like a long-lived branch)."""
-        from ifcoord.config import render_default_config
+        from ifcoord.files.config import render_default_config
 
         stamp = 1_600_000_000
         out = bytearray()

@@ -125,9 +125,9 @@ def claim_latency(lab: Lab, sizes: Sizes) -> list[Row]:
                             ratio(cli, base), "<= 5x", cli <= 5 * base))  # fmt: skip
 
             # The same transaction in a running process, as the poll loop does it.
-            from ifcoord.ops import claim_task
-            from ifcoord.views import render_dashboard
-            from ifcoord.workspace import Workspace
+            from ifcoord.core.ops import claim_task
+            from ifcoord.session.workspace import Workspace
+            from ifcoord.views.terminal import render_dashboard
 
             ws = Workspace(
                 start=mine, session="inproc", remote=url, branch=BRANCH, dashboard=render_dashboard
@@ -204,9 +204,9 @@ def idle(lab: Lab, sizes: Sizes) -> list[Row]:
                         met=commits == 0 and remote_round_trips(commands) <= 1))  # fmt: skip
 
         # The loop as it runs: PollLoop.cycle() in one process, n cycles.
-        from ifcoord.loop import PollLoop
-        from ifcoord.views import render_dashboard
-        from ifcoord.workspace import Workspace
+        from ifcoord.session.loop import PollLoop
+        from ifcoord.session.workspace import Workspace
+        from ifcoord.views.terminal import render_dashboard
 
         ws = Workspace(start=clone, session="idle", remote=url, branch=BRANCH, dashboard=render_dashboard)
         events: list[object] = []

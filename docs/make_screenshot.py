@@ -44,9 +44,9 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
 def main() -> int:
     from rich.console import Console
 
-    from ifcoord.payloads import task_rows
-    from ifcoord.views import board_view
-    from ifcoord.workspace import Workspace
+    from ifcoord.core.rows import task_rows
+    from ifcoord.views.terminal import board_view
+    from ifcoord.session.workspace import Workspace
 
     work = Path(tempfile.mkdtemp(prefix="ifcoord-shot-"))
     env = {

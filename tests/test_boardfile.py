@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ifcoord.boardfile import (
+from ifcoord.files.board import (
     BoardEdit,
     BoardEditError,
     apply_edits,

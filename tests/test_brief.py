@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ifcoord.brief import render_brief, tasks_for
-from ifcoord.state import build_snapshot
+from ifcoord.core.snapshot import build_snapshot
+from ifcoord.views.brief import render_brief, tasks_for
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "boards"
 

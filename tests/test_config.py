@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ifcoord.config import (
+from ifcoord.errors import InvalidData
+from ifcoord.files.config import (
     CONFIG_PATH,
     glob_match,
     is_board_path,
@@ -15,7 +16,6 @@ from ifcoord.config import (
     phase_sort_key,
     render_default_config,
 )
-from ifcoord.errors import InvalidData
 from ifcoord.models import Config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ifcoord.config import is_board_path, is_status_path, parse_config
-from ifcoord.statusfile import parse_status
+from ifcoord.files.config import is_board_path, is_status_path, parse_config
+from ifcoord.files.status import parse_status
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def test_example_status_files_parse() -> None:
     [("boards/PHASE-0.md", "0", 11), ("boards/PHASE-1-TASK-BOARD.md", "1", 5)],
 )
 def test_example_boards_parse_without_diagnostics(path: str, phase: str, count: int) -> None:
-    boardfile = pytest.importorskip("ifcoord.boardfile")
+    boardfile = pytest.importorskip("ifcoord.files.board")
     assert is_board_path(parse_config(None), path)
     board = boardfile.parse_board(path, (ROOT / path).read_text(encoding="utf-8"))
     assert board.phase == phase
@@ -35,7 +35,7 @@ def test_example_boards_parse_without_diagnostics(path: str, phase: str, count: 
 
 
 def test_example_dependencies_exist_and_only_a_few_tasks_start_ready() -> None:
-    boardfile = pytest.importorskip("ifcoord.boardfile")
+    boardfile = pytest.importorskip("ifcoord.files.board")
     tasks = {
         t.id: t
         for path in ("boards/PHASE-0.md", "boards/PHASE-1-TASK-BOARD.md")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ifcoord.boardfile import BoardEdit, apply_edits, parse_board
+from ifcoord.files.board import BoardEdit, apply_edits, parse_board
 from ifcoord.models import Board
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "boards"

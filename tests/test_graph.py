@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ifcoord.graph import (
+from ifcoord.core.snapshot import build_snapshot
+from ifcoord.views.graph import (
     build_graph,
     critical_path,
     estimate_hours,
@@ -16,7 +17,6 @@ from ifcoord.graph import (
     render_mermaid,
     render_text,
 )
-from ifcoord.state import build_snapshot
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "boards"
 

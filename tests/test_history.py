@@ -6,10 +6,10 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ifcoord.history import entry_from, parse_trailers, read_log
-from ifcoord.ops import OpResult
-from ifcoord.store import BranchStore
-from ifcoord.transaction import Change
+from ifcoord.core.ops import OpResult
+from ifcoord.git.history import entry_from, parse_trailers, read_log
+from ifcoord.git.store import BranchStore
+from ifcoord.git.transaction import Change
 
 
 def message_for(result: OpResult, session: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ifcoord.leases import (
+from ifcoord.core.leases import (
     LeasePolicy,
     Observation,
     ObservationStore,
@@ -20,8 +20,8 @@ from ifcoord.leases import (
     stale_sessions,
     task_lease_is_stale,
 )
+from ifcoord.core.snapshot import build_snapshot
 from ifcoord.models import SessionStatus
-from ifcoord.state import build_snapshot
 
 POLICY = LeasePolicy(lease_seconds=600, skew_seconds=120)
 BEAT = datetime(2025, 11, 12, 14, 30, tzinfo=timezone.utc)

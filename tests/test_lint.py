@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ifcoord.lint import lint_snapshot
+from ifcoord.core.lint import lint_snapshot
+from ifcoord.core.snapshot import build_snapshot
 from ifcoord.models import Diagnostic
-from ifcoord.state import build_snapshot
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "boards"
 

@@ -12,10 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ifcoord.errors import ConflictError, IfcoordError, LeaseLost, NotReady, UsageError, exit_code_for
-from ifcoord.history import entry_from
-from ifcoord.models import Snapshot
-from ifcoord.ops import (
+from ifcoord.core.ops import (
     OpContext,
     OpResult,
     block_task,
@@ -27,9 +24,12 @@ from ifcoord.ops import (
     release_task,
     unblock_task,
 )
-from ifcoord.state import BranchState, build_snapshot
-from ifcoord.transaction import Change
-from ifcoord.writeback import changed_files
+from ifcoord.core.snapshot import BranchState, build_snapshot
+from ifcoord.core.writeback import changed_files
+from ifcoord.errors import ConflictError, IfcoordError, LeaseLost, NotReady, UsageError, exit_code_for
+from ifcoord.git.history import entry_from
+from ifcoord.git.transaction import Change
+from ifcoord.models import Snapshot
 
 NOW = datetime(2025, 11, 12, 14, 30, tzinfo=timezone.utc)
 BOARD = "boards/PHASE-0.md"

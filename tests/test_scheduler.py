@@ -12,10 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ifcoord.config import phase_sort_key
-from ifcoord.models import Config, Snapshot, Task
-from ifcoord.payloads import row_for, task_json, task_rows
-from ifcoord.scheduler import (
+from ifcoord.core.rows import row_for, task_json, task_rows
+from ifcoord.core.scheduler import (
     dependants,
     may_take,
     next_for,
@@ -24,7 +22,9 @@ from ifcoord.scheduler import (
     ready_tasks,
     resolve_dependencies,
 )
-from ifcoord.state import build_snapshot
+from ifcoord.core.snapshot import build_snapshot
+from ifcoord.files.config import phase_sort_key
+from ifcoord.models import Config, Snapshot, Task
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "boards"
 

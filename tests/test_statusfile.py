@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ifcoord.errors import InvalidData
-from ifcoord.models import SessionStatus
-from ifcoord.statusfile import (
+from ifcoord.files.status import (
     MAX_STATUS_BYTES,
     load_safe_yaml,
     parse_status,
@@ -21,6 +20,7 @@ from ifcoord.statusfile import (
     status_path_for,
     to_plain,
 )
+from ifcoord.models import SessionStatus
 
 PATH = "status/session-4-sip.yaml"
 

@@ -8,7 +8,8 @@ import pytest
 from conftest import git
 
 from ifcoord.errors import RemoteUnreachable, UsageError
-from ifcoord.store import BranchStore, PushOutcome, find_repository
+from ifcoord.git.runner import find_repository
+from ifcoord.git.store import BranchStore, PushOutcome
 
 
 def store_for(clone: Path, remote: str = "origin", branch: str = "ifcoord") -> BranchStore:

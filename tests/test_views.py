@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from ifcoord.payloads import task_rows
-from ifcoord.state import build_snapshot
-from ifcoord.views import (
+from ifcoord.core.rows import task_rows
+from ifcoord.core.snapshot import build_snapshot
+from ifcoord.views.terminal import (
     DASHBOARD_MARK,
     board_view,
     progress_bar,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import difflib
 from datetime import datetime, timezone
 
+from ifcoord.core.ops import OpContext, OpResult, claim_task, heartbeat, progress_task
+from ifcoord.core.snapshot import BranchState, build_snapshot
+from ifcoord.core.writeback import DASHBOARD_PATH, changed_files
 from ifcoord.models import Snapshot
-from ifcoord.ops import OpContext, OpResult, claim_task, heartbeat, progress_task
-from ifcoord.state import BranchState, build_snapshot
-from ifcoord.views import render_dashboard
-from ifcoord.writeback import DASHBOARD_PATH, changed_files
+from ifcoord.views.terminal import render_dashboard
 
 NOW = datetime(2025, 11, 12, 14, 30, tzinfo=timezone.utc)
 

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     # ifcoord uses no pydantic plugins; looking them up scans every installed package's
     # metadata on each command, which an agent pays dozens of times a minute.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    from ifcoord.cli import run
+    from ifcoord.cli.app import run
 
     return run(args)
 

@@ -149,10 +149,10 @@ def main(sessions: int = 4, time_limit: float = 110.0) -> int:
     from rich.console import Console, Group
     from rich.live import Live
 
-    from ifcoord.history import read_log
-    from ifcoord.payloads import task_rows
-    from ifcoord.views import board_view, session_rows, status_view
-    from ifcoord.workspace import Workspace
+    from ifcoord.core.rows import task_rows
+    from ifcoord.git.history import read_log
+    from ifcoord.session.workspace import Workspace
+    from ifcoord.views.terminal import board_view, session_rows, status_view
 
     console = Console()
     root_dir = Path(__file__).resolve().parents[2]
@@ -205,8 +205,8 @@ def main(sessions: int = 4, time_limit: float = 110.0) -> int:
 
 
 def summarize(console, snapshot, entries, workers, elapsed: float) -> int:  # type: ignore[no-untyped-def]
-    from ifcoord.payloads import task_rows
-    from ifcoord.views import board_view
+    from ifcoord.core.rows import task_rows
+    from ifcoord.views.terminal import board_view
 
     console.print(board_view(snapshot, task_rows(snapshot)))
     completions = Counter(e.task for e in entries if e.op == "complete")

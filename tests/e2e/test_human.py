@@ -16,16 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLE_BOARDS, FIXTURE_BOARDS, git, make_clone, run_ifcoord
 
-from ifcoord.state import build_snapshot
-from ifcoord.views import DASHBOARD_MARK, render_dashboard
+from ifcoord.core.snapshot import build_snapshot
+from ifcoord.views.terminal import DASHBOARD_MARK, render_dashboard
 
-# The human commands, registered the way cli.py will (a second registration is a no-op).
-HUMAN = [
-    sys.executable,
-    "-c",
-    "import sys; from ifcoord import cli, cli_human; cli_human.register(cli.app); "
-    "sys.exit(cli.run(sys.argv[1:]))",
-]
+HUMAN = [sys.executable, "-m", "ifcoord"]
 
 
 def run_human(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:

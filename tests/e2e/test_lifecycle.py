@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import git, ifcoord_cmd, make_clone, run_ifcoord
 
-from ifcoord.state import build_snapshot
+from ifcoord.core.snapshot import build_snapshot
 
 BOARD = (
     "# Phase 0\n\nIntro prose that must survive.\n\n"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import git, ifcoord_cmd, run_ifcoord
 
+from ifcoord.core.snapshot import build_snapshot
 from ifcoord.demo import ScriptedWorker
-from ifcoord.state import build_snapshot
 
 CONFIG = 'mode: own-branch\nsession_branches: "claude/*"\npoll_seconds: 0.3\nheartbeat_seconds: 120\n'
 HOOK = """#!/bin/sh
@@ -200,7 +200,7 @@ def test_a_coordination_branch_made_by_hand_with_plain_git_works(tmp_path: Path)
 
 
 def test_an_idle_own_branch_cycle_is_one_ls_remote_and_fetches_nothing(tmp_path: Path) -> None:
-    from ifcoord.workspace import Workspace
+    from ifcoord.session.workspace import Workspace
 
     bare = guarded_remote(tmp_path)
     init_coordination(bare, tmp_path, "# P\n\n## T1: Work\n")

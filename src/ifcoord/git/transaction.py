@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ifcoord.core.snapshot import BranchState, SnapshotLoader
 from ifcoord.errors import RemoteUnreachable
-from ifcoord.state import BranchState, SnapshotLoader
-from ifcoord.store import BranchStore, PushOutcome
+from ifcoord.git.store import BranchStore, PushOutcome
 
 DEFAULT_DEADLINE = 60.0
 

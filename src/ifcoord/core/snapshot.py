@@ -11,11 +11,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ifcoord.boardfile import parse_board, unreadable_board
-from ifcoord.config import CONFIG_PATH, is_board_path, is_status_path, parse_config
 from ifcoord.errors import InvalidData
+from ifcoord.files.board import parse_board, unreadable_board
+from ifcoord.files.config import CONFIG_PATH, is_board_path, is_status_path, parse_config
+from ifcoord.files.status import parse_status, session_from_path
 from ifcoord.models import Board, Config, Diagnostic, SessionStatus, Snapshot
-from ifcoord.statusfile import parse_status, session_from_path
 
 
 @dataclass

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ifcoord.core.rows import TaskRow, task_rows
+from ifcoord.core.scheduler import may_take
 from ifcoord.models import Snapshot, Task
-from ifcoord.payloads import TaskRow, task_rows
-from ifcoord.scheduler import may_take
 
 FINISHED = ("done", "cancelled")
 

@@ -16,24 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ifcoord.core.leases import LeasePolicy, ObservationStore, observe, stale_sessions
+from ifcoord.core.ops import OpContext, OpResult
+from ifcoord.core.snapshot import BranchState, build_snapshot
+from ifcoord.core.writeback import DashboardRenderer, changed_files
 from ifcoord.errors import IfcoordError, UsageError
-from ifcoord.leases import LeasePolicy, ObservationStore, observe, stale_sessions
+from ifcoord.files.status import render_status, status_path_for
+from ifcoord.git.runner import GitRunner, find_repository
+from ifcoord.git.store import BranchStore
+from ifcoord.git.transaction import Change, Transactor, TxResult, now
 from ifcoord.models import SESSION_NAME_PATTERN, Config, Snapshot
-from ifcoord.ops import OpContext, OpResult
-from ifcoord.ownbranch import folded_boards, next_clock
-from ifcoord.ownbranch import record as ownbranch_record
-from ifcoord.sessionbranch import (
+from ifcoord.ownbranch.branches import (
     OwnBranchWriter,
     SessionFile,
     read_session_files,
     session_branches,
     status_dirs,
 )
-from ifcoord.state import BranchState, build_snapshot
-from ifcoord.statusfile import render_status, status_path_for
-from ifcoord.store import BranchStore, GitRunner, find_repository
-from ifcoord.transaction import Change, Transactor, TxResult, now
-from ifcoord.writeback import DashboardRenderer, changed_files
+from ifcoord.ownbranch.settle import folded_boards, next_clock
+from ifcoord.ownbranch.settle import record as ownbranch_record
 
 DEFAULT_REMOTE = "origin"
 DEFAULT_BRANCH = "ifcoord"
@@ -348,7 +349,7 @@ class Workspace:
         """Own-branch mode: withdraw this session's claim entry for a task it lost."""
         if self._mode != "own-branch":
             return
-        from ifcoord.boardfile import BoardEdit
+        from ifcoord.files.board import BoardEdit
 
         def withdraw(snapshot: Snapshot, ctx: OpContext) -> OpResult:
             return OpResult("drop", task_id, f"{ctx.session} dropped {task_id}",

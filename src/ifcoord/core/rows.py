@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ifcoord.core.scheduler import readiness, resolve_dependencies
 from ifcoord.models import SessionStatus, Snapshot, Task
-from ifcoord.scheduler import readiness, resolve_dependencies
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,17 @@ from typing import Any
 
 import typer
 
-from ifcoord.cli import BranchOpt, DirOpt, JsonOpt, RemoteOpt, console, emit, note, read_state, workspace
+from ifcoord.cli.common import (
+    BranchOpt,
+    DirOpt,
+    JsonOpt,
+    RemoteOpt,
+    console,
+    emit,
+    note,
+    read_state,
+    workspace,
+)
 from ifcoord.errors import UsageError
 
 GRAPH_FORMATS = ("mermaid", "dot", "text")
@@ -46,7 +56,7 @@ def watch(
 
     Example: ifcoord watch --remote origin --branch ifcoord
     """
-    from ifcoord.watch import run_watch
+    from ifcoord.views.watch import run_watch
 
     if interval <= 0:
         raise UsageError(
@@ -67,7 +77,7 @@ def graph(
 
     Example: ifcoord graph --format dot | dot -Tsvg > graph.svg   |   ifcoord graph --format text --dir .
     """
-    from ifcoord.graph import build_graph, render
+    from ifcoord.views.graph import build_graph, render
 
     if fmt not in GRAPH_FORMATS:
         raise UsageError(f"unknown graph format {fmt!r}", hint="use --format mermaid, dot or text")
@@ -91,8 +101,8 @@ def brief(
 
     Example: ifcoord brief session-4-sip --output BRIEF-session-4-sip.md
     """
-    from ifcoord.brief import render_brief, tasks_for
-    from ifcoord.workspace import check_session_name
+    from ifcoord.session.workspace import check_session_name
+    from ifcoord.views.brief import render_brief, tasks_for
 
     check_session_name(session)
     state, stale, ws = read_state(dir, remote, branch)
@@ -147,9 +157,9 @@ def task_add(
 
     Example: ifcoord task add T0.9 "Audit logging" --depends-on T0.4 --priority HIGH --estimate 2h
     """
-    from ifcoord.payloads import row_for, task_json
-    from ifcoord.state import BranchState
-    from ifcoord.transaction import Change
+    from ifcoord.core.rows import row_for, task_json
+    from ifcoord.core.snapshot import BranchState
+    from ifcoord.git.transaction import Change
 
     if kind not in ("primary", "filler"):
         raise UsageError(f"unknown kind {kind!r}", hint="use --kind primary or --kind filler")
@@ -205,11 +215,11 @@ def add_task_files(
     board_file: str | None,
 ) -> tuple[dict[str, bytes | None], str]:
     """The new bytes of the board (and the dashboard) with the task added; refuses duplicates."""
-    from ifcoord.boardfile import BoardEditError, parse_board, render_new_task
-    from ifcoord.config import phase_sort_key
-    from ifcoord.state import build_snapshot
-    from ifcoord.views import render_dashboard
-    from ifcoord.writeback import DASHBOARD_PATH
+    from ifcoord.core.snapshot import build_snapshot
+    from ifcoord.core.writeback import DASHBOARD_PATH
+    from ifcoord.files.board import BoardEditError, parse_board, render_new_task
+    from ifcoord.files.config import phase_sort_key
+    from ifcoord.views.terminal import render_dashboard
 
     snapshot = state.snapshot
     clash = next((t for t in snapshot.tasks().values() if t.id.casefold() == task_id.casefold()), None)

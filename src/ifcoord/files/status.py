@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -19,14 +19,6 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import (
-    AliasEvent,
-    CollectionStartEvent,
-    DocumentStartEvent,
-    ScalarEvent,
-)
-from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 from ruamel.yaml.tokens import (
     BlockEndToken,
@@ -47,10 +39,21 @@ from ruamel.yaml.tokens import (
     ValueToken,
 )
 
-from .errors import IfcoordError, InvalidData
-from .models import SESSION_NAME_PATTERN, SessionStatus
+from ifcoord.errors import IfcoordError, InvalidData
+from ifcoord.files.yamlsafe import (
+    MAX_YAML_BYTES,
+    _decode,
+    _kind,
+    _new_yaml,
+    _node_line,
+    format_timestamp,
+    key_line,
+    load_safe_yaml,
+    to_plain,
+)
+from ifcoord.models import SESSION_NAME_PATTERN, SessionStatus
 
-MAX_STATUS_BYTES = 64 * 1024
+MAX_STATUS_BYTES = MAX_YAML_BYTES
 
 Layout = Literal["status-dir", "legacy"]
 
@@ -119,183 +122,6 @@ def status_path_for(session: str, existing_paths: Iterable[str], layout_hint: La
     if layout == "legacy" and legacy is not None:
         return legacy
     return f"{STATUS_DIR}/{session}.yaml"
-
-
-# --- safe loading ------------------------------------------------------------------------
-
-
-def _new_yaml() -> YAML:
-    """A round-trip YAML instance set up for both reading and rendering values."""
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 1_000_000  # never fold a long value onto a second line
-    # a value repeated in an update must not come out as an anchor/alias pair we then refuse
-    yaml.representer.ignore_aliases = lambda *args: True
-    yaml.representer.add_representer(datetime, _represent_datetime)
-    return yaml
-
-
-def _represent_datetime(representer: Any, value: datetime) -> Any:
-    return representer.represent_scalar("tag:yaml.org,2002:timestamp", format_timestamp(value))
-
-
-def format_timestamp(value: datetime) -> str:
-    """`YYYY-MM-DDTHH:MM:SSZ` in UTC; sub-second precision is dropped."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"datetime {value.isoformat()} has no time zone")
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _line_of_offset(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
-
-
-def _decode(path: str, data: bytes | str, max_bytes: int) -> str:
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if len(raw) > max_bytes:
-        raise InvalidData(
-            f"file is {len(raw)} bytes, over the {max_bytes // 1024} KiB limit",
-            file=path,
-            line=raw.count(b"\n", 0, max_bytes) + 1,  # where the limit is crossed
-            hint="a status or config file this large is not something ifcoord wrote; trim it",
-        )
-    if isinstance(data, str):
-        text = data
-    else:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidData(
-                f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-                file=path,
-                line=data.count(b"\n", 0, exc.start) + 1,
-                hint="save the file as UTF-8",
-            ) from None
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-def _syntax_error(path: str, text: str, exc: YAMLError) -> InvalidData:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line: int | None = None
-    if mark is not None:
-        line = mark.line + 1
-    elif isinstance(exc, ReaderError):
-        line = _line_of_offset(text, exc.position)
-    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
-    context = getattr(exc, "context", None)
-    reason = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
-    return InvalidData(reason, file=path, line=line, hint="fix the YAML at that line")
-
-
-def _refuse_unsafe(path: str, text: str) -> None:
-    """Refuse anchors, aliases, tags and extra documents before anything is built.
-
-    Checked on the event stream so an alias bomb is never expanded.
-    """
-    documents = 0
-    try:
-        for event in _new_yaml().parse(io.StringIO(text)):
-            line = event.start_mark.line + 1 if event.start_mark is not None else None
-            if isinstance(event, AliasEvent):
-                raise InvalidData(
-                    f"alias *{event.anchor} is not allowed",
-                    file=path,
-                    line=line,
-                    hint="write the value out in full; anchors and aliases are refused",
-                )
-            if isinstance(event, (ScalarEvent, CollectionStartEvent)):
-                if event.anchor:
-                    raise InvalidData(
-                        f"anchor &{event.anchor} is not allowed",
-                        file=path,
-                        line=line,
-                        hint="remove the anchor; anchors and aliases are refused",
-                    )
-                if event.tag is not None:
-                    raise InvalidData(
-                        f"tag {event.tag} is not allowed",
-                        file=path,
-                        line=line,
-                        hint="remove the tag; plain YAML values only",
-                    )
-            if isinstance(event, DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise InvalidData(
-                        "more than one YAML document",
-                        file=path,
-                        line=line,
-                        hint="keep one mapping per file",
-                    )
-    except YAMLError as exc:
-        raise _syntax_error(path, text, exc) from None
-
-
-def load_safe_yaml(path: str, data: bytes | str, *, max_bytes: int = MAX_STATUS_BYTES) -> Any:
-    """Load one YAML document round-trip (CommentedMap etc.), refusing what ifcoord never accepts:
-    more than `max_bytes`, non-UTF-8, anchors, aliases, tags, several documents, bad syntax.
-
-    Errors are InvalidData naming `path` and the line.
-    """
-    text = _decode(path, data, max_bytes)
-    _refuse_unsafe(path, text)
-    try:
-        return _new_yaml().load(text)
-    except YAMLError as exc:  # duplicate keys land here too
-        raise _syntax_error(path, text, exc) from None
-
-
-def to_plain(value: Any) -> Any:
-    """ruamel's round-trip types -> plain Python (dict, list, str, int, float, bool, datetime)."""
-    if isinstance(value, dict):
-        return {to_plain(k): to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    if isinstance(value, datetime):  # ruamel's TimeStamp subclass carries extra state
-        return datetime(
-            value.year,
-            value.month,
-            value.day,
-            value.hour,
-            value.minute,
-            value.second,
-            value.microsecond,
-            tzinfo=value.tzinfo,
-        )
-    if isinstance(value, (bool, ScalarBoolean)):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
-def key_line(mapping: Any, key: Any) -> int | None:
-    """1-based line of `key` in a loaded CommentedMap, when known."""
-    try:
-        return int(mapping.lc.key(key)[0]) + 1
-    except (AttributeError, KeyError, TypeError, IndexError):
-        return None
-
-
-def _node_line(node: Any) -> int:
-    try:
-        return int(node.lc.line) + 1
-    except (AttributeError, TypeError):
-        return 1
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    return f"a {type(value).__name__}"
 
 
 # --- parsing -----------------------------------------------------------------------------

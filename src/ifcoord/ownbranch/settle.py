@@ -28,9 +28,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ifcoord.boardfile import BoardEdit, apply_edits
+from ifcoord.core.ops import OpResult
+from ifcoord.files.board import BoardEdit, apply_edits
 from ifcoord.models import SessionStatus, Snapshot
-from ifcoord.ops import OpResult
 
 CLAIMING_OPS = ("claim", "reclaim")
 

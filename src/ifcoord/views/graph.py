@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ifcoord.core.scheduler import readiness, resolve_dependencies
 from ifcoord.models import Snapshot, Task
-from ifcoord.scheduler import readiness, resolve_dependencies
 
 FINISHED = ("done", "cancelled")
 FORMATS = ("mermaid", "dot", "text")

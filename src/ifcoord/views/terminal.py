@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ifcoord.config import phase_sort_key
-from ifcoord.graph import build_graph, critical_path, render_mermaid
+from ifcoord.core.rows import TaskRow, task_rows
+from ifcoord.files.config import phase_sort_key
 from ifcoord.models import Snapshot, Task
-from ifcoord.payloads import TaskRow, task_rows
+from ifcoord.views.graph import build_graph, critical_path, render_mermaid
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from ifcoord.history import LogEntry
+    from ifcoord.git.history import LogEntry
 
 STATE_STYLE = {
     "open": "white",
@@ -245,7 +245,7 @@ def session_rows(
     """One dict per session (the JSON of `ifcoord status`): state, task, heartbeat age, stale."""
     import time
 
-    from ifcoord.payloads import status_json
+    from ifcoord.core.rows import status_json
 
     clock = time.time() if clock is None else clock
     held = held_tasks(snapshot)

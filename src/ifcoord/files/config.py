@@ -1,6 +1,6 @@
 """`ifcoord.yaml` -> Config, with defaults; which paths are boards and status files; phase order.
 
-Loaded with the same safety rules as status files (statusfile.load_safe_yaml).
+Loaded with the same safety rules as status files (yamlsafe.load_safe_yaml).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap
 
-from .errors import InvalidData
-from .models import Config
-from .statusfile import MAX_STATUS_BYTES, key_line, load_safe_yaml, to_plain
+from ifcoord.errors import InvalidData
+from ifcoord.files.yamlsafe import MAX_YAML_BYTES, key_line, load_safe_yaml, to_plain
+from ifcoord.models import Config
 
 CONFIG_PATH = "ifcoord.yaml"
 
@@ -47,7 +47,7 @@ def parse_config(data: bytes | None, path: str = CONFIG_PATH) -> Config:
     """
     if data is None or not data.strip():
         return Config()
-    doc = load_safe_yaml(path, data, max_bytes=MAX_STATUS_BYTES)
+    doc = load_safe_yaml(path, data, max_bytes=MAX_YAML_BYTES)
     if doc is None:  # comments only
         return Config()
     if not isinstance(doc, CommentedMap):

@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
+from ifcoord.core.scheduler import resolve_dependencies
 from ifcoord.models import Diagnostic, Snapshot, Task
-from ifcoord.scheduler import resolve_dependencies
 
 
 def lint_snapshot(snapshot: Snapshot) -> list[Diagnostic]:

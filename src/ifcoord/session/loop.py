@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ifcoord.config import phase_sort_key
+from ifcoord.core.leases import heartbeat_due
+from ifcoord.core.ops import KEEP, claim_task, heartbeat, iso
+from ifcoord.core.scheduler import next_for, ready_tasks, resolve_dependencies
 from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable
-from ifcoord.leases import heartbeat_due
+from ifcoord.files.config import phase_sort_key
+from ifcoord.git.transaction import jitter, now
 from ifcoord.models import Snapshot, Task
-from ifcoord.ops import KEEP, claim_task, heartbeat, iso
-from ifcoord.scheduler import next_for, ready_tasks, resolve_dependencies
-from ifcoord.stopping import StopSignal
-from ifcoord.transaction import jitter, now
+from ifcoord.session.stopping import StopSignal
 
 EVENTS = (
     "claimed", "working", "heartbeat", "idle", "switch-to-primary", "blocked",

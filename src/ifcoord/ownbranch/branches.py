@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ifcoord.config import is_status_path
 from ifcoord.errors import IfcoordError, InvalidData, RemoteUnreachable, UsageError
+from ifcoord.files.config import is_status_path
+from ifcoord.files.status import parse_status, session_from_path
+from ifcoord.git.runner import GitFailed, GitRunner
+from ifcoord.git.store import BranchStore
 from ifcoord.models import Config, SessionStatus
-from ifcoord.statusfile import parse_status, session_from_path
-from ifcoord.store import BranchStore, GitFailed, GitRunner
 
 IN_PROGRESS_MARKERS = ("MERGE_HEAD", "rebase-merge", "rebase-apply", "CHERRY_PICK_HEAD", "REVERT_HEAD")
 

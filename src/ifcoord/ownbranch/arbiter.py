@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ifcoord.state import BranchState, build_snapshot
-from ifcoord.stopping import StopSignal
-from ifcoord.transaction import Change, jitter
-from ifcoord.writeback import DASHBOARD_PATH
+from ifcoord.core.snapshot import BranchState, build_snapshot
+from ifcoord.core.writeback import DASHBOARD_PATH
+from ifcoord.git.transaction import Change, jitter
+from ifcoord.session.stopping import StopSignal
 
 
 def arbitrate_once(ws) -> dict[str, Any]:  # type: ignore[no-untyped-def]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ifcoord.config import CONFIG_PATH, parse_config, render_default_config
+from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import UsageError
-from ifcoord.state import BranchState
-from ifcoord.transaction import Change
+from ifcoord.files.config import CONFIG_PATH, parse_config, render_default_config
+from ifcoord.git.transaction import Change
 
 STATUS_KEEP = "status/.gitkeep"
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ifcoord.boardfile import apply_edits
+from ifcoord.core.ops import OpResult
+from ifcoord.core.snapshot import DASHBOARD_PATH, BranchState, build_snapshot
+from ifcoord.files.board import apply_edits
+from ifcoord.files.status import render_status, status_path_for
 from ifcoord.models import Snapshot
-from ifcoord.ops import OpResult
-from ifcoord.state import DASHBOARD_PATH, BranchState, build_snapshot
-from ifcoord.statusfile import render_status, status_path_for
 
 DashboardRenderer = Callable[[Snapshot], str]
 

@@ -8,10 +8,8 @@ starts few processes and never touches the user's working tree, index, HEAD or b
 from __future__ import annotations
 
 import enum
-import os
 import re
 import stat
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,30 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ifcoord.errors import IfcoordError, RemoteUnreachable, UsageError
+from ifcoord.git.runner import GitFailed, GitRunner
 
 if TYPE_CHECKING:
     from git import Repo
 
 PRIVATE_PREFIX = "refs/ifcoord"
 MISSING_REF_PATTERNS = ("couldn't find remote ref", "could not find remote ref")
-ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_ASKPASS": "true",
-    "SSH_ASKPASS": "true",
-    "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
-    "LC_ALL": "C",
-}
-
-
-class GitFailed(Exception):
-    """A git command exited non-zero; carries its output for the caller to classify."""
-
-    def __init__(self, args: list[str], code: int, stdout: str, stderr: str) -> None:
-        super().__init__(f"git {' '.join(args)} exited {code}: {stderr.strip()}")
-        self.args_ = args
-        self.code = code
-        self.stdout = stdout
-        self.stderr = stderr
 
 
 class PushOutcome(enum.Enum):
@@ -57,63 +38,6 @@ class TreeEntry:
     path: str
     mode: int
     sha: str
-
-
-class GitRunner:
-    """Runs git in one repository with a fixed, non-interactive environment."""
-
-    def __init__(self, git_dir: Path, work_dir: Path | None = None) -> None:
-        self.git_dir = git_dir
-        self.work_dir = work_dir
-        self.calls = 0  # how many git processes this runner started (benchmarks read it)
-        self.last_code = 0
-
-    def run(self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 60.0) -> str:
-        self.calls += 1
-        cmd = ["git", f"--git-dir={self.git_dir}", *args]
-        env = {**os.environ, **ENV}
-        try:
-            proc = subprocess.run(
-                cmd, input=input, capture_output=True, env=env, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise GitFailed(list(args), 124, "", f"timed out after {timeout:.0f}s") from exc
-        self.last_code = proc.returncode
-        out = proc.stdout.decode("utf-8", "replace")
-        err = proc.stderr.decode("utf-8", "replace")
-        if check and proc.returncode != 0:
-            raise GitFailed(list(args), proc.returncode, out, err)
-        return out
-
-
-def find_repository(start: Path) -> tuple[Path, Path | None]:
-    """The git dir (common dir for worktrees) and top-level of the clone containing `start`."""
-    env = {**os.environ, **ENV}
-    proc = subprocess.run(
-        ["git", "rev-parse", "--git-common-dir", "--show-toplevel"],
-        cwd=start,
-        capture_output=True,
-        env=env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        # A bare repository has no top level; try again without it.
-        proc = subprocess.run(
-            ["git", "rev-parse", "--git-common-dir"],
-            cwd=start,
-            capture_output=True,
-            env=env,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise UsageError(
-                f"{start} is not inside a git repository",
-                hint="run ifcoord from a clone of your project (or pass --repo)",
-            )
-    lines = proc.stdout.decode().splitlines()
-    git_dir = (start / lines[0]).resolve()
-    top = Path(lines[1]).resolve() if len(lines) > 1 else None
-    return git_dir, top
 
 
 def looks_like_location(remote: str) -> bool:

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ifcoord.boardfile import BoardEdit
+from ifcoord.core.scheduler import describe_unmet, may_take, next_for, resolve_dependencies
 from ifcoord.errors import ConflictError, LeaseLost, NotReady, UsageError
+from ifcoord.files.board import BoardEdit
 from ifcoord.models import Snapshot, State, Task
-from ifcoord.scheduler import describe_unmet, may_take, next_for, resolve_dependencies
 
 OPS = ("claim", "progress", "block", "unblock", "complete", "release", "reclaim", "heartbeat")
 

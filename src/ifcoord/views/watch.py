@@ -13,10 +13,10 @@ from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ifcoord.core.rows import task_rows
+from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import IfcoordError
-from ifcoord.payloads import task_rows
-from ifcoord.state import BranchState
-from ifcoord.views import board_view, session_rows, status_view
+from ifcoord.views.terminal import board_view, session_rows, status_view
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

@@ -1,0 +1,367 @@
+"""Commands a session runs: init, join, the lifecycle operations, poll, arbitrate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ifcoord.cli.common import (
+    BranchOpt,
+    EpochOpt,
+    ForceOpt,
+    JsonOpt,
+    RemoteOpt,
+    SessionOpt,
+    console,
+    emit,
+    note,
+    op_output,
+    workspace,
+)
+from ifcoord.errors import UsageError
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
+    app.command("init")(init)
+    app.command("join")(join)
+    app.command("claim")(claim)
+    app.command("reclaim")(reclaim)
+    app.command("progress")(progress)
+    app.command("block")(block)
+    app.command("unblock")(unblock)
+    app.command("complete")(complete)
+    app.command("release")(release)
+    app.command("heartbeat")(heartbeat)
+    app.command("poll")(poll)
+    app.command("arbitrate")(arbitrate)
+
+
+# -- connecting a clone ---------------------------------------------------------------------------
+
+
+def init(
+    board_files: list[Path] = typer.Option(
+        [], "--board", help="A board file to import as it is (repeatable)."
+    ),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="An ifcoord.yaml to use instead of the defaults."
+    ),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create the coordination branch on the remote (config, boards, status/); again changes nothing.
+
+    Example: ifcoord init --remote origin --board PHASE-0.md --board PHASE-1.md
+    """
+    from ifcoord.session.bootstrap import init_branch
+
+    ws = workspace("ifcoord", remote, branch)
+    result = init_branch(ws, board_files, config_file)
+    if as_json:
+        emit(result)
+    else:
+        note(result["message"])
+
+
+def join(
+    session: str = typer.Argument(..., help="This clone's session name, e.g. session-4-sip"),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    own_branch: str | None = typer.Option(
+        None,
+        "--own-branch",
+        help="This session's own branch (own-branch mode); default: the branch checked out.",
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Remember for this clone which session it is, which remote and branch to use, and its own branch.
+
+    Example: ifcoord join session-4-sip --remote origin --branch ifcoord
+    """
+    ws = workspace(None, remote, branch)
+    ws.join(session, remote, branch, own_branch)
+    info = {
+        "session": session,
+        "remote": ws.remote,
+        "branch": ws.branch,
+        "own_branch": ws.runner.run("config", "ifcoord.own-branch", check=False).strip() or None,
+    }
+    if as_json:
+        emit(info)
+    else:
+        note(f"this clone is {session}, coordinating on {ws.remote} {ws.branch}")
+
+
+# -- operations -----------------------------------------------------------------------------------
+
+
+def claim(
+    task: str | None = typer.Argument(None, help="Task ID to claim."),
+    next_task: bool = typer.Option(False, "--next", help="Claim the scheduler's pick for this session."),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    force: bool = ForceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Claim a task atomically: exactly one session wins.
+
+    Example: ifcoord claim P0.1.5 --session session-4-sip   |   ifcoord claim --next --json
+    """
+    from ifcoord.core.ops import claim_next, claim_task
+    from ifcoord.files.config import phase_sort_key
+
+    if bool(task) == next_task:
+        raise UsageError("give a task ID or --next (one of them)", hint="e.g. `ifcoord claim P0.1.5`")
+    ws = workspace(session, remote, branch)
+    if next_task:
+        result, tx = ws.apply(
+            lambda s, c: claim_next(s, c, lambda p: phase_sort_key(s.config, p)), force=force
+        )
+    else:
+        assert task is not None
+        result, tx = ws.apply(lambda s, c: claim_task(s, task, c), task_id=task, force=force)
+    op_output(result, tx, ws, as_json)
+
+
+def reclaim(
+    task: str = typer.Argument(..., help="Task ID whose owner's lease is stale."),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    force: bool = ForceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Take over a task whose owner's lease went stale; the previous owner is recorded.
+
+    Example: ifcoord reclaim P0.1.5
+    """
+    from ifcoord.core.ops import claim_task
+
+    ws = workspace(session, remote, branch)
+    result, tx = ws.apply(lambda s, c: claim_task(s, task, c, op="reclaim"), task_id=task, force=force)
+    op_output(result, tx, ws, as_json)
+
+
+def progress(
+    task: str = typer.Argument(..., help="Task ID you hold."),
+    percent: int = typer.Argument(..., help="0-100; ticks the milestones up to it."),
+    note_text: str | None = typer.Option(None, "--note", help="A short note on where you are."),
+    tests_passed: int | None = typer.Option(None, "--tests-passed"),
+    tests_failed: int | None = typer.Option(None, "--tests-failed"),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
+    force: bool = ForceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Report progress on a task you hold: ticks milestones, updates your STATUS file.
+
+    Example: ifcoord progress P0.1.5 50 --note "lifecycle tests pass" --tests-passed 3
+    """
+    from ifcoord.core.ops import progress_task
+
+    ws = workspace(session, remote, branch)
+    result, tx = ws.apply(
+        lambda s, c: progress_task(s, task, percent, c, note_text, tests_passed, tests_failed),
+        task_id=task, force=force, epoch=epoch,
+    )  # fmt: skip
+    op_output(result, tx, ws, as_json)
+
+
+def block(
+    task: str = typer.Argument(..., help="Task ID you hold."),
+    on: str = typer.Option("", "--on", help="Comma-separated IDs it waits for."),
+    reason: str | None = typer.Option(None, "--reason"),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
+    force: bool = ForceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Mark a task you hold as blocked, with the IDs it waits for.
+
+    Example: ifcoord block P0.1.5 --on P0.1.4 --reason "needs the latency fix"
+    """
+    from ifcoord.core.ops import block_task
+
+    ids = [i.strip() for i in on.replace(" ", ",").split(",") if i.strip()]
+    ws = workspace(session, remote, branch)
+    result, tx = ws.apply(
+        lambda s, c: block_task(s, task, ids, c, reason), task_id=task, force=force, epoch=epoch
+    )
+    op_output(result, tx, ws, as_json)
+
+
+def unblock(
+    task: str = typer.Argument(..., help="Task ID you hold."),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
+    force: bool = ForceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Put a blocked task you hold back in progress.
+
+    Example: ifcoord unblock P0.1.5
+    """
+    from ifcoord.core.ops import unblock_task
+
+    ws = workspace(session, remote, branch)
+    result, tx = ws.apply(lambda s, c: unblock_task(s, task, c), task_id=task, force=force, epoch=epoch)
+    op_output(result, tx, ws, as_json)
+
+
+def complete(
+    task: str = typer.Argument(..., help="Task ID you hold."),
+    deliverable: str | None = typer.Option(None, "--deliverable", help="Path of what you delivered."),
+    tests_passed: int | None = typer.Option(None, "--tests-passed"),
+    tests_failed: int | None = typer.Option(None, "--tests-failed"),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
+    force: bool = ForceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Mark a task you hold as done; tasks that depend on it may become ready.
+
+    Example: ifcoord complete P0.1.5 --deliverable tests/integration/test_coordinator.py --tests-passed 5
+    """
+    from ifcoord.core.ops import complete_task
+
+    ws = workspace(session, remote, branch)
+    result, tx = ws.apply(
+        lambda s, c: complete_task(s, task, c, deliverable, tests_passed, tests_failed),
+        task_id=task, force=force, epoch=epoch,
+    )  # fmt: skip
+    op_output(result, tx, ws, as_json)
+
+
+def release(
+    task: str = typer.Argument(..., help="Task ID you hold."),
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    epoch: int | None = EpochOpt,
+    force: bool = ForceOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Give a task back: open again, owner cleared (its epoch stays, to fence you out).
+
+    Example: ifcoord release P0.1.5
+    """
+    from ifcoord.core.ops import release_task
+
+    ws = workspace(session, remote, branch)
+    result, tx = ws.apply(lambda s, c: release_task(s, task, c), task_id=task, force=force, epoch=epoch)
+    op_output(result, tx, ws, as_json)
+
+
+def heartbeat(
+    session: str | None = SessionOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    state: str | None = typer.Option(
+        None, "--state", help="polling, working, blocked, idle, offline or done."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write this session's heartbeat (its STATUS file's last_poll) now.
+
+    Example: ifcoord heartbeat --session session-4-sip
+    """
+    from ifcoord.core.ops import heartbeat as heartbeat_op
+
+    allowed = ("polling", "working", "blocked", "idle", "offline", "done")
+    if state is not None and state not in allowed:
+        raise UsageError(f"unknown session state {state!r}", hint="use one of " + ", ".join(allowed))
+    ws = workspace(session, remote, branch)
+    result, tx = ws.apply(lambda s, c: heartbeat_op(s, c, state))
+    op_output(result, tx, ws, as_json)
+
+
+# -- the loop and the team ------------------------------------------------------------------------
+
+
+def poll(
+    session: str | None = SessionOpt,
+    interval: float | None = typer.Option(
+        None, "--interval", help="Seconds between cycles (default: the branch's poll_seconds, 30), jittered."
+    ),
+    once: bool = typer.Option(False, "--once", help="Run one cycle and exit."),
+    no_claim: bool = typer.Option(False, "--no-claim", help="Report and heartbeat, but never claim."),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run the session loop: sync, heartbeat when due, claim the next task, say what to do now.
+
+    Example: ifcoord poll --session session-4-sip --json   (one JSON event per line)
+    """
+    from ifcoord.session.loop import Event, PollLoop
+
+    ws = workspace(session, remote, branch)
+    ws.transactor.deadline = min(ws.transactor.deadline, 20.0)
+    con = None if as_json else console()
+
+    def show(event: Event) -> None:
+        if as_json:
+            emit(event.to_json())
+        else:
+            assert con is not None
+            style = {
+                "claimed": "bold green",
+                "switch-to-primary": "bold yellow",
+                "lease-lost": "bold red",
+                "remote-down": "red",
+                "blocked": "yellow",
+                "error": "red",
+            }.get(event.name, "")
+            when = event.time.strftime("%H:%M:%S")
+            con.print(
+                f"{when} [{style}]{event.name}[/{style}] {event.message}"
+                if style
+                else f"{when} {event.name} {event.message}"
+            )
+
+    raise typer.Exit(PollLoop(ws, show, claim=not no_claim, interval=interval).run(once=once))
+
+
+def arbitrate(
+    once: bool = typer.Option(False, "--once", help="Fold once and exit."),
+    interval: float = typer.Option(10.0, "--interval", help="Seconds between folds."),
+    session: str | None = typer.Option("arbiter", "--session", "-s", help="Name recorded in the commits."),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Own-branch mode: fold every session branch's claims and progress into the boards.
+
+    Run it where the coordination branch may be pushed. Example: ifcoord arbitrate --interval 30
+    """
+    from ifcoord.ownbranch.arbiter import arbitrate_forever, arbitrate_once
+    from ifcoord.session.stopping import StopSignal
+
+    ws = workspace(session, remote, branch)
+
+    def report(result: dict) -> None:
+        if as_json:
+            emit(result)
+        elif "error" in result:
+            note(f"ifcoord: {result['error']}")
+        elif result["changed"]:
+            note(f"folded into {ws.branch}: {', '.join(result['files'])}")
+
+    if once:
+        report(arbitrate_once(ws))
+        return
+    stop = StopSignal()
+    stop.install()
+    arbitrate_forever(ws, interval, report, stop)

@@ -1,0 +1,73 @@
+"""The command line: arguments in, one JSON document or rich output out, errors to exit codes.
+
+Commands are thin: they read the state (from the coordination branch, or a folder with --dir),
+call the functional core (scheduler, ops, lint, views) and print. One place, `run`, turns every
+failure into one line and the documented exit code.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from ifcoord.cli.common import emit, note
+from ifcoord.errors import IfcoordError
+
+app = typer.Typer(
+    name="ifcoord",
+    help=(
+        "Coordinate parallel AI coding sessions through a git branch: markdown task boards, "
+        "atomic claims, leases with heartbeats.\n\nExit codes: 0 done, 1 unexpected error, "
+        "2 usage error, 3 conflict, 4 not ready, 5 remote unreachable, 6 invalid data."
+    ),
+    no_args_is_help=True,
+    add_completion=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+from ifcoord.cli import agents, people, reads  # noqa: E402
+
+reads.register(app)
+agents.register(app)
+people.register(app)
+
+# -- the entry point ------------------------------------------------------------------------------
+
+
+def run(argv: list[str]) -> int:
+    """Run the CLI; every failure becomes one line on stderr (or a JSON error) and an exit code."""
+    wants_json = "--json" in argv
+    try:
+        app(args=argv, prog_name="ifcoord", standalone_mode=False)
+        return 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        note("ifcoord: interrupted")
+        return 130
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        return report(wants_json, int(getattr(exc, "exit_code", 2)), message, "see `ifcoord --help`")
+    except IfcoordError as exc:
+        return report(wants_json, exc.exit_code, exc.line(), None)
+    except KeyboardInterrupt:
+        note("ifcoord: interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become a line
+        if "IFCOORD_DEBUG" in os.environ:
+            raise
+        return report(
+            wants_json, 1, f"unexpected error: {type(exc).__name__}: {exc}",
+            "rerun with IFCOORD_DEBUG=1 for a traceback and report it",
+        )  # fmt: skip
+
+
+def report(wants_json: bool, code: int, message: str, hint: str | None) -> int:
+    line = f"{message}; {hint}" if hint else message
+    if wants_json:
+        emit({"error": {"code": code, "message": line}})
+    note(f"ifcoord: {line}")
+    return code

@@ -1,0 +1,89 @@
+"""What every command shares: the common options, output helpers, and opening a workspace."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ifcoord.errors import UsageError
+
+# Options shared by many commands.
+SessionOpt = typer.Option(
+    None, "--session", "-s", help="Session name (else IFCOORD_SESSION, else `ifcoord join`)."
+)
+RemoteOpt = typer.Option(None, "--remote", help="Git remote name or URL (default: origin).")
+BranchOpt = typer.Option(None, "--branch", help="Coordination branch (default: ifcoord).")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document for agents.")
+DirOpt = typer.Option(None, "--dir", help="Read boards from this folder instead of the branch.")
+ForceOpt = typer.Option(
+    False, "--force", help="For humans: do it even though it is refused; recorded as forced."
+)
+EpochOpt = typer.Option(None, "--epoch", help="The fencing number you hold (from `claim --json`).")
+
+
+def emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def note(message: str) -> None:
+    """A message for the person: stderr, so that --json stdout stays one document."""
+    sys.stderr.write(message + "\n")
+
+
+def workspace(session: str | None = None, remote: str | None = None, branch: str | None = None):  # type: ignore[no-untyped-def]
+    from ifcoord.session.workspace import Workspace
+    from ifcoord.views.terminal import render_dashboard
+
+    return Workspace(session=session, remote=remote, branch=branch, dashboard=render_dashboard)
+
+
+def read_state(dir: Path | None, remote: str | None, branch: str | None, session: str | None = None):  # type: ignore[no-untyped-def]
+    """The state to show: a folder (--dir), else the coordination branch's remote tip."""
+    from ifcoord.core.snapshot import load_folder
+
+    if dir is not None:
+        return load_folder(dir), frozenset(), None
+    ws = workspace(session, remote, branch)
+    state = ws.read()
+    if state.commit is None:
+        raise UsageError(
+            f"no branch {ws.branch} on {ws.remote}",
+            hint="create it with `ifcoord init`, or pass --branch/--remote (or --dir for files)",
+        )
+    return state, ws.stale(state.snapshot), ws
+
+
+def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    from ifcoord.core.rows import row_for, task_json
+
+    row = None
+    if result.task_id and tx.state is not None:
+        # Show the task as it is after the change.
+        after = ws.read(fetch=False) if tx.landed else tx.state
+        row = row_for(after.snapshot, result.task_id, frozenset())
+    if as_json:
+        emit(
+            {
+                "task": task_json(row) if row else None,
+                "op": result.op,
+                "reason": result.reason,
+                "epoch": result.epoch,
+                "commit": tx.commit,
+                "changed": tx.landed,
+                "forced": result.forced,
+                "attempts": tx.attempts,
+            }
+        )
+    else:
+        note(result.reason + ("" if tx.landed else " (no change)"))

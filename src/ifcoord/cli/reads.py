@@ -1,0 +1,196 @@
+"""Read-only commands: lint, board, show, next, log, status."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from ifcoord.cli.common import (
+    BranchOpt,
+    DirOpt,
+    JsonOpt,
+    RemoteOpt,
+    SessionOpt,
+    console,
+    emit,
+    note,
+    read_state,
+    workspace,
+)
+from ifcoord.errors import UsageError
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
+    app.command("lint")(lint)
+    app.command("board")(board)
+    app.command("show")(show)
+    app.command("next")(next_)
+    app.command("log")(log)
+    app.command("status")(status)
+
+
+def lint(
+    dir: Path | None = DirOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check boards and status files: file:line diagnostics; exit 6 on errors, 0 on warnings only.
+
+    Example: ifcoord lint --dir .
+    """
+    from ifcoord.core.lint import lint_snapshot
+
+    state, _, _ = read_state(dir, remote, branch)
+    diags = lint_snapshot(state.snapshot)
+    errors = [d for d in diags if d.severity == "error"]
+    if as_json:
+        emit({"diagnostics": [d.model_dump() for d in diags], "errors": len(errors)})
+    else:
+        for d in diags:
+            note(d.render())
+        tasks = len(state.snapshot.tasks())
+        note(
+            f"{len(state.snapshot.boards)} boards, {tasks} tasks: {len(errors)} errors, "
+            f"{sum(d.severity == 'warning' for d in diags)} warnings"
+        )
+    if errors:
+        raise typer.Exit(6)
+
+
+def board(
+    dir: Path | None = DirOpt,
+    phase: str | None = typer.Option(None, "--phase", help="Only this phase."),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every task with state, owner, dependencies and progress; ready tasks marked.
+
+    Example: ifcoord board --phase 0
+    """
+    from ifcoord.core.rows import task_json, task_rows
+    from ifcoord.views.terminal import board_view
+
+    state, stale, _ = read_state(dir, remote, branch)
+    rows = [r for r in task_rows(state.snapshot, stale) if phase is None or r.task.phase == phase]
+    if as_json:
+        emit({"commit": state.commit, "tasks": [task_json(r) for r in rows]})
+        return
+    console().print(board_view(state.snapshot, rows))
+
+
+def show(
+    task: str = typer.Argument(..., help="Task ID, e.g. P0.1.5"),
+    dir: Path | None = DirOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """One task in full: fields, milestones, lists, who holds it.
+
+    Example: ifcoord show P2A.1 --json
+    """
+    from ifcoord.core.ops import find_task
+    from ifcoord.core.rows import row_for, task_json
+    from ifcoord.views.terminal import task_view
+
+    state, stale, _ = read_state(dir, remote, branch)
+    found = find_task(state.snapshot, task)
+    row = row_for(state.snapshot, found.id, stale)
+    assert row is not None
+    if as_json:
+        emit({"task": task_json(row, full=True)})
+        return
+    console().print(task_view(row))
+
+
+def next_(
+    session: str | None = SessionOpt,
+    dir: Path | None = DirOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """What a session should take now, and why (primary, or filler while blocked). Claims nothing.
+
+    Example: ifcoord next --session session-4-sip
+    """
+    from ifcoord.core.rows import row_for, task_json
+    from ifcoord.core.scheduler import next_for
+    from ifcoord.files.config import phase_sort_key
+    from ifcoord.session.workspace import check_session_name
+
+    state, stale, ws = read_state(dir, remote, branch, session)
+    name = ws.session if ws else (session or os.environ.get("IFCOORD_SESSION"))
+    if not name:
+        raise UsageError("no session name", hint="pass --session NAME or set IFCOORD_SESSION")
+    check_session_name(name)
+    snap = state.snapshot
+    pick = next_for(
+        name, snap.tasks(), lambda t: bool(t.owner) and t.owner in stale,
+        lambda p: phase_sort_key(snap.config, p),
+    )  # fmt: skip
+    row = row_for(snap, pick.task.id, stale) if pick.task else None
+    if as_json:
+        emit(
+            {
+                "task": task_json(row) if row else None,
+                "kind": pick.kind,
+                "reason": pick.reason,
+                "session": name,
+            }
+        )
+    else:
+        console().print(
+            pick.reason if pick.task is None else f"[bold]{pick.task.id}[/] {pick.task.title}\n{pick.reason}"
+        )
+    if pick.task is None:
+        raise typer.Exit(4)
+
+
+def log(
+    task: str | None = typer.Argument(None, help="Only this task's history."),
+    limit: int = typer.Option(200, "--limit", help="At most this many entries."),
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """The history of operations, read from the commit trailers.
+
+    Example: ifcoord log P0.1.5
+    """
+    from ifcoord.git.history import read_log
+    from ifcoord.views.terminal import log_view
+
+    ws = workspace(None, remote, branch)
+    state = ws.read()
+    sessions = [ws.store.mirror_ref(b) for b in ws.session_branch_tips()] if ws.own_branch_mode() else []
+    entries = read_log(ws.store, state.commit, task, limit, sessions)
+    if as_json:
+        emit({"entries": [e.to_json() for e in entries]})
+        return
+    console().print(log_view(entries))
+
+
+def status(
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    dir: Path | None = DirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every session: state, current task and milestone, heartbeat age; stale leases flagged.
+
+    Example: ifcoord status --json
+    """
+    from ifcoord.views.terminal import session_rows, status_view
+
+    state, stale, _ = read_state(dir, remote, branch)
+    rows = session_rows(state.snapshot, stale)
+    if as_json:
+        emit({"commit": state.commit, "sessions": rows})
+        return
+    console().print(status_view(rows))

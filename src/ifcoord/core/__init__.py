@@ -1,0 +1,1 @@
+"""Decisions over a snapshot: lifecycle, scheduler, leases, operations, lint, rows (pure)."""

@@ -1,0 +1,1 @@
+"""Files in: board markdown, STATUS YAML and ifcoord.yaml, text <-> models (pure)."""

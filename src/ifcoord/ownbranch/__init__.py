@@ -1,0 +1,1 @@
+"""Own-branch mode in one place: session branches, settling, the arbiter."""

@@ -1,0 +1,1 @@
+"""A clone working a branch: the workspace, the poll loop, stopping, init."""

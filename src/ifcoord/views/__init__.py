@@ -1,0 +1,1 @@
+"""For people: terminal views, the dashboard, graphs, briefs, watch."""
