@@ -127,7 +127,7 @@ def claim_latency(lab: Lab, sizes: Sizes) -> list[Row]:
             # The same transaction in a running process, as the poll loop does it.
             from ifcoord.core.ops import claim_task
             from ifcoord.session.workspace import Workspace
-            from ifcoord.views.terminal import render_dashboard
+            from ifcoord.views.dashboard import render_dashboard
 
             ws = Workspace(
                 start=mine, session="inproc", remote=url, branch=BRANCH, dashboard=render_dashboard
@@ -206,7 +206,7 @@ def idle(lab: Lab, sizes: Sizes) -> list[Row]:
         # The loop as it runs: PollLoop.cycle() in one process, n cycles.
         from ifcoord.session.loop import PollLoop
         from ifcoord.session.workspace import Workspace
-        from ifcoord.views.terminal import render_dashboard
+        from ifcoord.views.dashboard import render_dashboard
 
         ws = Workspace(start=clone, session="idle", remote=url, branch=BRANCH, dashboard=render_dashboard)
         events: list[object] = []

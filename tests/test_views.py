@@ -6,14 +6,8 @@ from rich.console import Console
 
 from ifcoord.core.rows import task_rows
 from ifcoord.core.snapshot import build_snapshot
-from ifcoord.views.terminal import (
-    DASHBOARD_MARK,
-    board_view,
-    progress_bar,
-    render_dashboard,
-    session_rows,
-    status_view,
-)
+from ifcoord.views.dashboard import DASHBOARD_MARK, render_dashboard
+from ifcoord.views.terminal import board_view, progress_bar, session_rows, status_view
 
 BOARD = """# Phase 0
 

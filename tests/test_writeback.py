@@ -9,7 +9,7 @@ from ifcoord.core.ops import OpContext, OpResult, claim_task, heartbeat, progres
 from ifcoord.core.snapshot import BranchState, build_snapshot
 from ifcoord.core.writeback import DASHBOARD_PATH, changed_files
 from ifcoord.models import Snapshot
-from ifcoord.views.terminal import render_dashboard
+from ifcoord.views.dashboard import render_dashboard
 
 NOW = datetime(2025, 11, 12, 14, 30, tzinfo=timezone.utc)
 

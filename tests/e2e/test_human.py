@@ -17,7 +17,7 @@ import pytest
 from conftest import EXAMPLE_BOARDS, FIXTURE_BOARDS, git, make_clone, run_ifcoord
 
 from ifcoord.core.snapshot import build_snapshot
-from ifcoord.views.terminal import DASHBOARD_MARK, render_dashboard
+from ifcoord.views.dashboard import DASHBOARD_MARK, render_dashboard
 
 HUMAN = [sys.executable, "-m", "ifcoord"]
 

@@ -43,7 +43,7 @@ def note(message: str) -> None:
 
 def workspace(session: str | None = None, remote: str | None = None, branch: str | None = None):  # type: ignore[no-untyped-def]
     from ifcoord.session.workspace import Workspace
-    from ifcoord.views.terminal import render_dashboard
+    from ifcoord.views.dashboard import render_dashboard
 
     return Workspace(session=session, remote=remote, branch=branch, dashboard=render_dashboard)
 

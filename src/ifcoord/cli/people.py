@@ -215,11 +215,10 @@ def add_task_files(
     board_file: str | None,
 ) -> tuple[dict[str, bytes | None], str]:
     """The new bytes of the board (and the dashboard) with the task added; refuses duplicates."""
-    from ifcoord.core.snapshot import build_snapshot
-    from ifcoord.core.writeback import DASHBOARD_PATH
+    from ifcoord.core.writeback import dashboard_change
     from ifcoord.files.board import BoardEditError, parse_board, render_new_task
     from ifcoord.files.config import phase_sort_key
-    from ifcoord.views.terminal import render_dashboard
+    from ifcoord.views.dashboard import render_dashboard
 
     snapshot = state.snapshot
     clash = next((t for t in snapshot.tasks().values() if t.id.casefold() == task_id.casefold()), None)
@@ -249,10 +248,7 @@ def add_task_files(
     data = new_text.encode("utf-8")
     files: dict[str, bytes | None] = {path: data}
     if snapshot.config.dashboard:
-        after = build_snapshot({**state.raw, path: data})
-        dashboard = render_dashboard(after).encode("utf-8")
-        if state.raw.get(DASHBOARD_PATH) != dashboard:
-            files[DASHBOARD_PATH] = dashboard
+        files.update(dashboard_change(state.raw, files, render_dashboard))
     return files, path
 
 

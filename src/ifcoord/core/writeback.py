@@ -45,11 +45,23 @@ def changed_files(
         and state.snapshot.config.dashboard
         and not heartbeat_only(state, result, session)
     ):
-        after = build_snapshot({**state.raw, **{k: v for k, v in files.items() if v is not None}})
-        text = dashboard(after).encode("utf-8")
-        if state.raw.get(DASHBOARD_PATH) != text:
-            files[DASHBOARD_PATH] = text
+        files.update(dashboard_change(state.raw, files, dashboard))
     return files
+
+
+def dashboard_change(
+    raw: dict[str, bytes],
+    files: dict[str, bytes | None],
+    dashboard: DashboardRenderer,
+    base: dict[str, bytes] | None = None,
+) -> dict[str, bytes | None]:
+    """The dashboard for the branch as it will be once `files` are written over `raw` (or over
+    `base`, when the files read differ from the tip's, as the arbiter's folded boards do): the one
+    place it is refreshed (operations, `task add`, the arbiter). Empty when it would not change."""
+    start = raw if base is None else base
+    after = build_snapshot({**start, **{k: v for k, v in files.items() if v is not None}})
+    text = dashboard(after).encode("utf-8")
+    return {} if raw.get(DASHBOARD_PATH) == text else {DASHBOARD_PATH: text}
 
 
 def heartbeat_only(state: BranchState, result: OpResult, session: str) -> bool:

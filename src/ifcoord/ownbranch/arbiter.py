@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ifcoord.core.snapshot import BranchState, build_snapshot
-from ifcoord.core.writeback import DASHBOARD_PATH
+from ifcoord.core.snapshot import BranchState
+from ifcoord.core.writeback import dashboard_change
 from ifcoord.git.transaction import Change, jitter
 from ifcoord.session.stopping import StopSignal
 
@@ -30,10 +30,7 @@ def arbitrate_once(ws) -> dict[str, Any]:  # type: ignore[no-untyped-def]
             if coord.raw.get(session_file.path) != session_file.data:
                 files[session_file.path] = session_file.data
         if ws.dashboard is not None and snapshot.config.dashboard:
-            after = build_snapshot({**merged.raw, **{k: v for k, v in files.items() if v is not None}})
-            text = ws.dashboard(after).encode("utf-8")
-            if coord.raw.get(DASHBOARD_PATH) != text:
-                files[DASHBOARD_PATH] = text
+            files.update(dashboard_change(coord.raw, files, ws.dashboard, base=merged.raw))
         changed = sorted(files)
         return Change(
             files,
