@@ -148,10 +148,10 @@ def reclaim(
 
 def progress(
     task: str = typer.Argument(..., help="Task ID you hold."),
-    percent: int = typer.Argument(..., help="0-100; ticks the milestones up to it."),
+    percent: int = typer.Argument(..., min=0, max=100, help="0-100; ticks the milestones up to it."),
     note_text: str | None = typer.Option(None, "--note", help="A short note on where you are."),
-    tests_passed: int | None = typer.Option(None, "--tests-passed"),
-    tests_failed: int | None = typer.Option(None, "--tests-failed"),
+    tests_passed: int | None = typer.Option(None, "--tests-passed", min=0),
+    tests_failed: int | None = typer.Option(None, "--tests-failed", min=0),
     session: str | None = SessionOpt,
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
@@ -189,8 +189,16 @@ def block(
     Example: ifcoord block P0.1.5 --on P0.1.4 --reason "needs the latency fix"
     """
     from ifcoord.core.ops import block_task
+    from ifcoord.files.board import looks_like_task_id
 
     ids = [i.strip() for i in on.replace(" ", ",").split(",") if i.strip()]
+    junk = [i for i in ids if not looks_like_task_id(i)]
+    if junk:
+        # written to the board's Waiting on field: a path or `**Owner:**` there corrupts it
+        raise UsageError(
+            f"--on {', '.join(junk)}: not a task ID",
+            hint="give the IDs it waits for, comma-separated, e.g. --on P0.1.4,P0.1.6",
+        )
     ws = workspace(session, remote, branch)
     result, tx = ws.apply(
         lambda s, c: block_task(s, task, ids, c, reason), task_id=task, force=force, epoch=epoch
@@ -221,8 +229,8 @@ def unblock(
 def complete(
     task: str = typer.Argument(..., help="Task ID you hold."),
     deliverable: str | None = typer.Option(None, "--deliverable", help="Path of what you delivered."),
-    tests_passed: int | None = typer.Option(None, "--tests-passed"),
-    tests_failed: int | None = typer.Option(None, "--tests-failed"),
+    tests_passed: int | None = typer.Option(None, "--tests-passed", min=0),
+    tests_failed: int | None = typer.Option(None, "--tests-failed", min=0),
     session: str | None = SessionOpt,
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import typer
 
 from ifcoord.errors import UsageError
+
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 # Options shared by many commands.
 SessionOpt = typer.Option(
@@ -22,11 +25,15 @@ DirOpt = typer.Option(None, "--dir", help="Read boards from this folder instead 
 ForceOpt = typer.Option(
     False, "--force", help="For humans: do it even though it is refused; recorded as forced."
 )
-EpochOpt = typer.Option(None, "--epoch", help="The fencing number you hold (from `claim --json`).")
+EpochOpt = typer.Option(None, "--epoch", min=0, help="The fencing number you hold (from `claim --json`).")
 
 
 def emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    # json escapes C0 controls but not C1 (U+009B is a one-character CSI) or bidi overrides
+    text = _JSON_UNSAFE.sub(
+        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False, default=str)
+    )
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
@@ -37,8 +44,11 @@ def console():  # type: ignore[no-untyped-def]
 
 
 def note(message: str) -> None:
-    """A message for the person: stderr, so that --json stdout stays one document."""
-    sys.stderr.write(message + "\n")
+    """A message for the person: stderr, so that --json stdout stays one document. Reasons and
+    notes quote board text, so control characters are shown as escapes (views/text.py)."""
+    from ifcoord.views.text import safe
+
+    sys.stderr.write(safe(message, lines=True) + "\n")
 
 
 def workspace(session: str | None = None, remote: str | None = None, branch: str | None = None):  # type: ignore[no-untyped-def]

@@ -107,7 +107,18 @@ def check_holder(task: Task, ctx: OpContext) -> None:
     )
 
 
-def lease_refusal(task: Task, ctx: OpContext) -> ConflictError:
+def lease_refusal(task: Task, ctx: OpContext, snapshot: Snapshot | None = None) -> ConflictError:
+    if snapshot is not None and task.owner and task.owner not in snapshot.statuses:
+        # No heartbeat to go stale: waiting would be forever. Say what ends it.
+        path = snapshot.status_paths.get(task.owner)
+        why = f"its STATUS file {path} cannot be read" if path else "it has no STATUS file"
+        return ConflictError(
+            f"{task.id} is held by {task.owner}, and {why}, "
+            "so the claim reads as a person's and never goes stale",
+            hint=(f"fix {path} (`ifcoord lint` says what is wrong)" if path else
+                  f"if {task.owner} is a session that is gone, a person may take the task with `--force`")
+            + "; or pick another task (`ifcoord claim --next`)",
+        )  # fmt: skip
     return ConflictError(
         f"{task.id} is claimed by {task.owner} since {hhmm(task.claimed_at)} (lease live)",
         hint="pick another task (`ifcoord claim --next`) or wait for the lease to go stale",
@@ -137,7 +148,7 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
                 f"{task.id} is {task.state}", hint="nothing to claim there; try `ifcoord claim --next`"
             )
         if task.owner and task.owner != ctx.session and not stale_owner:
-            raise lease_refusal(task, ctx)
+            raise lease_refusal(task, ctx, snapshot)
         if op == "reclaim" and not stale_owner:
             raise ConflictError(
                 f"{task.id} has no stale lease to reclaim"
@@ -300,6 +311,7 @@ def unblock_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
             "status": "working",
             "current_task": task.id,
             "blocked_on": None,
+            "next_action": None,  # it said what the block waited for
             "last_poll": ctx.now,
         },
         epoch=task.epoch,
@@ -340,6 +352,7 @@ def complete_task(
         "progress": None,
         "milestone": None,
         "blocked_on": None,
+        "next_action": None,  # about the task just finished
         "completed": completed,
         "last_poll": ctx.now,
     }
