@@ -20,6 +20,7 @@ from ifcoord.cli.common import (
     workspace,
 )
 from ifcoord.errors import UsageError
+from ifcoord.views.text import safe_markup
 
 
 def register(app: typer.Typer) -> None:
@@ -333,10 +334,9 @@ def poll(
                 "error": "red",
             }.get(event.name, "")
             when = event.time.strftime("%H:%M:%S")
+            message = safe_markup(event.message)  # quotes board text: no escape sequences
             con.print(
-                f"{when} [{style}]{event.name}[/{style}] {event.message}"
-                if style
-                else f"{when} {event.name} {event.message}"
+                f"{when} [{style}]{event.name}[/{style}] {message}" if style else f"{when} {event.name} {message}"
             )
 
     raise typer.Exit(PollLoop(ws, show, claim=not no_claim, interval=interval).run(once=once))

@@ -145,8 +145,12 @@ def next_(
             }
         )
     else:
+        from ifcoord.views.text import safe_markup
+
         console().print(
-            pick.reason if pick.task is None else f"[bold]{pick.task.id}[/] {pick.task.title}\n{pick.reason}"
+            safe_markup(pick.reason)
+            if pick.task is None
+            else f"[bold]{safe_markup(pick.task.id)}[/] {safe_markup(pick.task.title)}\n{safe_markup(pick.reason)}"
         )
     if pick.task is None:
         raise typer.Exit(4)

@@ -107,11 +107,13 @@ def config_or_raise(files: Mapping[str, bytes]) -> Config:
     out-of-range value must never quietly become the defaults for some commands."""
     config, diags = _read_config_cached(files.get(CONFIG_PATH))
     if diags:
-        raise InvalidData(
-            diags[0].message, file=CONFIG_PATH, line=diags[0].line or None,
-            hint="fix ifcoord.yaml on the branch (every command refuses until then; "
-            "`ifcoord config --default` shows a valid one)",
-        )  # fmt: skip
+        try:
+            parse_config(files.get(CONFIG_PATH))  # raises again, with its own hint
+        except InvalidData as exc:
+            exc.hint = f"{exc.hint}; every command refuses until ifcoord.yaml is fixed" if exc.hint else (
+                "fix ifcoord.yaml on the branch; every command refuses until then"
+            )
+            raise
     return config
 
 
