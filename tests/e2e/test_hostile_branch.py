@@ -78,7 +78,9 @@ def test_a_gitlink_and_a_symlink_named_like_boards_are_skipped_and_never_edited(
     assert hand.ls("boards/vendored.md").startswith("160000")
 
 
-def test_a_board_over_the_size_limit_is_named_by_lint_and_the_rest_works(hand: HandBranch, clone: Path) -> None:
+def test_a_board_over_the_size_limit_is_named_by_lint_and_the_rest_works(
+    hand: HandBranch, clone: Path
+) -> None:
     from testing.hostile import big_board
 
     hand.write(big_board(3 * 1024 * 1024))
@@ -138,7 +140,14 @@ def test_bad_and_reserved_session_names_are_refused(hand: HandBranch, clone: Pat
 
 
 def test_an_owner_with_no_status_file_is_refused_with_what_to_do(hand: HandBranch, clone: Path) -> None:
-    hand.write({"boards/PHASE-0.md": BOARD.replace("## T-1: First\n**Status:** open", "## T-1: First\n**Status:** in progress\n**Owner:** ghost-session")})
+    hand.write(
+        {
+            "boards/PHASE-0.md": BOARD.replace(
+                "## T-1: First\n**Status:** open",
+                "## T-1: First\n**Status:** in progress\n**Owner:** ghost-session",
+            )
+        }
+    )
     lint = ifcoord("lint", cwd=clone)
     assert "T-1 is held by ghost-session, which has no STATUS file" in lint.err
     r = ifcoord("claim", "T-1", "--session", "s1", cwd=clone)
@@ -184,9 +193,9 @@ def test_a_hand_written_readme_is_left_alone_and_the_dashboard_goes_elsewhere(
     lint = ifcoord("lint", cwd=clone)
     assert "boards/README.md: note:" in lint.err and "IFCOORD-DASHBOARD.md" in lint.err
     assert "T-" not in ifcoord("board", "--json", cwd=clone).out.split("IFCOORD")[0][:0]  # not a board
-    assert {t["id"] for t in __import__("json").loads(ifcoord("board", "--json", cwd=clone).out)["tasks"]} == {
-        "T-1", "T-2", "T-3"
-    }
+    assert {
+        t["id"] for t in __import__("json").loads(ifcoord("board", "--json", cwd=clone).out)["tasks"]
+    } == {"T-1", "T-2", "T-3"}
 
 
 def test_a_folder_where_a_status_file_goes_is_never_deleted(hand: HandBranch, clone: Path) -> None:
@@ -307,7 +316,9 @@ def test_negative_counts_and_epochs_are_refused(hand: HandBranch, clone: Path, a
 def test_negative_counts_in_a_status_file_and_an_epoch_of_1e3_are_diagnosed(
     hand: HandBranch, clone: Path
 ) -> None:
-    board = BOARD.replace("## T-3: Third\n**Status:** open", "## T-3: Third\n**Status:** open\n**Epoch:** 1e3")
+    board = BOARD.replace(
+        "## T-3: Third\n**Status:** open", "## T-3: Third\n**Status:** open\n**Epoch:** 1e3"
+    )
     hand.write({"boards/PHASE-0.md": board, "status/s2.yaml": status_yaml("s2", now(), tests_passed="-4")})
     lint = ifcoord("lint", cwd=clone)
     assert "status/s2.yaml:4: error: tests_passed" in lint.err, lint.err

@@ -335,9 +335,8 @@ def poll(
             }.get(event.name, "")
             when = event.time.strftime("%H:%M:%S")
             message = safe_markup(event.message)  # quotes board text: no escape sequences
-            con.print(
-                f"{when} [{style}]{event.name}[/{style}] {message}" if style else f"{when} {event.name} {message}"
-            )
+            shown = f"[{style}]{event.name}[/{style}]" if style else event.name
+            con.print(f"{when} {shown} {message}")
 
     raise typer.Exit(PollLoop(ws, show, claim=not no_claim, interval=interval).run(once=once))
 

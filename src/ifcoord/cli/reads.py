@@ -147,11 +147,11 @@ def next_(
     else:
         from ifcoord.views.text import safe_markup
 
-        console().print(
-            safe_markup(pick.reason)
-            if pick.task is None
-            else f"[bold]{safe_markup(pick.task.id)}[/] {safe_markup(pick.task.title)}\n{safe_markup(pick.reason)}"
-        )
+        reason = safe_markup(pick.reason)
+        if pick.task is None:
+            console().print(reason)
+        else:
+            console().print(f"[bold]{safe_markup(pick.task.id)}[/] {safe_markup(pick.task.title)}\n{reason}")
     if pick.task is None:
         raise typer.Exit(4)
 
