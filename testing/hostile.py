@@ -15,11 +15,12 @@ def _task(task_id: str, depends: str | None = None, extra: str = "") -> str:
 
 
 def chain(n: int, per_board: int = PER_BOARD) -> dict[str, bytes]:
-    """n tasks, each depending on the one before: the deepest dependency graph there is."""
+    """n tasks, each depending on the next one: the deepest dependency graph there is, listed
+    dependants first (so a walk in board order goes the whole depth at once)."""
     files: dict[str, bytes] = {}
     for start in range(0, n, per_board):
         body = "".join(
-            _task(f"C-{i}", f"C-{i - 1}" if i else None) for i in range(start, min(n, start + per_board))
+            _task(f"C-{i}", f"C-{i + 1}" if i + 1 < n else None) for i in range(start, min(n, start + per_board))
         )
         files[f"boards/chain-{start // per_board:04d}.md"] = (
             f"# Chain {start // per_board}\n\n{body}".encode()

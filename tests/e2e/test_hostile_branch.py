@@ -132,7 +132,7 @@ def test_a_second_status_file_is_a_lint_error_and_never_read_as_the_sessions_tru
     assert b"2020-01-01" in hand.show("status/s1.yml")
 
 
-@pytest.mark.parametrize("name", ["s2\n", "none", "-", "..", "Unassigned"])
+@pytest.mark.parametrize("name", ["s2\n", "none", "-", "..", "nobody"])
 def test_bad_and_reserved_session_names_are_refused(hand: HandBranch, clone: Path, name: str) -> None:
     r = ifcoord("claim", "T-1", "--session", name, cwd=clone)
     assert r.code == 2, r
@@ -205,13 +205,14 @@ def test_a_folder_where_a_status_file_goes_is_never_deleted(hand: HandBranch, cl
     assert hand.show("status/s1.yaml/notes.txt") == b"mine\n"
 
 
-def test_a_symlinked_status_file_is_never_written_over(hand: HandBranch, clone: Path) -> None:
-    hand.symlink("status/s1.yaml", "../secrets.yaml")
+def test_a_symlink_whose_target_reads_like_a_board_is_never_edited(hand: HandBranch, clone: Path) -> None:
+    target = "## L-1: linked\n**Status:** open\n"  # git stores a link's target as its blob
+    hand.symlink("boards/PHASE-5.md", target)
     hand.commit("a link")
-    r = ifcoord("heartbeat", "--session", "s1", cwd=clone)
-    assert r.code == 6, r
-    assert hand.ls("status/s1.yaml").startswith("120000")
-    assert hand.show("status/s1.yaml") == b"../secrets.yaml"
+    r = ifcoord("claim", "L-1", "--session", "s1", cwd=clone)
+    assert r.code == 2 and "L-1" in r.err, r
+    assert hand.ls("boards/PHASE-5.md").startswith("120000")
+    assert hand.show("boards/PHASE-5.md").decode() == target
 
 
 # -- forgery ----------------------------------------------------------------------------------------
