@@ -114,7 +114,7 @@ def hostile(lab: object = None, sizes: object = None, quick: bool | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="500 and 5,000 tasks instead of 5,000 and 50,000")
+    parser.add_argument("--quick", action="store_true", help="500 and 5,000 tasks (not 5,000 and 50,000)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     rows = hostile(quick=args.quick)

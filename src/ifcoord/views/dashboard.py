@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ifcoord.core.leases import LeasePolicy, stale_sessions
 from ifcoord.core.rows import TaskRow, task_rows
 from ifcoord.core.snapshot import DASHBOARD_MARK  # the marker is read back there
 from ifcoord.models import Snapshot
 from ifcoord.views.graph import build_graph, critical_path, render_mermaid
-from ifcoord.views.terminal import HELD_STATES, held_tasks, phases_of, progress_bar, shown_state, task_percent
+from ifcoord.views.terminal import held_tasks, phases_of, progress_bar, shown_state, task_percent
 
 
 def newest_event(snapshot: Snapshot) -> datetime | None:
@@ -23,21 +24,16 @@ def newest_event(snapshot: Snapshot) -> datetime | None:
 
 
 def stale_as_of(snapshot: Snapshot, as_of: datetime | None) -> frozenset[str]:
-    """Sessions whose lease had run out by `as_of`, judged from what the branch says alone.
+    """Sessions whose lease had run out by `as_of`, judged by the one lease rule (core/leases.py).
 
     The dashboard is a file on the branch, rewritten only by commits, so it cannot use a clock:
-    it judges leases at the newest event written on the branch. An offline session is stale.
+    it judges leases at the newest event written on the branch, with no skew margin, since both
+    times were written by the same kind of clock. An offline session is stale.
     """
     if as_of is None:
         return frozenset()
-    lease = snapshot.config.lease_seconds
-    out = set()
-    for name, st in snapshot.statuses.items():
-        if st.last_poll is None:
-            continue
-        if st.status == "offline" or (as_of - st.last_poll).total_seconds() > lease:
-            out.add(name)
-    return frozenset(out)
+    policy = LeasePolicy(snapshot.config.lease_seconds, skew_seconds=0.0)
+    return frozenset(stale_sessions(snapshot.statuses, {}, as_of.timestamp(), policy))
 
 
 def _utc(ts: datetime | None) -> str:
@@ -124,7 +120,7 @@ def _attention(snapshot: Snapshot, rows: list[TaskRow], stale: frozenset[str]) -
     items = []
     for r in rows:
         t = r.task
-        if r.stale_owner and t.state in HELD_STATES:
+        if r.stale_owner:
             beat = snapshot.statuses[t.owner].last_poll if t.owner in snapshot.statuses else None
             items.append(
                 f"- ⚠️ **Stale lease:** {t.id} {_cell(t.title)}, held by {t.owner} "
