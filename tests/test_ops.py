@@ -578,7 +578,8 @@ def test_claim_of_a_task_whose_owner_has_no_status_file_says_what_ends_it() -> N
     board = PHASE_0.replace("P0.2.1: Live lease", "P0.1.9: Live lease")
     with pytest.raises(ConflictError) as err:
         claim_task(snap_of(files_with(board=board)), "P0.1.9", ctx("s1"))
-    assert "session-7, and it has no STATUS file" in err.value.message and "never goes stale" in err.value.message
+    assert "session-7, and it has no STATUS file" in err.value.message
+    assert "never goes stale" in err.value.message
     assert err.value.hint is not None and "--force" in err.value.hint
     unreadable = files_with(board=board, session_7="session: session-7\nlast_poll: [\n")
     with pytest.raises(ConflictError) as err:

@@ -103,11 +103,11 @@ def unmet_dependencies(task: Task, tasks: dict[str, Task], deps: dict[str, list[
     """Dependencies that are not done, and for a blocked task the tasks it waits on that are not
     done; one on no board is unmet (lint reports it)."""
     waits = task.waiting_on if task.state == "blocked" else []
-    unmet: list[str] = []
+    unmet: dict[str, None] = {}  # ordered, O(1) to test: a group dependency holds thousands
     for d in [*deps.get(task.id, []), *waits]:
         if d not in unmet and (d not in tasks or tasks[d].state != "done"):
-            unmet.append(d)
-    return unmet
+            unmet[d] = None
+    return list(unmet)
 
 
 def waits_met(task: Task, tasks: dict[str, Task]) -> bool:

@@ -164,15 +164,18 @@ def next_for(
         pick = primaries[0]
         return Pick(pick, "primary", f"{pick.id} is the first ready primary task", ready)
     waiting = blocked_primaries(session, tasks, stale, deps)
-    why = (
-        "its primary tasks are blocked: " + "; ".join(f"{t.id} {r}" for t, r in waiting)
-        if waiting
-        else "no primary task is ready for it"
-    )
+    # a reason is one line for a person: the first few, not every task times its dependencies
+    shown = "; ".join(f"{t.id} {_clip(r)}" for t, r in waiting[:5])
+    more = f"; and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+    why = f"its primary tasks are blocked: {shown}{more}" if waiting else "no primary task is ready for it"
     if fillers:
         pick = fillers[0]
         return Pick(pick, "filler", f"filler {pick.id}, because {why}", ready)
     return Pick(None, "none", f"nothing to do for {session}: {why}, and no filler task is ready")
+
+
+def _clip(reason: str, limit: int = 300) -> str:
+    return reason if len(reason) <= limit else reason[:limit].rsplit(", ", 1)[0] + ", ..."
 
 
 def blocked_primaries(

@@ -168,10 +168,11 @@ def _board_cells(r: TaskRow, on_path: set[str]) -> list[str]:
     owner = safe_markup(t.owner)
     if r.stale_owner:
         owner = f"[bold red]{owner} (stale)[/]"
+    # a task depending on a large group would make its row hundreds of lines tall
     deps = ", ".join(
         f"[green]{safe_markup(d)}[/]" if d not in r.unmet else f"[yellow]{safe_markup(d)}[/]"
-        for d in r.depends_on
-    )
+        for d in r.depends_on[:8]
+    ) + (f" [dim]+{len(r.depends_on) - 8} more[/]" if len(r.depends_on) > 8 else "")
     percent = task_percent(t)
     colour = "green" if t.state == "done" else "red" if t.state == "blocked" else "cyan" if percent else "dim"
     return [task_id, title, state_cell, owner, deps, f"[{colour}]{progress_bar(percent, 8)}[/]"]
