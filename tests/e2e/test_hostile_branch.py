@@ -357,3 +357,12 @@ def test_git_fsck_stays_clean_after_hostile_names_were_refused(hand: HandBranch,
     ok(ifcoord("heartbeat", "--session", "s2", cwd=clone))
     git("fsck", "--strict", cwd=hand.remote)
     assert ok(ifcoord("log", cwd=clone)).code == 0
+
+
+def test_a_config_that_is_a_symlink_is_refused_not_replaced_by_defaults(
+    hand: HandBranch, clone: Path
+) -> None:
+    hand.symlink("ifcoord.yaml", "lease_seconds: 1")
+    hand.commit("a linked config")
+    r = ifcoord("board", cwd=clone)
+    assert r.code == 6 and "ifcoord.yaml: is a symlink" in r.err, r

@@ -279,6 +279,11 @@ class SnapshotLoader:
         entries = self.store.list_tree(commit)
         special = {p for p, e in entries.items() if e.mode not in REGULAR_MODES}
         shas = {path: entry.sha for path, entry in entries.items() if path not in special}
+        if CONFIG_PATH in special:
+            raise InvalidData(
+                "is a symlink or a gitlink, not a file", file=CONFIG_PATH,
+                hint="replace it with the file itself (`ifcoord config --default` shows one)",
+            )  # fmt: skip
         config = config_or_raise({CONFIG_PATH: self._blob(shas[CONFIG_PATH])} if CONFIG_PATH in shas else {})
         wanted = relevant_paths(config, shas)
         raw = {p: self._blob(shas[p]) for p in wanted}
