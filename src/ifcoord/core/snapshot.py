@@ -282,7 +282,7 @@ class SnapshotLoader:
         if CONFIG_PATH in special:
             raise InvalidData(
                 "is a symlink or a gitlink, not a file", file=CONFIG_PATH,
-                hint="replace it with the file itself (`ifcoord config --default` shows one)",
+                hint="replace it with the file itself (docs/board-format.md, ifcoord.yaml, lists every key)",
             )  # fmt: skip
         config = config_or_raise({CONFIG_PATH: self._blob(shas[CONFIG_PATH])} if CONFIG_PATH in shas else {})
         wanted = relevant_paths(config, shas)

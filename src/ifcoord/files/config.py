@@ -55,7 +55,7 @@ def parse_config(data: bytes | None, path: str = CONFIG_PATH) -> Config:
             "the config must be a YAML mapping of `key: value` lines",
             file=path,
             line=1,
-            hint="see `ifcoord config --default` for a commented example",
+            hint="docs/board-format.md (ifcoord.yaml) shows every key with its default",
         )
     valid = list(Config.model_fields)
     values: dict[str, Any] = {}
