@@ -41,7 +41,7 @@ bench: bytecode
 	$(BIN)/python bench/run.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench testing
 	$(BIN)/mypy src
 
 clean:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the `testing` helpers at the repository root
 FIXTURE_BOARDS = ROOT.parent / "shared" / "fixtures" / "boards"
 EXAMPLE_BOARDS = ROOT / "boards"
 

@@ -83,6 +83,7 @@ def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped
                 "changed": tx.landed,
                 "forced": result.forced,
                 "attempts": tx.attempts,
+                "op_id": tx.op_id,
             }
         )
     else:

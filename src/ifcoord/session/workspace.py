@@ -9,7 +9,6 @@ import fnmatch
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from ifcoord.core.snapshot import BranchState, build_snapshot
 from ifcoord.core.writeback import DashboardRenderer, changed_files
 from ifcoord.errors import IfcoordError, UsageError
 from ifcoord.files.status import render_status, status_path_for
-from ifcoord.git.runner import GitRunner, find_repository
+from ifcoord.git.runner import GitRunner, find_repository, run_git
 from ifcoord.git.store import BranchStore
 from ifcoord.git.transaction import Change, Transactor, TxResult, now
 from ifcoord.models import SESSION_NAME_PATTERN, Config, Snapshot
@@ -446,7 +445,5 @@ class Workspace:
 
 def subprocess_git_dir(top: Path) -> Path | None:
     """The git dir of the worktree at `top` (where MERGE_HEAD and the index live)."""
-    proc = subprocess.run(
-        ["git", "rev-parse", "--absolute-git-dir"], cwd=top, capture_output=True, text=True, check=False
-    )
-    return Path(proc.stdout.strip()) if proc.returncode == 0 else None
+    proc = run_git(["rev-parse", "--absolute-git-dir"], cwd=top)
+    return Path(proc.stdout.decode().strip()) if proc.returncode == 0 else None

@@ -1,0 +1,1 @@
+"""Helpers for tests and the randomized checker (not shipped with the package)."""
