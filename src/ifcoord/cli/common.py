@@ -55,7 +55,9 @@ def read_state(dir: Path | None, remote: str | None, branch: str | None, session
     if dir is not None:
         return load_folder(dir), frozenset(), None
     ws = workspace(session, remote, branch)
-    state = ws.read()
+    state, offline = ws.read_for_view()
+    if offline:
+        note(f"warning: {offline}")
     if state.commit is None:
         raise UsageError(
             f"no branch {ws.branch} on {ws.remote}",

@@ -204,9 +204,12 @@ def status(
     """
     from ifcoord.views.terminal import session_rows, status_view
 
-    state, stale, _ = read_state(dir, remote, branch)
+    state, stale, ws = read_state(dir, remote, branch)
     rows = session_rows(state.snapshot, stale)
+    warnings = ws.clock_warnings(state.snapshot) if ws is not None else []
     if as_json:
-        emit({"commit": state.commit, "sessions": rows})
+        emit({"commit": state.commit, "sessions": rows, "clock_warnings": warnings})
         return
     console().print(status_view(rows))
+    for warning in warnings:
+        note(f"warning: {warning}")

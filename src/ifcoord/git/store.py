@@ -76,7 +76,11 @@ def looks_like_location(remote: str) -> bool:
 def ref_slug(remote: str) -> str:
     """A ref-safe name for a remote name or URL, stable across runs."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", remote).strip("._-")
-    return slug[-80:] or "remote"
+    # cut, then strip again: a ref component may not start with "." (a long ssh URL's tail did)
+    slug = re.sub(r"\.{2,}", "_", slug[-80:]).strip("._-")
+    if slug.endswith(".lock"):
+        slug += "_"
+    return slug or "remote"
 
 
 class BranchStore:
@@ -102,6 +106,21 @@ class BranchStore:
         self.fetch_url = config.get(f"remote.{remote}.url", remote)
         self.push_url = config.get(f"remote.{remote}.pushurl", self.fetch_url)
         self.known_remote = f"remote.{remote}.url" in config or looks_like_location(remote)
+        # touched at every fetch that succeeded: how old the state is when the remote is down
+        self.fetch_stamp = git_dir / "ifcoord" / "fetched" / f"{ref_slug(remote)}--{ref_slug(branch)}"
+
+    def mark_fetched(self) -> None:
+        try:
+            self.fetch_stamp.parent.mkdir(parents=True, exist_ok=True)
+            self.fetch_stamp.touch()
+        except OSError:
+            pass  # only the age shown when offline depends on it
+
+    def fetched_at(self) -> float | None:
+        try:
+            return self.fetch_stamp.stat().st_mtime
+        except OSError:
+            return None
 
     def _remote_config(self) -> dict[str, str]:
         out = self.git.run("config", "--get-regexp", r"^remote\.", check=False)
@@ -334,6 +353,7 @@ class BranchStore:
                     continue
                 raise self._unreachable(exc) from exc
             break
+        self.mark_fetched()
         return self.local_tip()
 
     def heal(self) -> None:
@@ -360,11 +380,13 @@ class BranchStore:
             return None
         local = self.local_tip()
         if tip == local:
+            self.mark_fetched()
             return tip
         # Another process of this clone may have the objects already (it pushed them); but a
         # fetch killed mid-unpack leaves a commit without its blobs: move only onto a whole one.
         if self.has_object(tip) and self.is_connected(tip, local):
             self.set_private_ref(tip)
+            self.mark_fetched()
             return tip
         return self.fetch()
 

@@ -9,21 +9,20 @@ import fnmatch
 import json
 import os
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ifcoord.core.leases import LeasePolicy, ObservationStore, observe, stale_sessions
+from ifcoord.core.leases import MAX_CLOCK_SKEW, LeasePolicy, ObservationStore, observe, stale_sessions
 from ifcoord.core.ops import OpContext, OpResult
-from ifcoord.core.snapshot import BranchState, build_snapshot
+from ifcoord.core.snapshot import BranchState, SnapshotLoader, build_snapshot
 from ifcoord.core.writeback import DashboardRenderer, changed_files
-from ifcoord.errors import IfcoordError, UsageError
+from ifcoord.errors import IfcoordError, RemoteUnreachable, UsageError
 from ifcoord.files.status import render_status, status_path_for
 from ifcoord.git.runner import GitRunner, find_repository, run_git
 from ifcoord.git.store import BranchStore
-from ifcoord.git.transaction import Change, Transactor, TxResult, now
+from ifcoord.git.transaction import Change, Transactor, TxResult, clock, now
 from ifcoord.models import SESSION_NAME_PATTERN, Config, Snapshot
 from ifcoord.ownbranch.branches import (
     OwnBranchWriter,
@@ -148,6 +147,8 @@ class Workspace:
         self.session_files: dict[str, SessionFile] = {}
         self._writer: OwnBranchWriter | None = None
         self._session_branches: dict[str, str] = {}
+        self._last_seen: str | None = None  # the tip the loop saw last (rewind detection)
+        self.rewind: dict[str, Any] | None = None  # set by poll_state when the branch went back
 
     @property
     def session(self) -> str:
@@ -171,12 +172,39 @@ class Workspace:
         self.stale(state.snapshot)  # records heartbeat sightings
         return state
 
+    def read_for_view(self) -> tuple[BranchState, str | None]:
+        """What a read-only view shows: the remote tip, or, when the remote does not answer
+        right away, the state last fetched into this clone with a note saying how old it is."""
+        from ifcoord.git.store import RemoteMissing
+
+        try:
+            self.store.fetch()  # one try: a person looking at the board does not wait a minute
+        except RemoteMissing:
+            raise
+        except RemoteUnreachable as exc:
+            local = self.store.local_tip()
+            if local is None:
+                return self.read(), None  # nothing fetched before: wait for the remote as usual
+            state = self.read(fetch=False)
+            fetched = self.store.fetched_at()
+            age = describe_age(clock() - fetched) if fetched is not None else "at an unknown time"
+            return state, (
+                f"remote {self.remote} is unreachable ({exc.message}); showing {self.branch} as "
+                f"fetched {age} (commit {local[:10]})"
+            )
+        return self.read(fetch=False), None
+
     def poll_state(self) -> BranchState:
-        """The loop's cheap look: one ls-remote; objects are fetched only for what moved."""
+        """The loop's cheap look: one ls-remote; objects are fetched only for what moved.
+        `self.rewind` says whether the branch went back since the last look."""
+        self.rewind = None
         if self._mode != "own-branch":
-            state = self.transactor.loader.load(self.store.sync())
+            before = self._last_seen or self.store.local_tip()
+            _, state = self.transactor.load(self.store.sync())
             self._mode = state.snapshot.config.mode
             if self._mode != "own-branch":
+                self.rewind = self.detect_rewind(before, state)
+                self._last_seen = state.commit
                 return state
         heads = self.store.list_heads()
         tip = heads.get(self.branch)
@@ -191,6 +219,50 @@ class Workspace:
             return state
         self.flush_own_branch()
         return self.merge_session_branches(state, heads)
+
+    def detect_rewind(self, before: str | None, state: BranchState) -> dict[str, Any] | None:
+        """When the new tip does not descend from the one seen before (a person moved the
+        branch back): the two commits and this session's tasks whose state changed."""
+        after = state.commit
+        if before is None or after is None or before == after:
+            return None
+        if not self.store.has_object(before) or self.store.is_ancestor(before, after):
+            return None
+        try:
+            old = SnapshotLoader(self.store).load(before).snapshot.tasks()
+        except IfcoordError:
+            old = {}
+        new = state.snapshot.tasks()
+        mine = self._session
+        changed = {}
+        for tid in sorted(set(old) | set(new)):
+            was, now_ = old.get(tid), new.get(tid)
+            if mine not in {getattr(was, "owner", None), getattr(now_, "owner", None)}:
+                continue
+            a = (was.state, was.owner, was.epoch) if was else None
+            b = (now_.state, now_.owner, now_.epoch) if now_ else None
+            if a != b:
+                changed[tid] = {
+                    "was": {"state": a[0], "owner": a[1], "epoch": a[2]} if a else None,
+                    "now": {"state": b[0], "owner": b[1], "epoch": b[2]} if b else None,
+                }
+        return {"from": before, "to": after, "tasks": changed}
+
+    def clock_warnings(self, snapshot: Snapshot) -> list[str]:
+        """Sessions whose heartbeat is dated ahead of this clock: one of the two clocks is off."""
+        margin = max(snapshot.config.skew_seconds, 60.0)
+        local = clock()
+        out = []
+        for name, status in sorted(snapshot.statuses.items()):
+            if status.last_poll is None:
+                continue
+            ahead = status.last_poll.timestamp() - local
+            if ahead > margin:
+                out.append(
+                    f"{name}'s heartbeat is dated {ahead:.0f} s ahead of this clock: one of the two "
+                    "clocks is off (leases tolerate up to an hour; fix the clock with NTP)"
+                )
+        return out
 
     # -- own-branch mode ---------------------------------------------------------------------
 
@@ -359,13 +431,15 @@ class Workspace:
 
     def stale(self, snapshot: Snapshot) -> frozenset[str]:
         """Sessions whose lease is stale, judged from this clone's own sightings."""
-        clock = time.time()
+        local = clock()
         policy = LeasePolicy(snapshot.config.lease_seconds, snapshot.config.skew_seconds)
         known = self.observations.load()
-        sightings = observe(snapshot.statuses, known, clock, policy.skew_seconds)
+        # The clock rule (core/leases.py): a heartbeat within an hour of this clock counts from
+        # the moment it is seen, so no clock off by up to an hour costs a live session its lease.
+        sightings = observe(snapshot.statuses, known, local, max(policy.skew_seconds, MAX_CLOCK_SKEW))
         if sightings != known:
             self.observations.save(sightings)
-        return frozenset(stale_sessions(snapshot.statuses, sightings, clock, policy))
+        return frozenset(stale_sessions(snapshot.statuses, sightings, local, policy))
 
     def held_epoch(self, snapshot: Snapshot, task_id: str | None) -> int | None:
         if task_id is None:
@@ -447,3 +521,14 @@ def subprocess_git_dir(top: Path) -> Path | None:
     """The git dir of the worktree at `top` (where MERGE_HEAD and the index live)."""
     proc = run_git(["rev-parse", "--absolute-git-dir"], cwd=top)
     return Path(proc.stdout.decode().strip()) if proc.returncode == 0 else None
+
+
+def describe_age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
