@@ -155,3 +155,21 @@ def test_ctrl_c_stops_poll_at_once_and_the_goodbye_is_written(bare_remote: Path,
     assert took < 5, took
     status = git("show", "ifcoord:status/s1.yaml", cwd=bare_remote)
     assert "status: offline" in status
+
+
+def test_epochs_are_never_reused_after_a_rewind_so_an_old_holder_stays_fenced(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    init_branch(bare_remote, tmp_path, BOARD, LIVE)
+    clone = make_clone(bare_remote, tmp_path / "c")
+    before = git("rev-parse", "ifcoord", cwd=bare_remote)
+    first = ifc(clone, "claim", "T1", "--json", session="s1", remote=bare_remote)
+    assert json.loads(first.stdout)["epoch"] == 1  # the zombie-to-be holds epoch 1
+    git("update-ref", "refs/heads/ifcoord", before, cwd=bare_remote)  # a person moves it back
+    again = ifc(clone, "claim", "T1", "--json", session="s1", remote=bare_remote)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["epoch"] == 2  # not 1 again
+    assert "**Epoch:** 2" in git("show", "ifcoord:boards/PHASE-0.md", cwd=bare_remote)
+    zombie = ifc(clone, "complete", "T1", "--epoch", "1", session="s1", remote=bare_remote)
+    assert zombie.returncode == 3, zombie.stderr
+    assert "lease lost" in zombie.stderr

@@ -114,6 +114,51 @@ class EpochMemory:
         os.replace(tmp, self.path)
 
 
+class EpochFloor:
+    """The highest epoch this clone ever saw for each task, kept beside the clone (in the git
+    dir): a branch moved back by a person brings old epochs back, and a claim made here after
+    that must not reuse a fencing number an older holder may still carry."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: dict[str, int] | None = None
+
+    def load(self) -> dict[str, int]:
+        if self._cache is None:
+            try:
+                raw = json.loads(self.path.read_text())
+                self._cache = {str(t): int(e) for t, e in raw.items()}
+            except (OSError, ValueError, AttributeError, TypeError):
+                self._cache = {}
+        return self._cache
+
+    def see(self, snapshot: Snapshot) -> None:
+        floors = self.load()
+        higher = {t.id: t.epoch for t in snapshot.tasks().values() if t.epoch > floors.get(t.id, 0)}
+        if higher:
+            floors.update(higher)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(floors))
+            os.replace(tmp, self.path)
+
+    def lift(self, result: OpResult) -> OpResult:
+        """A claim's new epoch, raised above every epoch this clone saw for the task."""
+        if result.op not in ("claim", "reclaim") or not result.changed or result.epoch is None:
+            return result
+        floor = self.load().get(result.task_id or "", 0)
+        if result.epoch > floor:
+            return result
+        epoch = floor + 1
+        result.epoch = epoch
+        for edit in result.board_edits:
+            if edit.task_id == result.task_id and "epoch" in edit.fields:
+                edit.fields["epoch"] = str(epoch)
+        if "epoch" in result.status_updates:
+            result.status_updates["epoch"] = epoch
+        return result
+
+
 class Workspace:
     """Everything a command needs to read or change the coordination branch from this clone."""
 
@@ -135,6 +180,7 @@ class Workspace:
         self.home = self.git_dir / "ifcoord"
         self.observations = ObservationStore(self.home / "observations.json")
         self.epochs = EpochMemory(self.home / "epochs.json")
+        self.floor = EpochFloor(self.home / "epoch-floor.json")
         env_deadline = os.environ.get("IFCOORD_DEADLINE")
         self.transactor = Transactor(
             self.store,
@@ -170,6 +216,7 @@ class Workspace:
             heads = self.transactor.retrying(self.store.list_heads) if fetch else None
             state = self.merge_session_branches(state, heads)
         self.stale(state.snapshot)  # records heartbeat sightings
+        self.floor.see(state.snapshot)
         return state
 
     def read_for_view(self) -> tuple[BranchState, str | None]:
@@ -479,7 +526,8 @@ class Workspace:
                 held_epoch=epoch if epoch is not None else self.held_epoch(snapshot, task_id),
                 force=force,
             )
-            result = operation(snapshot, ctx)
+            self.floor.see(snapshot)
+            result = self.floor.lift(operation(snapshot, ctx))
             files = changed_files(state, result, session, self.dashboard)
             return Change(files, result.subject(session), result.trailers(session), payload=result)
 
