@@ -173,3 +173,43 @@ def test_epochs_are_never_reused_after_a_rewind_so_an_old_holder_stays_fenced(
     zombie = ifc(clone, "complete", "T1", "--epoch", "1", session="s1", remote=bare_remote)
     assert zombie.returncode == 3, zombie.stderr
     assert "lease lost" in zombie.stderr
+
+
+def test_a_session_name_live_in_another_clone_is_refused_on_claim_unless_forced(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    init_branch(bare_remote, tmp_path, BOARD, LIVE)
+    first = make_clone(bare_remote, tmp_path / "first")
+    second = make_clone(bare_remote, tmp_path / "second")
+    assert ifc(first, "claim", "T1", session="s1", remote=bare_remote).returncode == 0
+    refused = ifc(second, "claim", "T2", session="s1", remote=bare_remote)
+    assert refused.returncode == 3, refused.stderr
+    assert "s1 is live in another clone" in refused.stderr
+    assert "**Owner:**" not in git("show", "ifcoord:boards/PHASE-0.md", cwd=bare_remote).split("## T2")[1]
+    moved = ifc(second, "claim", "T2", "--force", session="s1", remote=bare_remote)
+    assert moved.returncode == 0, moved.stderr
+    # the first clone keeps working on what it holds; a new claim there is now the refused one
+    assert ifc(first, "claim", "T1", session="s1", remote=bare_remote).returncode == 0
+
+
+@pytest.mark.parametrize("behind", [800, 3000])
+def test_a_heartbeat_written_by_a_slow_clock_does_not_lose_a_live_lease(
+    behind: int, bare_remote: Path, tmp_path: Path
+) -> None:
+    """What an owner whose clock is `behind` seconds slow writes, pushed as it would be."""
+    from datetime import datetime, timedelta, timezone
+
+    init_branch(bare_remote, tmp_path, BOARD, LIVE)
+    owner = make_clone(bare_remote, tmp_path / "owner")
+    assert ifc(owner, "claim", "T1", session="s1", remote=bare_remote).returncode == 0
+    person = tmp_path / "person"
+    git("clone", "-q", "-b", "ifcoord", str(bare_remote), str(person))
+    status = (person / "status" / "s1.yaml").read_text()
+    slow = (datetime.now(timezone.utc) - timedelta(seconds=behind)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [f"last_poll: {slow}" if line.startswith("last_poll:") else line for line in status.splitlines()]
+    (person / "status" / "s1.yaml").write_text("\n".join(lines) + "\n")
+    git("commit", "-q", "-am", "heartbeat from a slow clock", cwd=person)
+    git("push", "-q", "origin", "ifcoord", cwd=person)
+    observer = make_clone(bare_remote, tmp_path / "observer")
+    taken = ifc(observer, "reclaim", "T1", session="s2", remote=bare_remote)
+    assert taken.returncode == 3, taken.stderr

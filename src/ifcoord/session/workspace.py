@@ -18,7 +18,7 @@ from ifcoord.core.leases import MAX_CLOCK_SKEW, LeasePolicy, ObservationStore, o
 from ifcoord.core.ops import OpContext, OpResult
 from ifcoord.core.snapshot import BranchState, SnapshotLoader, build_snapshot
 from ifcoord.core.writeback import DashboardRenderer, changed_files
-from ifcoord.errors import IfcoordError, RemoteUnreachable, UsageError
+from ifcoord.errors import ConflictError, IfcoordError, RemoteUnreachable, UsageError
 from ifcoord.files.status import render_status, status_path_for
 from ifcoord.git.runner import GitRunner, find_repository, run_git
 from ifcoord.git.store import BranchStore
@@ -181,6 +181,7 @@ class Workspace:
         self.observations = ObservationStore(self.home / "observations.json")
         self.epochs = EpochMemory(self.home / "epochs.json")
         self.floor = EpochFloor(self.home / "epoch-floor.json")
+        self._clone_id: str | None = None
         env_deadline = os.environ.get("IFCOORD_DEADLINE")
         self.transactor = Transactor(
             self.store,
@@ -528,6 +529,9 @@ class Workspace:
             )
             self.floor.see(snapshot)
             result = self.floor.lift(operation(snapshot, ctx))
+            self.check_identity(snapshot, result, ctx.stale, force)
+            if result.status_updates:
+                result.status_updates.setdefault("clone", self.clone_id)
             files = changed_files(state, result, session, self.dashboard)
             return Change(files, result.subject(session), result.trailers(session), payload=result)
 
@@ -538,6 +542,43 @@ class Workspace:
         result: OpResult = tx.payload
         self.remember(result, session)
         return result, tx
+
+    @property
+    def clone_id(self) -> str:
+        """This clone's identity (random, kept in the git dir): which clone a session runs in."""
+        if self._clone_id is None:
+            path = self.home / "clone-id"
+            try:
+                self._clone_id = path.read_text().strip() or None
+            except OSError:
+                self._clone_id = None
+            if self._clone_id is None:
+                import uuid
+
+                self._clone_id = uuid.uuid4().hex[:12]
+                self.home.mkdir(parents=True, exist_ok=True)
+                path.write_text(self._clone_id + "\n")
+        return self._clone_id
+
+    def check_identity(
+        self, snapshot: Snapshot, result: OpResult, stale: frozenset[str], force: bool
+    ) -> None:
+        """One session name, one clone: a claim by a session that is live in another clone is
+        refused (two agents under one name would both work its tasks); --force is for a person
+        who moved the session to another machine."""
+        if result.op not in ("claim", "reclaim") or not result.changed or force:
+            return
+        session = self.session
+        status = snapshot.statuses.get(session)
+        if status is None or session in stale or status.status == "offline":
+            return
+        other = (status.model_extra or {}).get("clone")
+        if other and str(other) != self.clone_id:
+            since = f" (last heartbeat {status.last_poll.isoformat()})" if status.last_poll else ""
+            raise ConflictError(
+                f"{session} is live in another clone{since}; two processes must not share a session name",
+                hint="use another --session name, stop the other one, or pass --force if you moved machines",
+            )
 
     def remember(self, result: OpResult, session: str) -> None:
         if result.task_id is None:
