@@ -209,3 +209,28 @@ def test_a_remote_that_does_not_exist_fails_at_once_with_gits_message(tmp_path: 
     assert done.returncode == 5, done.stderr
     assert "does not appear to be a git repository" in done.stderr
     assert "and the repository exists." not in done.stderr
+
+
+def test_a_long_remote_url_makes_a_valid_private_ref_name() -> None:
+    from ifcoord.git.store import ref_slug
+
+    url = "ssh://root@127.0.0.1:55311/tmp/pytest-of-root/pytest-41/test_srv_ssh_remote_0/ssh/repos/remote.git"
+    slug = ref_slug(url)
+    assert not slug.startswith((".", "-", "_")) and len(slug) <= 80
+    checked = subprocess.run(["git", "check-ref-format", f"refs/ifcoord/{slug}/ifcoord"], check=False)
+    assert checked.returncode == 0
+    assert ref_slug("origin") == "origin"
+
+
+def test_git_reason_keeps_gits_words_not_its_advice() -> None:
+    from ifcoord.git.runner import GitFailed
+    from ifcoord.git.store import git_reason
+
+    stderr = (
+        "fatal: '/x/y.git' does not appear to be a git repository\n"
+        "fatal: Could not read from remote repository.\n\n"
+        "Please make sure you have the correct access rights\nand the repository exists.\n"
+    )
+    reason = git_reason(GitFailed(["fetch"], 128, "", stderr))
+    assert reason.startswith("'/x/y.git' does not appear to be a git repository")
+    assert "and the repository exists" not in reason
