@@ -128,7 +128,7 @@ def test_read_only_views_answer_from_the_last_fetched_state_when_the_remote_is_d
     start = time.monotonic()
     args = [view, "T1"] if view == "show" else [view]
     done = run_ifcoord(*args, "--remote", url, "--json", cwd=clone)
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 45  # not the 60 s deadline (generous: CI machines are busy)
     assert done.returncode == 0, done.stderr
     assert "is unreachable" in done.stderr and "as fetched" in done.stderr and "s ago" in done.stderr
     assert "s1" in done.stdout

@@ -208,13 +208,20 @@ class Workspace:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def read(self, fetch: bool = True) -> BranchState:
+    def read(self, fetch: bool = True, retry: bool = True) -> BranchState:
         """The coordination state at the remote tip (or the last one fetched, fetch=False);
-        in own-branch mode with every session branch's STATUS merged in and settled."""
-        state = self.transactor.read(fetch)
+        in own-branch mode with every session branch's STATUS merged in and settled.
+        retry=False: one try at the remote (RemoteUnreachable at once)."""
+        if fetch and not retry:
+            _, state = self.transactor.load(self.store.fetch())
+        else:
+            state = self.transactor.read(fetch)
         self._mode = state.snapshot.config.mode
         if self._mode == "own-branch":
-            heads = self.transactor.retrying(self.store.list_heads) if fetch else None
+            if fetch:
+                heads = self.transactor.retrying(self.store.list_heads) if retry else self.store.list_heads()
+            else:
+                heads = None
             state = self.merge_session_branches(state, heads)
         self.stale(state.snapshot)  # records heartbeat sightings
         self.floor.see(state.snapshot)
@@ -226,7 +233,8 @@ class Workspace:
         from ifcoord.git.store import RemoteMissing
 
         try:
-            self.store.fetch()  # one try: a person looking at the board does not wait a minute
+            # one try: a person looking at the board does not wait a minute for it
+            return self.read(retry=False), None
         except RemoteMissing:
             raise
         except RemoteUnreachable as exc:
@@ -240,7 +248,6 @@ class Workspace:
                 f"remote {self.remote} is unreachable ({exc.message}); showing {self.branch} as "
                 f"fetched {age} (commit {local[:10]})"
             )
-        return self.read(fetch=False), None
 
     def poll_state(self) -> BranchState:
         """The loop's cheap look: one ls-remote; objects are fetched only for what moved.
