@@ -55,8 +55,9 @@ def test_a_heartbeat_brought_back_by_a_rewind_is_not_read_as_staleness(
     init_branch(bare_remote, tmp_path, BOARD, LIVE)
     owner = make_clone(bare_remote, tmp_path / "owner")
     observer = make_clone(bare_remote, tmp_path / "observer")
-    # s1 claimed long ago by its heartbeat (an old timestamp), then beat again just now
-    assert ifc(owner, "claim", "T1", session="s1", remote=bare_remote, offset=-3000).returncode == 0
+    # s1's heartbeat carries an old timestamp (a slow clock), then s1 beats again just now
+    assert ifc(owner, "claim", "T1", session="s1", remote=bare_remote).returncode == 0
+    push_heartbeat(bare_remote, tmp_path / "person", "s1", 3000)
     old_tip = git("rev-parse", "ifcoord", cwd=bare_remote)
     assert run_ifcoord("board", "--remote", str(bare_remote), cwd=observer).returncode == 0
     assert ifc(owner, "heartbeat", "--state", "working", session="s1", remote=bare_remote).returncode == 0
@@ -197,19 +198,27 @@ def test_a_heartbeat_written_by_a_slow_clock_does_not_lose_a_live_lease(
     behind: int, bare_remote: Path, tmp_path: Path
 ) -> None:
     """What an owner whose clock is `behind` seconds slow writes, pushed as it would be."""
-    from datetime import datetime, timedelta, timezone
-
     init_branch(bare_remote, tmp_path, BOARD, LIVE)
     owner = make_clone(bare_remote, tmp_path / "owner")
     assert ifc(owner, "claim", "T1", session="s1", remote=bare_remote).returncode == 0
-    person = tmp_path / "person"
-    git("clone", "-q", "-b", "ifcoord", str(bare_remote), str(person))
-    status = (person / "status" / "s1.yaml").read_text()
-    slow = (datetime.now(timezone.utc) - timedelta(seconds=behind)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = [f"last_poll: {slow}" if line.startswith("last_poll:") else line for line in status.splitlines()]
-    (person / "status" / "s1.yaml").write_text("\n".join(lines) + "\n")
-    git("commit", "-q", "-am", "heartbeat from a slow clock", cwd=person)
-    git("push", "-q", "origin", "ifcoord", cwd=person)
+    push_heartbeat(bare_remote, tmp_path / "person", "s1", behind)
     observer = make_clone(bare_remote, tmp_path / "observer")
     taken = ifc(observer, "reclaim", "T1", session="s2", remote=bare_remote)
     assert taken.returncode == 3, taken.stderr
+
+
+def push_heartbeat(bare: Path, person: Path, session: str, behind: float) -> None:
+    """Push the heartbeat a clock `behind` seconds slow writes (plain git, as a person would)."""
+    from datetime import datetime, timedelta, timezone
+
+    if not person.exists():
+        git("clone", "-q", "-b", "ifcoord", str(bare), str(person))
+    git("pull", "-q", "--ff-only", "origin", "ifcoord", cwd=person)
+    path = person / "status" / f"{session}.yaml"
+    slow = (datetime.now(timezone.utc) - timedelta(seconds=behind)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [
+        f"last_poll: {slow}" if ln.startswith("last_poll:") else ln for ln in path.read_text().splitlines()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    git("commit", "-q", "-am", "heartbeat from a slow clock", cwd=person)
+    git("push", "-q", "origin", "ifcoord", cwd=person)
