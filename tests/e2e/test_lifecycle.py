@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import git, ifcoord_cmd, make_clone, run_ifcoord
 
 from ifcoord.core.snapshot import build_snapshot
@@ -57,6 +58,7 @@ def user_state(clone: Path) -> tuple[str, ...]:
     )
 
 
+@pytest.mark.timeout(300)  # over ssh and smart HTTP every step costs a handshake
 def test_the_whole_lifecycle_from_a_subfolder_never_touches_the_users_work(
     served_remote: tuple[str, Path], tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import git, ifcoord_cmd, make_clone, run_ifcoord
 
 from ifcoord.demo import ScriptedWorker
@@ -79,6 +80,7 @@ def commits(bare: Path) -> int:
     return int(git("rev-list", "--count", "ifcoord", cwd=bare))
 
 
+@pytest.mark.timeout(300)  # over ssh and smart HTTP every step costs a handshake
 def test_sessions_polling_a_board_with_dependencies_finish_every_task_exactly_once(
     served_remote: tuple[str, Path], tmp_path: Path
 ) -> None:
