@@ -4,7 +4,7 @@ A heartbeat is a session's `last_poll`. Staleness is judged from the local clock
 this clone first saw the current heartbeat value (no trust in other machines' clocks), and only
 when that was never observed, from the written timestamp plus a clock-skew margin.
 
-The clock rule (docs/protocol.md, "Clocks"): a heartbeat counts from the local moment it is
+The clock rule (docs/protocol.md, section 5): a heartbeat counts from the local moment it is
 first seen, unless its written time is more than MAX_CLOCK_SKEW from the local clock. So a live
 session that heartbeats on time never loses its lease to an observer, or because of an owner,
 whose clock is off by up to MAX_CLOCK_SKEW (one hour); the price is that a heartbeat first met
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ifcoord.models import SessionStatus, Task
+from ifcoord.models import SessionStatus
 
 MAX_CLOCK_SKEW = 3600.0  # seconds: how far off a clock may be without costing a live lease
 
@@ -94,10 +94,6 @@ def stale_sessions(
         for name, status in statuses.items()
         if session_is_stale(status, observations.get(name), now, policy)
     }
-
-
-def task_lease_is_stale(task: Task, stale: set[str]) -> bool:
-    return bool(task.owner) and task.owner in stale
 
 
 def observe(
