@@ -54,7 +54,7 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in source.items() if not k.startswith("GIT_") or k in KEPT_GIT_VARIABLES}
     env.update(FIXED)
     ssh = env.get("GIT_SSH_COMMAND", "ssh")
-    if "BatchMode" not in ssh:
+    if "BatchMode" not in ssh and "GIT_SSH" not in env:
         # Never wait for a password or a host-key question nobody will answer.
         env["GIT_SSH_COMMAND"] = f"{ssh} -o BatchMode=yes"
     return env
