@@ -1,1 +1,1 @@
-"""Helpers for tests and benchmarks (not shipped)."""
+"""Helpers for tests, benchmarks and the randomized checkers (not shipped with the package)."""

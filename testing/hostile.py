@@ -20,7 +20,8 @@ def chain(n: int, per_board: int = PER_BOARD) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for start in range(0, n, per_board):
         body = "".join(
-            _task(f"C-{i}", f"C-{i + 1}" if i + 1 < n else None) for i in range(start, min(n, start + per_board))
+            _task(f"C-{i}", f"C-{i + 1}" if i + 1 < n else None)
+            for i in range(start, min(n, start + per_board))
         )
         files[f"boards/chain-{start // per_board:04d}.md"] = (
             f"# Chain {start // per_board}\n\n{body}".encode()

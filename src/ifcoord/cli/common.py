@@ -65,7 +65,9 @@ def read_state(dir: Path | None, remote: str | None, branch: str | None, session
     if dir is not None:
         return load_folder(dir), frozenset(), None
     ws = workspace(session, remote, branch)
-    state = ws.read()
+    state, offline = ws.read_for_view()
+    if offline:
+        note(f"warning: {offline}")
     if state.commit is None:
         raise UsageError(
             f"no branch {ws.branch} on {ws.remote}",
@@ -93,6 +95,7 @@ def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped
                 "changed": tx.landed,
                 "forced": result.forced,
                 "attempts": tx.attempts,
+                "op_id": tx.op_id,
             }
         )
     else:

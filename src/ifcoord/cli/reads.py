@@ -19,7 +19,7 @@ from ifcoord.cli.common import (
     read_state,
     workspace,
 )
-from ifcoord.errors import UsageError
+from ifcoord.errors import NotReady, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -159,20 +159,36 @@ def next_(
 def log(
     task: str | None = typer.Argument(None, help="Only this task's history."),
     limit: int = typer.Option(200, "--limit", help="At most this many entries."),
+    op: str | None = typer.Option(
+        None, "--op", help="Only the operation with this id; exit 4 when it is not on the branch."
+    ),
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """The history of operations, read from the commit trailers.
 
-    Example: ifcoord log P0.1.5
+    Example: ifcoord log P0.1.5    (ifcoord log --op ID: did that operation land?)
     """
-    from ifcoord.git.history import read_log
+    from ifcoord.git.history import find_operation, read_log
     from ifcoord.views.terminal import log_view
 
     ws = workspace(None, remote, branch)
     state = ws.read()
     sessions = [ws.store.mirror_ref(b) for b in ws.session_branch_tips()] if ws.own_branch_mode() else []
+    if op is not None:
+        entries = find_operation(ws.store, state.commit, op.strip().lower(), sessions)
+        if as_json:
+            emit({"op_id": op, "landed": bool(entries), "entries": [e.to_json() for e in entries]})
+        elif entries:
+            console().print(log_view(entries))
+        if not entries:
+            at = (state.commit or "no commit")[:10]
+            raise NotReady(
+                f"operation {op} is not on {ws.branch} at {at}: it did not land",
+                hint="it is safe to run the operation again",
+            )
+        return
     entries = read_log(ws.store, state.commit, task, limit, sessions)
     if as_json:
         emit({"entries": [e.to_json() for e in entries]})
@@ -192,9 +208,12 @@ def status(
     """
     from ifcoord.views.terminal import session_rows, status_view
 
-    state, stale, _ = read_state(dir, remote, branch)
+    state, stale, ws = read_state(dir, remote, branch)
     rows = session_rows(state.snapshot, stale)
+    warnings = ws.clock_warnings(state.snapshot) if ws is not None else []
     if as_json:
-        emit({"commit": state.commit, "sessions": rows})
+        emit({"commit": state.commit, "sessions": rows, "clock_warnings": warnings})
         return
     console().print(status_view(rows))
+    for warning in warnings:
+        note(f"warning: {warning}")

@@ -20,6 +20,7 @@ class LogEntry:
     session: str | None
     epoch: int | None
     forced: bool
+    op_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -31,6 +32,7 @@ class LogEntry:
             "session": self.session,
             "epoch": self.epoch,
             "forced": self.forced,
+            "op_id": self.op_id,
         }
 
 
@@ -59,6 +61,7 @@ def entry_from(commit: str, unix_time: int, message: str, made_by_ifcoord: bool 
         session=trailers.get("session"),
         epoch=int(epoch) if epoch and epoch.isdigit() else None,
         forced=trailers.get("forced") == "true",
+        op_id=trailers.get("op-id"),
     )
 
 
@@ -78,3 +81,16 @@ def read_log(  # type: ignore[no-untyped-def]
         entries = [e for e in entries if e.task and e.task.lower() == task.lower()]
     entries.sort(key=lambda e: e.time, reverse=True)
     return entries[:limit]
+
+
+def find_operation(store, tip: str | None, op_id: str, session_tips: Iterable[str] = ()) -> list[LogEntry]:  # type: ignore[no-untyped-def]
+    """The commits carrying `Ifcoord-Op-Id: op_id` (one when it landed, none when it did not)."""
+    import re
+
+    if not re.fullmatch(r"[0-9a-f]{8,64}", op_id):
+        return []
+    tips = [t for t in (tip, *session_tips) if t]
+    if not tips:
+        return []
+    rows = store.history(*tips, grep=f"^Ifcoord-Op-Id: {op_id}$")
+    return [e for e in (entry_from(sha, ts, body) for sha, ts, body in rows) if e.op_id == op_id]

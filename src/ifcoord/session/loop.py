@@ -25,7 +25,7 @@ from ifcoord.session.stopping import StopSignal
 
 EVENTS = (
     "claimed", "working", "heartbeat", "idle", "switch-to-primary", "blocked",
-    "remote-down", "remote-up", "lease-lost", "stopped", "error",
+    "remote-down", "remote-up", "lease-lost", "rewound", "stopped", "error",
 )  # fmt: skip
 MAX_BACKOFF = 300.0
 
@@ -128,6 +128,9 @@ class PollLoop:
             self.memory.remote_down = False
             self.event("remote-up", message=f"{self.ws.remote} answers again")
         self.memory.failures = 0
+        rewind = getattr(self.ws, "rewind", None)
+        if rewind:  # a person moved the branch back: say so, and which of our tasks changed
+            self.event("rewound", message=f"{self.ws.branch} went back to {rewind['to'][:10]}", **rewind)
         self.config_interval = state.snapshot.config.poll_seconds
         self.decide(state.snapshot)
 
@@ -156,6 +159,9 @@ class PollLoop:
                     self.ws.drop_claim(lost)
                 except IfcoordError as exc:
                     self.event("error", lost, f"could not withdraw the claim: {exc.line()}")
+        if not self.memory.first:
+            for found in sorted(held_ids - previous):  # held, never announced (a lost answer)
+                self.event("claimed", found, f"work on {found}: {tasks[found].title}", discovered=True)
         self.memory.held = held_ids
         stuck = {t.id for t in held if lifecycle.is_stuck(t, tasks, deps)}
         active = [t for t in held if t.id not in stuck]

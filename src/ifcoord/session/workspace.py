@@ -9,22 +9,20 @@ import fnmatch
 import json
 import os
 import re
-import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ifcoord.core.leases import LeasePolicy, ObservationStore, observe, stale_sessions
+from ifcoord.core.leases import MAX_CLOCK_SKEW, LeasePolicy, ObservationStore, observe, stale_sessions
 from ifcoord.core.ops import OpContext, OpResult
-from ifcoord.core.snapshot import BranchState, build_snapshot
+from ifcoord.core.snapshot import BranchState, SnapshotLoader, build_snapshot
 from ifcoord.core.writeback import DashboardRenderer, changed_files
-from ifcoord.errors import IfcoordError, UsageError
+from ifcoord.errors import ConflictError, IfcoordError, RemoteUnreachable, UsageError
 from ifcoord.files.status import render_status, status_path_for
-from ifcoord.git.runner import GitRunner, find_repository
+from ifcoord.git.runner import GitRunner, find_repository, run_git
 from ifcoord.git.store import BranchStore
-from ifcoord.git.transaction import Change, Transactor, TxResult, now
+from ifcoord.git.transaction import Change, Transactor, TxResult, clock, now
 from ifcoord.models import SESSION_NAME_PATTERN, Config, Snapshot
 from ifcoord.ownbranch.branches import (
     OwnBranchWriter,
@@ -116,6 +114,51 @@ class EpochMemory:
         os.replace(tmp, self.path)
 
 
+class EpochFloor:
+    """The highest epoch this clone ever saw for each task, kept beside the clone (in the git
+    dir): a branch moved back by a person brings old epochs back, and a claim made here after
+    that must not reuse a fencing number an older holder may still carry."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: dict[str, int] | None = None
+
+    def load(self) -> dict[str, int]:
+        if self._cache is None:
+            try:
+                raw = json.loads(self.path.read_text())
+                self._cache = {str(t): int(e) for t, e in raw.items()}
+            except (OSError, ValueError, AttributeError, TypeError):
+                self._cache = {}
+        return self._cache
+
+    def see(self, snapshot: Snapshot) -> None:
+        floors = self.load()
+        higher = {t.id: t.epoch for t in snapshot.tasks().values() if t.epoch > floors.get(t.id, 0)}
+        if higher:
+            floors.update(higher)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(floors))
+            os.replace(tmp, self.path)
+
+    def lift(self, result: OpResult) -> OpResult:
+        """A claim's new epoch, raised above every epoch this clone saw for the task."""
+        if result.op not in ("claim", "reclaim") or not result.changed or result.epoch is None:
+            return result
+        floor = self.load().get(result.task_id or "", 0)
+        if result.epoch > floor:
+            return result
+        epoch = floor + 1
+        result.epoch = epoch
+        for edit in result.board_edits:
+            if edit.task_id == result.task_id and "epoch" in edit.fields:
+                edit.fields["epoch"] = str(epoch)
+        if "epoch" in result.status_updates:
+            result.status_updates["epoch"] = epoch
+        return result
+
+
 class Workspace:
     """Everything a command needs to read or change the coordination branch from this clone."""
 
@@ -137,6 +180,8 @@ class Workspace:
         self.home = self.git_dir / "ifcoord"
         self.observations = ObservationStore(self.home / "observations.json")
         self.epochs = EpochMemory(self.home / "epochs.json")
+        self.floor = EpochFloor(self.home / "epoch-floor.json")
+        self._clone_id: str | None = None
         env_deadline = os.environ.get("IFCOORD_DEADLINE")
         self.transactor = Transactor(
             self.store,
@@ -149,6 +194,8 @@ class Workspace:
         self.session_files: dict[str, SessionFile] = {}
         self._writer: OwnBranchWriter | None = None
         self._session_branches: dict[str, str] = {}
+        self._last_seen: str | None = None  # the tip the loop saw last (rewind detection)
+        self.rewind: dict[str, Any] | None = None  # set by poll_state when the branch went back
 
     @property
     def session(self) -> str:
@@ -161,23 +208,58 @@ class Workspace:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def read(self, fetch: bool = True) -> BranchState:
+    def read(self, fetch: bool = True, retry: bool = True) -> BranchState:
         """The coordination state at the remote tip (or the last one fetched, fetch=False);
-        in own-branch mode with every session branch's STATUS merged in and settled."""
-        state = self.transactor.read(fetch)
+        in own-branch mode with every session branch's STATUS merged in and settled.
+        retry=False: one try at the remote (RemoteUnreachable at once)."""
+        if fetch and not retry:
+            _, state = self.transactor.load(self.store.fetch())
+        else:
+            state = self.transactor.read(fetch)
         self._mode = state.snapshot.config.mode
         if self._mode == "own-branch":
-            heads = self.transactor.retrying(self.store.list_heads) if fetch else None
+            if fetch:
+                heads = self.transactor.retrying(self.store.list_heads) if retry else self.store.list_heads()
+            else:
+                heads = None
             state = self.merge_session_branches(state, heads)
         self.stale(state.snapshot)  # records heartbeat sightings
+        self.floor.see(state.snapshot)
         return state
 
+    def read_for_view(self) -> tuple[BranchState, str | None]:
+        """What a read-only view shows: the remote tip, or, when the remote does not answer
+        right away, the state last fetched into this clone with a note saying how old it is."""
+        from ifcoord.git.store import RemoteMissing
+
+        try:
+            # one try: a person looking at the board does not wait a minute for it
+            return self.read(retry=False), None
+        except RemoteMissing:
+            raise
+        except RemoteUnreachable as exc:
+            local = self.store.local_tip()
+            if local is None:
+                return self.read(), None  # nothing fetched before: wait for the remote as usual
+            state = self.read(fetch=False)
+            fetched = self.store.fetched_at()
+            age = describe_age(clock() - fetched) if fetched is not None else "at an unknown time"
+            return state, (
+                f"remote {self.remote} is unreachable ({exc.message}); showing {self.branch} as "
+                f"fetched {age} (commit {local[:10]})"
+            )
+
     def poll_state(self) -> BranchState:
-        """The loop's cheap look: one ls-remote; objects are fetched only for what moved."""
+        """The loop's cheap look: one ls-remote; objects are fetched only for what moved.
+        `self.rewind` says whether the branch went back since the last look."""
+        self.rewind = None
         if self._mode != "own-branch":
-            state = self.transactor.loader.load(self.store.sync())
+            before = self._last_seen or self.store.local_tip()
+            _, state = self.transactor.load(self.store.sync())
             self._mode = state.snapshot.config.mode
             if self._mode != "own-branch":
+                self.rewind = self.detect_rewind(before, state)
+                self._last_seen = state.commit
                 return state
         heads = self.store.list_heads()
         tip = heads.get(self.branch)
@@ -192,6 +274,50 @@ class Workspace:
             return state
         self.flush_own_branch()
         return self.merge_session_branches(state, heads)
+
+    def detect_rewind(self, before: str | None, state: BranchState) -> dict[str, Any] | None:
+        """When the new tip does not descend from the one seen before (a person moved the
+        branch back): the two commits and this session's tasks whose state changed."""
+        after = state.commit
+        if before is None or after is None or before == after:
+            return None
+        if not self.store.has_object(before) or self.store.is_ancestor(before, after):
+            return None
+        try:
+            old = SnapshotLoader(self.store).load(before).snapshot.tasks()
+        except IfcoordError:
+            old = {}
+        new = state.snapshot.tasks()
+        mine = self._session
+        changed = {}
+        for tid in sorted(set(old) | set(new)):
+            was, now_ = old.get(tid), new.get(tid)
+            if mine not in {getattr(was, "owner", None), getattr(now_, "owner", None)}:
+                continue
+            a = (was.state, was.owner, was.epoch) if was else None
+            b = (now_.state, now_.owner, now_.epoch) if now_ else None
+            if a != b:
+                changed[tid] = {
+                    "was": {"state": a[0], "owner": a[1], "epoch": a[2]} if a else None,
+                    "now": {"state": b[0], "owner": b[1], "epoch": b[2]} if b else None,
+                }
+        return {"from": before, "to": after, "tasks": changed}
+
+    def clock_warnings(self, snapshot: Snapshot) -> list[str]:
+        """Sessions whose heartbeat is dated ahead of this clock: one of the two clocks is off."""
+        margin = max(snapshot.config.skew_seconds, 60.0)
+        local = clock()
+        out = []
+        for name, status in sorted(snapshot.statuses.items()):
+            if status.last_poll is None:
+                continue
+            ahead = status.last_poll.timestamp() - local
+            if ahead > margin:
+                out.append(
+                    f"{name}'s heartbeat is dated {ahead:.0f} s ahead of this clock: one of the two "
+                    "clocks is off (leases tolerate up to an hour; fix the clock with NTP)"
+                )
+        return out
 
     # -- own-branch mode ---------------------------------------------------------------------
 
@@ -360,13 +486,15 @@ class Workspace:
 
     def stale(self, snapshot: Snapshot) -> frozenset[str]:
         """Sessions whose lease is stale, judged from this clone's own sightings."""
-        clock = time.time()
+        local = clock()
         policy = LeasePolicy(snapshot.config.lease_seconds, snapshot.config.skew_seconds)
         known = self.observations.load()
-        sightings = observe(snapshot.statuses, known, clock, policy.skew_seconds)
+        # The clock rule (core/leases.py): a heartbeat within an hour of this clock counts from
+        # the moment it is seen, so no clock off by up to an hour costs a live session its lease.
+        sightings = observe(snapshot.statuses, known, local, max(policy.skew_seconds, MAX_CLOCK_SKEW))
         if sightings != known:
             self.observations.save(sightings)
-        return frozenset(stale_sessions(snapshot.statuses, sightings, clock, policy))
+        return frozenset(stale_sessions(snapshot.statuses, sightings, local, policy))
 
     def held_epoch(self, snapshot: Snapshot, task_id: str | None) -> int | None:
         if task_id is None:
@@ -406,7 +534,11 @@ class Workspace:
                 held_epoch=epoch if epoch is not None else self.held_epoch(snapshot, task_id),
                 force=force,
             )
-            result = operation(snapshot, ctx)
+            self.floor.see(snapshot)
+            result = self.floor.lift(operation(snapshot, ctx))
+            self.check_identity(snapshot, result, ctx.stale, force)
+            if result.status_updates:
+                result.status_updates.setdefault("clone", self.clone_id)
             files = changed_files(state, result, session, self.dashboard)
             return Change(files, result.subject(session), result.trailers(session), payload=result)
 
@@ -417,6 +549,43 @@ class Workspace:
         result: OpResult = tx.payload
         self.remember(result, session)
         return result, tx
+
+    @property
+    def clone_id(self) -> str:
+        """This clone's identity (random, kept in the git dir): which clone a session runs in."""
+        if self._clone_id is None:
+            path = self.home / "clone-id"
+            try:
+                self._clone_id = path.read_text().strip() or None
+            except OSError:
+                self._clone_id = None
+            if self._clone_id is None:
+                import uuid
+
+                self._clone_id = uuid.uuid4().hex[:12]
+                self.home.mkdir(parents=True, exist_ok=True)
+                path.write_text(self._clone_id + "\n")
+        return self._clone_id
+
+    def check_identity(
+        self, snapshot: Snapshot, result: OpResult, stale: frozenset[str], force: bool
+    ) -> None:
+        """One session name, one clone: a claim by a session that is live in another clone is
+        refused (two agents under one name would both work its tasks); --force is for a person
+        who moved the session to another machine."""
+        if result.op not in ("claim", "reclaim") or not result.changed or force:
+            return
+        session = self.session
+        status = snapshot.statuses.get(session)
+        if status is None or session in stale or status.status == "offline":
+            return
+        other = (status.model_extra or {}).get("clone")
+        if other and str(other) != self.clone_id:
+            since = f" (last heartbeat {status.last_poll.isoformat()})" if status.last_poll else ""
+            raise ConflictError(
+                f"{session} is live in another clone{since}; two processes must not share a session name",
+                hint="use another --session name, stop the other one, or pass --force if you moved machines",
+            )
 
     def remember(self, result: OpResult, session: str) -> None:
         if result.task_id is None:
@@ -446,7 +615,16 @@ class Workspace:
 
 def subprocess_git_dir(top: Path) -> Path | None:
     """The git dir of the worktree at `top` (where MERGE_HEAD and the index live)."""
-    proc = subprocess.run(
-        ["git", "rev-parse", "--absolute-git-dir"], cwd=top, capture_output=True, text=True, check=False
-    )
-    return Path(proc.stdout.strip()) if proc.returncode == 0 else None
+    proc = run_git(["rev-parse", "--absolute-git-dir"], cwd=top)
+    return Path(proc.stdout.decode().strip()) if proc.returncode == 0 else None
+
+
+def describe_age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
