@@ -88,7 +88,8 @@ def decide_round(
     for proposal in queue:
         snapshot = build_snapshot(raw, coord.commit)
         ctx = OpContext(proposal.session, at, stale, proposal.epoch, False)
-        verdict: dict[str, Any] = {"seq": proposal.seq, "op": proposal.op, "task": proposal.task}
+        verdict: dict[str, Any] = {"seq": proposal.seq, "clock": proposal.clock, "op": proposal.op,
+                                   "task": proposal.task}  # fmt: skip
         try:
             result = replay(snapshot, proposal, ctx)
         except IfcoordError as exc:
