@@ -63,7 +63,7 @@ def cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def finish(proc: subprocess.Popen[str], rng: random.Random, kill_rate: float, report: Report) -> None:
+def finish(proc: subprocess.Popen[str], rng: random.Random, kill_rate: float, report: Report) -> str:
     """Let the process run, or SIGKILL it at a random moment (mid-push, mid-commit, ...)."""
     if rng.random() < kill_rate:
         try:
@@ -71,7 +71,8 @@ def finish(proc: subprocess.Popen[str], rng: random.Random, kill_rate: float, re
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             report.kills += 1
-    proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=120)
+    return out if proc.returncode == 0 else ""
 
 
 def view(clone: Path, skew: float = 0.0) -> dict[str, Any]:
@@ -183,16 +184,24 @@ def run_check(where: Path, sessions: int = 3, ops: int = 30, seed: int = 0, kill
     clones = {name: session_clone(str(bare), where, name) for name in names}
     readers = [reader_clone(str(bare), where, "reader")]
     quiet_until: dict[str, float] = {}
+    held: dict[str, str | None] = {}  # task -> owner, as the arbiter's verdicts said
     for step in range(ops):
         if rng.random() < 0.3:
-            finish(cli(["arbitrate", "--once", "--json"], admin, ARBITER_ENV), rng, kill_rate / 2, report)
+            out = finish(
+                cli(["arbitrate", "--once", "--json"], admin, ARBITER_ENV), rng, kill_rate / 2, report
+            )
             report.arbiter_rounds += 1
+            for d in json.loads(out).get("decisions", []) if out.strip() else []:
+                if d["verdict"] == "accepted" and d["op"] in ("claim", "release", "complete"):
+                    held[d["task"]] = d["session"] if d["op"] == "claim" else None
             continue
         awake = [n for n in names if quiet_until.get(n, 0) < time.monotonic()] or names
         name = rng.choice(awake)
         if rng.random() < 0.1:
             quiet_until[name] = time.monotonic() + lease * 1.5  # its lease lapses meanwhile
-        task = rng.choice(TASKS)
+        mine = [t for t, who in held.items() if who == name]
+        # mostly work on what the arbiter gave this session; sometimes on anything (refusals)
+        task = rng.choice(mine) if mine and rng.random() < 0.8 else rng.choice(TASKS)
         action = rng.choice(
             ["claim-next", "claim", "progress", "complete", "complete", "release", "heartbeat"]
         )

@@ -83,8 +83,18 @@ def test_four_sessions_work_the_example_board_to_the_end_behind_gitolite(
     try:
 
         def all_done() -> bool:
-            tasks = board_json(admin, gitolite.env("arbiter"))["tasks"]
-            return all(t["state"] == "done" for t in tasks)
+            git(
+                "fetch",
+                "-q",
+                "origin",
+                "+ifcoord:refs/remotes/origin/ifcoord",
+                cwd=admin,
+                env=gitolite.env("arbiter"),
+            )
+            text = git("show", "origin/ifcoord:boards/PHASE-0.md", cwd=admin).encode()
+            return all(
+                t.state == "done" for t in build_snapshot({"boards/PHASE-0.md": text}).tasks().values()
+            )
 
         wait_for(all_done, 800, every=2.0, what="the team to finish the board")
     finally:

@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT))
 from testing.ownbranch_check import run_check  # noqa: E402
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_random_sessions_kills_and_lapsed_leases_never_break_the_guarantees(tmp_path: Path) -> None:
     report = run_check(tmp_path, sessions=3, ops=24, seed=11, kill_rate=0.2, lease=2.0)
     print(report.to_json())
