@@ -94,3 +94,22 @@ def test_the_lock_is_taken_over_only_after_its_lease_in_our_own_sight(tmp_path: 
     assert try_acquire_or_renew(renewed, "me", sightings, 30.0, AT) == (None, "other")
     mine, _ = try_acquire_or_renew(record, "me", sightings, 30.0, AT)
     assert mine is not None and mine.term == 4
+
+
+def test_a_proposal_carries_what_the_operation_needs_to_run_again_on_the_arbiters_side() -> None:
+    from ifcoord.core.ops import OpContext, block_task, complete_task, progress_task
+    from ifcoord.ownbranch.proposals import proposal_from, proposals_of, replay
+
+    state = coord("# P\n\n## T1: A\n**Status:** IN PROGRESS\n**Owner:** alice\n**Epoch:** 2\n")
+    ctx = OpContext("alice", AT, frozenset(), 2)
+    snap = state.snapshot
+    for result in (
+        progress_task(snap, "T1", 60, ctx, "halfway", 3, 1),
+        complete_task(snap, "T1", ctx, "src/x.py", 5, 0),
+        block_task(snap, "T1", ["T9", "T8"], ctx, "waiting"),
+    ):
+        proposal = proposal_from(result, "alice", 7, 9, 2)
+        text = f"session: alice\nproposals:\n  - {proposal.to_yaml()}\n".replace("'", '"')
+        (read_back,) = proposals_of(build_snapshot({"status/alice.yaml": text.encode()}).statuses["alice"])
+        again = replay(snap, read_back, ctx)
+        assert (again.op, again.board_edits, again.epoch) == (result.op, result.board_edits, result.epoch)
