@@ -20,7 +20,7 @@ from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable
 from ifcoord.files.config import phase_sort_key
 from ifcoord.git.transaction import jitter, now
 from ifcoord.models import Snapshot, Task
-from ifcoord.ownbranch.proposals import Proposed
+from ifcoord.ownbranch.proposals import Proposed, pending_json
 from ifcoord.session.stopping import StopSignal
 
 EVENTS = (
@@ -238,6 +238,9 @@ class PollLoop:
         """Claim the scheduler's pick (primary, else filler); a lost race just means: pick again."""
         phase_key = lambda p: phase_sort_key(snapshot.config, p)  # noqa: E731
         tried: set[str] = set(exclude)
+        # own-branch: a task another session has already proposed to claim is not worth a race
+        others = [p for p in pending_json(snapshot) if p["session"] != self.session and p["op"] == "claim"]
+        tried |= {p["task"] for p in others}
         for _ in range(5):
             pick = next_for(
                 self.session,
