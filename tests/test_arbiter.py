@@ -100,7 +100,9 @@ def test_a_proposal_carries_what_the_operation_needs_to_run_again_on_the_arbiter
     from ifcoord.core.ops import OpContext, block_task, complete_task, progress_task
     from ifcoord.ownbranch.proposals import proposal_from, proposals_of, replay
 
-    state = coord("# P\n\n## T1: A\n**Status:** IN PROGRESS\n**Owner:** alice\n**Epoch:** 2\n")
+    state = coord(
+        "# P\n\n## T1: A\n**Status:** IN PROGRESS\n**Owner:** alice\n**Epoch:** 2\n\n## T8: B\n\n## T9: C\n"
+    )
     ctx = OpContext("alice", AT, frozenset(), 2)
     snap = state.snapshot
     for result in (

@@ -1,6 +1,6 @@
 """Own-branch mode, the pure part: what a session *proposes* on its own branch, what the arbiter
 has *decided* on the coordination branch, and the view every reader builds from the two
-(protocol section 7, docs/modes.md section 3).
+(docs/modes.md section 3).
 
 A session never changes a board. Each operation on a task becomes a proposal in its STATUS file
 on its own branch, numbered by the session (`seq`) and stamped with its Lamport clock:

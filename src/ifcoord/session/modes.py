@@ -13,7 +13,7 @@ import fnmatch
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ifcoord.core.ops import OpContext, OpResult
 from ifcoord.core.snapshot import BranchState, build_snapshot
@@ -42,8 +42,8 @@ from ifcoord.ownbranch.proposals import (
     proposals_of,
 )
 
-if TYPE_CHECKING:
-    from ifcoord.session.workspace import Workspace
+# The Workspace that owns a mode object (typed loosely: workspace.py imports this module).
+Workspace = Any
 
 Operation = Callable[[Snapshot, OpContext], OpResult]
 
