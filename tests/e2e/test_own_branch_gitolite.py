@@ -71,7 +71,7 @@ def test_four_sessions_work_the_example_board_to_the_end_behind_gitolite(
     workers = []
     for name in names:
         clone = session_clone(gitolite.url, tmp_path, name, env=gitolite.env(name))
-        w = ScriptedWorker(
+        w = QuickWorker(
             name, clone, gitolite.url, interval=0.3, step_seconds=(0.05, 0.1), env=gitolite.env(name)
         )
         w.start()
