@@ -1,4 +1,4 @@
-"""Commands a session runs: init, join, the lifecycle operations, poll, arbitrate."""
+"""Commands a session runs: init, join, the lifecycle operations, poll."""
 
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ def register(app: typer.Typer) -> None:
     app.command("release")(release)
     app.command("heartbeat")(heartbeat)
     app.command("poll")(poll)
-    app.command("arbitrate")(arbitrate)
 
 
 # -- connecting a clone ---------------------------------------------------------------------------
@@ -339,36 +338,3 @@ def poll(
             con.print(f"{when} {shown} {message}")
 
     raise typer.Exit(PollLoop(ws, show, claim=not no_claim, interval=interval).run(once=once))
-
-
-def arbitrate(
-    once: bool = typer.Option(False, "--once", help="Fold once and exit."),
-    interval: float = typer.Option(10.0, "--interval", help="Seconds between folds."),
-    session: str | None = typer.Option("arbiter", "--session", "-s", help="Name recorded in the commits."),
-    remote: str | None = RemoteOpt,
-    branch: str | None = BranchOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Own-branch mode: fold every session branch's claims and progress into the boards.
-
-    Run it where the coordination branch may be pushed. Example: ifcoord arbitrate --interval 30
-    """
-    from ifcoord.ownbranch.arbiter import arbitrate_forever, arbitrate_once
-    from ifcoord.session.stopping import StopSignal
-
-    ws = workspace(session, remote, branch)
-
-    def report(result: dict) -> None:
-        if as_json:
-            emit(result)
-        elif "error" in result:
-            note(f"ifcoord: {result['error']}")
-        elif result["changed"]:
-            note(f"folded into {ws.branch}: {', '.join(result['files'])}")
-
-    if once:
-        report(arbitrate_once(ws))
-        return
-    stop = StopSignal()
-    stop.install()
-    arbitrate_forever(ws, interval, report, stop)

@@ -30,11 +30,12 @@ app = typer.Typer(
 )
 
 
-from ifcoord.cli import agents, people, reads  # noqa: E402
+from ifcoord.cli import agents, ci, people, reads  # noqa: E402
 
 reads.register(app)
 agents.register(app)
 people.register(app)
+ci.register(app)
 
 # -- the entry point ------------------------------------------------------------------------------
 

@@ -78,7 +78,9 @@ def read_state(dir: Path | None, remote: str | None, branch: str | None, session
 
 def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     from ifcoord.core.rows import row_for, task_json
+    from ifcoord.ownbranch.proposals import Proposed
 
+    proposed = tx.payload if isinstance(tx.payload, Proposed) else None
     row = None
     if result.task_id and tx.state is not None:
         # Show the task as it is after the change.
@@ -96,6 +98,7 @@ def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped
                 "forced": result.forced,
                 "attempts": tx.attempts,
                 "op_id": tx.op_id,
+                "proposed": proposed.seq if proposed else None,  # own-branch: pending, not decided
             }
         )
     else:

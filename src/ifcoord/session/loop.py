@@ -21,11 +21,12 @@ from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable
 from ifcoord.files.config import phase_sort_key
 from ifcoord.git.transaction import jitter, now
 from ifcoord.models import Snapshot, Task
+from ifcoord.ownbranch.proposals import Proposed, pending_json
 from ifcoord.session.stopping import StopSignal
 
 EVENTS = (
     "claimed", "working", "heartbeat", "idle", "switch-to-primary", "blocked",
-    "remote-down", "remote-up", "lease-lost", "rewound", "stopped", "error",
+    "remote-down", "remote-up", "lease-lost", "rewound", "stopped", "error", "proposed", "lost",
 )  # fmt: skip
 MAX_BACKOFF = 300.0
 
@@ -60,6 +61,7 @@ class LoopMemory:
     remote_down: bool = False
     failures: int = 0
     first: bool = True
+    proposed: dict[str, int] = field(default_factory=dict)  # own-branch: task -> claim awaiting the arbiter
 
 
 # -- pure decisions ---------------------------------------------------------------------------
@@ -138,6 +140,8 @@ class PollLoop:
         session = self.session
         stale = self.ws.stale(snapshot)
         tasks = snapshot.tasks()
+        if self.awaiting_arbiter(snapshot):
+            return
         deps = resolve_dependencies(tasks)
         held = lifecycle.held_by(tasks.values(), session)
         held_ids = {t.id for t in held}
@@ -191,12 +195,44 @@ class PollLoop:
         self.memory.first = False
         self.maybe_heartbeat(snapshot, session_state(held, stuck), active)
 
+    def awaiting_arbiter(self, snapshot: Snapshot) -> bool:
+        """Own-branch mode: report the arbiter's verdicts on this session's claim proposals;
+        True while one is still pending (the session works on nothing new until then)."""
+        if self.memory.first:
+            for p in self.ws.mode.pending_claims(snapshot):
+                if p.task not in self.memory.proposed:  # a revived loop waits for its own
+                    self.memory.proposed[p.task] = p.seq
+                    self.event("proposed", p.task, f"proposed {p.task}, waiting for the arbiter", seq=p.seq)
+        tasks = snapshot.tasks()
+        for task_id, seq in sorted(self.memory.proposed.items()):
+            verdict = self.ws.mode.decision(snapshot, seq)
+            if verdict is None:
+                continue
+            del self.memory.proposed[task_id]
+            task = tasks.get(task_id)
+            if verdict.get("verdict") == "accepted" and task is not None and task.owner == self.session:
+                self.memory.held.add(task_id)
+                self.event("claimed", task_id, f"work on {task_id}: {task.title}", kind=task.kind,
+                           reason="decided by the arbiter", epoch=task.epoch, blocked=[])  # fmt: skip
+            else:
+                owner = task.owner if task is not None else None
+                why = verdict.get("reason", "")
+                self.event("lost", task_id, f"{task_id} went to {owner or 'nobody'}: {why}", owner=owner)
+        if not self.memory.proposed:
+            return False
+        self.memory.first = False
+        self.maybe_heartbeat(snapshot, "idle", [])
+        return True
+
     def claim_next(
         self, snapshot: Snapshot, stale: frozenset[str], exclude: set[str], blocked: list[str]
     ) -> None:
         """Claim the scheduler's pick (primary, else filler); a lost race just means: pick again."""
         phase_key = lambda p: phase_sort_key(snapshot.config, p)  # noqa: E731
         tried: set[str] = set(exclude)
+        # own-branch: a task another session has already proposed to claim is not worth a race
+        others = [p for p in pending_json(snapshot) if p["session"] != self.session and p["op"] == "claim"]
+        tried |= {p["task"] for p in others}
         for _ in range(5):
             pick = next_for(
                 self.session,
@@ -230,9 +266,14 @@ class PollLoop:
                 tried.add(task_id)  # someone else got it first, or it stopped being ready
                 snapshot = self.ws.read(fetch=False).snapshot
                 continue
-            self.memory.held.add(task_id)
             self.memory.first = False
             task = snapshot.tasks()[task_id]
+            if isinstance(tx.payload, Proposed):
+                self.memory.proposed[task_id] = tx.payload.seq
+                waiting = f"proposed {task_id}, waiting for the arbiter"
+                self.event("proposed", task_id, waiting, seq=tx.payload.seq)
+                return
+            self.memory.held.add(task_id)
             self.event(
                 "claimed",
                 task_id,
