@@ -47,7 +47,11 @@ def ifcoord(
     return subprocess.run(argv, cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout)
 
 
-def config_text(lease: float = 600, skew: float = 120, poll: float = 0.3, heartbeat: float = 120) -> str:
+def config_text(
+    lease: float = 600, skew: float = 120, poll: float = 0.3, heartbeat: float | None = None
+) -> str:
+    # A heartbeat must come well within the lease (ifcoord.yaml is validated so).
+    heartbeat = min(120.0, lease / 3) if heartbeat is None else heartbeat
     return (
         f'mode: own-branch\nsession_branches: "claude/*"\npoll_seconds: {poll}\n'
         f"heartbeat_seconds: {heartbeat}\nlease_seconds: {lease}\nskew_seconds: {skew}\n"
