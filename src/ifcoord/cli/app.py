@@ -33,6 +33,9 @@ from ifcoord.cli import agents, people, reads  # noqa: E402
 reads.register(app)
 agents.register(app)
 people.register(app)
+from ifcoord.cli import agent as agent_commands  # noqa: E402
+
+agent_commands.register(app)
 
 # -- the entry point ------------------------------------------------------------------------------
 
