@@ -191,7 +191,7 @@ def test_stop_with_nothing_ready_waits_then_lets_the_agent_stop_idle(board_remot
     )
     assert "decision" not in out
     assert out["systemMessage"].startswith("ifcoord: nothing ready for s1: waiting on T1")
-    assert "status: idle" in git("show", "ifcoord:status/s1.yaml", cwd=board_remote)
+    assert "status: done" in git("show", "ifcoord:status/s1.yaml", cwd=board_remote)
 
 
 def test_stop_with_nothing_ready_claims_what_becomes_ready_while_it_waits(

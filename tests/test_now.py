@@ -131,3 +131,16 @@ def test_the_json_answer_carries_the_task_in_full_with_what_it_unblocks() -> Non
     assert data["action"] == "claim" and data["task"]["id"] == "T1"
     assert data["task"]["unblocks"] == ["T2"] and data["task"]["deliverable"] == "`src/a.py`"
     assert {"task", "reason", "action", "session", "waiting_on", "message"} <= set(data)
+
+
+def test_a_session_holding_nothing_takes_a_ready_primary_before_anyone_is_pulled_off_a_filler() -> None:
+    text = board(
+        task("T2"),
+        "## Filler tasks\n\n",
+        task("F1", "**Kind:** filler", "**Status:** in_progress", "**Owner:** s1", heading="###"),
+    )
+    s = snap(text, {"s1": "working", "s2": "idle"})
+    assert decide(s, "s1").action == "work"  # s2 holds nothing: it claims T2 at its next look
+    assert (decide(s, "s2").action, decide(s, "s2").task.id) == ("claim", "T2")  # type: ignore[union-attr]
+    stopped = snap(text, {"s1": "working", "s2": "done"})  # s2's agent stopped asking
+    assert decide(stopped, "s1").action == "switch"

@@ -269,8 +269,9 @@ def stop(data: dict[str, Any], opts: HookOptions, ws: Any) -> dict[str, Any]:
         answer, snapshot, stale = ask(ws, claim=True)
     if answer.action in ("wait", "done"):
         memory.save({"blocks": 0, "signature": None, "repeats": 0})
-        state = "done" if answer.action == "done" else "idle"
-        ws.apply(lambda s, c: heartbeat(s, c, state, KEEP))
+        # `done`: this agent stopped asking; a primary that becomes ready is offered to
+        # running sessions instead (session/now.py primary_assignments).
+        ws.apply(lambda s, c: heartbeat(s, c, "done", KEEP))
         return {"systemMessage": message(answer, snapshot)}
     task = answer.task
     assert task is not None

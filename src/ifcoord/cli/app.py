@@ -44,8 +44,9 @@ def run(argv: list[str]) -> int:
     """Run the CLI; every failure becomes one line on stderr (or a JSON error) and an exit code."""
     wants_json = "--json" in argv
     try:
-        app(args=argv, prog_name="ifcoord", standalone_mode=False)
-        return 0
+        # Without standalone mode click hands back `typer.Exit(code)` as the return value.
+        code = app(args=argv, prog_name="ifcoord", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

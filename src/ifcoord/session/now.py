@@ -77,19 +77,22 @@ def primary_assignments(
     stale: frozenset[str],
     phase_key: Callable[[str], tuple] = lambda p: (p,),
 ) -> dict[str, str]:
-    """Which session on a filler task is told to switch to which ready primary task.
+    """Which running session each ready primary task goes to next.
 
     One session per primary, so that a primary never pulls two sessions off their fillers at
-    once. Every reader computes the same mapping from the same tip: ready primaries in the
-    scheduler's order, each to the first session on a filler that may take it, sessions the
-    task names explicitly first, then by name.
+    once, and every reader computes the same mapping from the same tip. Ready primaries in the
+    scheduler's order go first to sessions holding no active task (they claim it themselves
+    at their next look), then to sessions on a filler task (they are told to switch); within
+    each group, sessions the task names explicitly first, then by name.
     """
-    on_filler = []
+    idle, on_filler = [], []
     for s in sorted(set(sessions)):
         if s in stale:
             continue
         active = [t for t in held_tasks(tasks, s) if not is_stuck(t, tasks, deps)]
-        if active and all(t.kind == "filler" for t in active):
+        if not active:
+            idle.append(s)
+        elif all(t.kind == "filler" for t in active):
             on_filler.append(s)
     stale_owner = lambda t: bool(t.owner) and t.owner in stale  # noqa: E731
     out: dict[str, str] = {}
@@ -97,17 +100,21 @@ def primary_assignments(
     for task in ready_tasks(tasks, stale_owner, phase_key, deps=deps):
         if task.kind != "primary":
             continue
-        fitting = [s for s in on_filler if s not in taken and may_take(task, s)]
-        fitting.sort(key=lambda s: (s not in [x.lower() for x in task.sessions], s))
-        if fitting:
-            out[task.id] = fitting[0]
-            taken.add(fitting[0])
+        named = [x.lower() for x in task.sessions]
+        for group in (idle, on_filler):
+            fitting = sorted(
+                (s for s in group if s not in taken and may_take(task, s)), key=lambda s: (s not in named, s)
+            )
+            if fitting:
+                out[task.id] = fitting[0]
+                taken.add(fitting[0])
+                break
     return out
 
 
 def live_sessions(snapshot: Snapshot, session: str) -> list[str]:
-    """Sessions that say they are running (not offline), and the asking one."""
-    names = [n for n, st in snapshot.statuses.items() if st.status != "offline"]
+    """Sessions that will act on an answer: not offline, not stopped (`done`), and the asking one."""
+    names = [n for n, st in snapshot.statuses.items() if st.status not in ("offline", "done")]
     return sorted(set(names) | {session})
 
 

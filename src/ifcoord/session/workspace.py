@@ -395,6 +395,11 @@ class Workspace:
             return self.apply_own_branch(operation, task_id, force, epoch)
 
         def decide(state: BranchState) -> Change:
+            if state.commit is None:  # only `init` creates the branch; a typo must not
+                raise UsageError(
+                    f"no coordination branch {self.branch} on {self.remote}",
+                    hint="create it with `ifcoord init`, or pass the right --branch/--remote",
+                )
             snapshot = state.snapshot
             self._mode = snapshot.config.mode
             if self._mode == "own-branch":
