@@ -151,12 +151,16 @@ def test_stop_blocks_with_the_held_task_until_the_agent_stops_acting_on_it(
     assert first["decision"] == "block" and first["reason"].startswith("ifcoord: work on T1: Base")
     again = hook(clone, "stop", recorded("Stop", clone, stop_hook_active=True), "--wait", "0")
     assert again["decision"] == "block"
-    assert again["reason"].startswith("ifcoord: continue T1 (0%, next milestone: 50% - half) or block/release it")
+    assert again["reason"].startswith(
+        "ifcoord: continue T1 (0%, next milestone: 50% - half) or block/release it"
+    )
     assert run_ifcoord("progress", "T1", "50", cwd=clone).returncode == 0
     moved = hook(clone, "stop", recorded("Stop", clone, stop_hook_active=True), "--wait", "0")
     assert moved["reason"].startswith("ifcoord: continue T1 (50%, next milestone: 100% - all)")
     # The same instruction, nothing done about it, again and again: let the agent stop.
-    outs = [hook(clone, "stop", recorded("Stop", clone, stop_hook_active=True), "--wait", "0") for _ in range(2)]
+    outs = [
+        hook(clone, "stop", recorded("Stop", clone, stop_hook_active=True), "--wait", "0") for _ in range(2)
+    ]
     assert outs[0].get("decision") == "block"
     assert "decision" not in outs[1] and "unchanged" in outs[1]["systemMessage"]
 
@@ -182,7 +186,9 @@ def test_stop_caps_consecutive_blocks(board_remote: Path, tmp_path: Path) -> Non
     assert hook(clone, "stop", recorded("Stop", clone, stop_hook_active=False), *args)["decision"] == "block"
 
 
-def test_stop_with_nothing_ready_waits_then_lets_the_agent_stop_idle(board_remote: Path, tmp_path: Path) -> None:
+def test_stop_with_nothing_ready_waits_then_lets_the_agent_stop_idle(
+    board_remote: Path, tmp_path: Path
+) -> None:
     other = joined(board_remote, tmp_path / "o", "s2")
     assert run_ifcoord("claim", "T1", cwd=other).returncode == 0
     clone = joined(board_remote, tmp_path / "c", "s1")

@@ -22,8 +22,10 @@ def snap(text: str, statuses: dict[str, str] | None = None) -> Snapshot:
     return build_snapshot(raw)
 
 
-FILLERS = "## Filler tasks\n\n" + task("F1", "**Kind:** filler", heading="###") + task(
-    "F2", "**Kind:** filler", heading="###"
+FILLERS = (
+    "## Filler tasks\n\n"
+    + task("F1", "**Kind:** filler", heading="###")
+    + task("F2", "**Kind:** filler", heading="###")
 )
 
 
@@ -50,7 +52,11 @@ def test_a_held_task_is_the_answer_with_its_next_milestone_in_the_continue_text(
 
 
 def test_a_session_whose_primaries_wait_gets_a_filler_and_the_reason() -> None:
-    s = snap(board(task("T1", "**Status:** in_progress", "**Owner:** s2"), task("T2", "**Depends on:** T1"), FILLERS))
+    s = snap(
+        board(
+            task("T1", "**Status:** in_progress", "**Owner:** s2"), task("T2", "**Depends on:** T1"), FILLERS
+        )
+    )
     answer = decide(s, "s1")
     assert (answer.action, answer.task and answer.task.id) == ("claim", "F1")
     assert "T2 depends on T1" in answer.reason

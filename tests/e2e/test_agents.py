@@ -167,7 +167,9 @@ def test_now_no_claim_answers_without_writing(bare_remote: Path, tmp_path: Path)
     init_example(bare_remote, tmp_path)
     clone = make_clone(bare_remote, tmp_path / "c")
     before = git("rev-parse", "ifcoord", cwd=bare_remote)
-    done = run_ifcoord("now", "--no-claim", "--json", "--session", "s1", "--remote", str(bare_remote), cwd=clone)
+    done = run_ifcoord(
+        "now", "--no-claim", "--json", "--session", "s1", "--remote", str(bare_remote), cwd=clone
+    )
     assert json.loads(done.stdout)["action"] == "claim"
     assert git("rev-parse", "ifcoord", cwd=bare_remote) == before
 
@@ -198,7 +200,9 @@ def test_now_wait_returns_as_soon_as_work_is_ready(bare_remote: Path, tmp_path: 
 def test_now_refuses_a_missing_branch_and_creates_nothing(bare_remote: Path, tmp_path: Path) -> None:
     init_example(bare_remote, tmp_path)
     clone = make_clone(bare_remote, tmp_path / "c")
-    done = run_ifcoord("now", "--json", "-s", "s1", "--remote", str(bare_remote), "--branch", "ifcord", cwd=clone)
+    done = run_ifcoord(
+        "now", "--json", "-s", "s1", "--remote", str(bare_remote), "--branch", "ifcord", cwd=clone
+    )
     assert done.returncode == 2
     assert json.loads(done.stdout)["error"]["code"] == 2 and "ifcoord init" in done.stderr
     assert git("ls-remote", str(bare_remote), cwd=clone).count("refs/heads/") == 1
@@ -207,7 +211,9 @@ def test_now_refuses_a_missing_branch_and_creates_nothing(bare_remote: Path, tmp
 # -- the loop -----------------------------------------------------------------------------------
 
 
-def test_a_second_poll_for_the_same_session_exits_2_naming_the_first(bare_remote: Path, tmp_path: Path) -> None:
+def test_a_second_poll_for_the_same_session_exits_2_naming_the_first(
+    bare_remote: Path, tmp_path: Path
+) -> None:
     init_example(bare_remote, tmp_path)
     clone = make_clone(bare_remote, tmp_path / "c")
     first = subprocess.Popen(
@@ -239,12 +245,16 @@ def test_poll_on_a_typo_branch_exits_2_and_creates_nothing(bare_remote: Path, tm
     assert done.returncode == 2 and "no coordination branch ifcord" in done.stderr
     heads = git("ls-remote", "--heads", str(bare_remote), cwd=clone)
     assert "ifcord\n" not in heads + "\n" and heads.count("refs/heads/") == 1
-    write = run_ifcoord("heartbeat", "-s", "s1", "--remote", str(bare_remote), "--branch", "ifcord", cwd=clone)
+    write = run_ifcoord(
+        "heartbeat", "-s", "s1", "--remote", str(bare_remote), "--branch", "ifcord", cwd=clone
+    )
     assert write.returncode == 2 and "ifcoord init" in write.stderr
     assert git("ls-remote", "--heads", str(bare_remote), cwd=clone).count("refs/heads/") == 1
 
 
-def test_events_carry_a_growing_seq_and_are_logged_for_events_since(bare_remote: Path, tmp_path: Path) -> None:
+def test_events_carry_a_growing_seq_and_are_logged_for_events_since(
+    bare_remote: Path, tmp_path: Path
+) -> None:
     init_example(bare_remote, tmp_path)
     clone = make_clone(bare_remote, tmp_path / "c")
     seqs: list[int] = []
