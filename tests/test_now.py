@@ -150,3 +150,18 @@ def test_a_session_holding_nothing_takes_a_ready_primary_before_anyone_is_pulled
     assert (decide(s, "s2").action, decide(s, "s2").task.id) == ("claim", "T2")  # type: ignore[union-attr]
     stopped = snap(text, {"s1": "working", "s2": "done"})  # s2's agent stopped asking
     assert decide(stopped, "s1").action == "switch"
+
+
+def test_a_session_about_to_unblock_its_own_task_is_not_pulled_to_another_primary() -> None:
+    text = board(
+        task("T1", "**Status:** done"),
+        task("T2", "**Status:** blocked", "**Owner:** s1", "**Waiting on:** T1"),
+        task("T3"),
+        "## Filler tasks\n\n",
+        task("F1", "**Kind:** filler", "**Status:** in_progress", "**Owner:** s1", heading="###"),
+        task("F2", "**Kind:** filler", "**Status:** in_progress", "**Owner:** s2", heading="###"),
+    )
+    s = snap(text, {"s1": "working", "s2": "working"})
+    assert decide(s, "s1").action == "unblock"
+    answer = decide(s, "s2")
+    assert answer.action == "switch" and answer.primary is not None and answer.primary.id == "T3"

@@ -89,7 +89,10 @@ def primary_assignments(
     for s in sorted(set(sessions)):
         if s in stale:
             continue
-        active = [t for t in held_tasks(tasks, s) if not is_stuck(t, tasks, deps)]
+        held = held_tasks(tasks, s)
+        if any(can_unblock(t, tasks, deps) for t in held):
+            continue  # about to go back to its own blocked task: not free for another one
+        active = [t for t in held if not is_stuck(t, tasks, deps)]
         if not active:
             idle.append(s)
         elif all(t.kind == "filler" for t in active):
@@ -233,7 +236,7 @@ def message(answer: NowAnswer, snapshot: Snapshot) -> str:
     if answer.action == "done":
         return "ifcoord: every task on the board is done; nothing left to do."
     waits = ", ".join(answer.waiting_on) or "other sessions"
-    return f"ifcoord: nothing ready for {answer.session}: waiting on {waits} ({answer.reason})."
+    return f"ifcoord: nothing ready for {answer.session}: waiting on {waits}."
 
 
 def continue_message(task: Task) -> str:
