@@ -329,10 +329,12 @@ def pre_tool_use(data: dict[str, Any], opts: HookOptions, ws: Any) -> dict[str, 
     stale = ws.stale(snapshot)
     tasks = snapshot.tasks()
     me = ws._session
+    from ifcoord.core.lifecycle import owner_is_stale
+
     for owner in sorted({t.owner for t in tasks.values() if t.owner and t.owner != me}):
-        if owner in stale:
-            continue
         for task in held_tasks(tasks, owner):
+            if owner_is_stale(task, stale):
+                continue
             if any(touches(path, d) for d in deliverable_paths(task.deliverable)):
                 text = (
                     f"ifcoord: {path} is a deliverable of {task.id} ({task.title}), which {owner} "

@@ -74,10 +74,7 @@ class Tools:
         state = ws.read()
         require_branch(ws, state)
         snap, stale = state.snapshot, ws.stale(state.snapshot)
-        pick = next_for(
-            ws.session, snap.tasks(), lambda t: bool(t.owner) and t.owner in stale,
-            lambda p: phase_sort_key(snap.config, p),
-        )  # fmt: skip
+        pick = next_for(ws.session, snap.tasks(), stale, lambda p: phase_sort_key(snap.config, p))
         row = row_for(snap, pick.task.id, stale) if pick.task else None
         return {"task": task_json(row) if row else None, "kind": pick.kind, "reason": pick.reason}
 

@@ -1,4 +1,4 @@
-"""`ifcoord poll`: the cycle every session runs (protocol section 6).
+"""`ifcoord poll`: the cycle every session runs (docs/protocol.md, section 7).
 
 Each cycle: a cheap look at the remote tip (one ls-remote; objects are fetched only when it
 moved), notice lost leases, claim the next task when the session holds none (a filler task
@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ifcoord.core import lifecycle
 from ifcoord.core.leases import heartbeat_due
 from ifcoord.core.ops import KEEP, claim_task, heartbeat, iso
 from ifcoord.core.scheduler import next_for, resolve_dependencies
@@ -28,7 +29,7 @@ from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable, UsageError
 from ifcoord.files.config import phase_sort_key
 from ifcoord.git.transaction import jitter, now
 from ifcoord.models import Snapshot, Task
-from ifcoord.session.now import held_tasks, is_stuck, live_sessions, primary_assignments, require_branch
+from ifcoord.session.now import live_sessions, primary_assignments, require_branch
 from ifcoord.session.stopping import StopSignal
 
 EVENTS = (
@@ -209,7 +210,7 @@ class PollLoop:
         stale = self.ws.stale(snapshot)
         tasks = snapshot.tasks()
         deps = resolve_dependencies(tasks)
-        held = held_tasks(tasks, session)
+        held = lifecycle.held_by(tasks.values(), session)
         held_ids = {t.id for t in held}
         previous = set(self.memory.held)
         status = snapshot.statuses.get(session)
@@ -230,7 +231,7 @@ class PollLoop:
                 except IfcoordError as exc:
                     self.event("error", lost, f"could not withdraw the claim: {exc.line()}")
         self.memory.held = held_ids
-        stuck = {t.id for t in held if is_stuck(t, tasks, deps)}
+        stuck = {t.id for t in held if lifecycle.is_stuck(t, tasks, deps)}
         active = [t for t in held if t.id not in stuck]
         for t in active:
             if t.id in self.memory.stuck:  # unblocked (by `ifcoord unblock` or its blocker done)
@@ -300,7 +301,7 @@ class PollLoop:
             pick = next_for(
                 self.session,
                 snapshot.tasks(),
-                lambda t: bool(t.owner) and t.owner in stale,
+                stale,
                 phase_key,
                 exclude=tried,
             )

@@ -13,15 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ifcoord.core import lifecycle
 from ifcoord.core.rows import row_for, task_json
-from ifcoord.core.scheduler import (
-    HELD_STATES,
-    blocked_primaries,
-    may_take,
-    next_for,
-    ready_tasks,
-    resolve_dependencies,
-)
+from ifcoord.core.scheduler import blocked_primaries, may_take, next_for, ready_tasks, resolve_dependencies
 from ifcoord.models import Snapshot, Task
 
 # What the session should do; the order is the order of urgency.
@@ -48,22 +42,17 @@ class NowAnswer:
 
 
 def held_tasks(tasks: dict[str, Task], session: str) -> list[Task]:
-    return [t for t in tasks.values() if t.owner == session and t.state in HELD_STATES]
+    return lifecycle.held_by(tasks.values(), session)
 
 
 def is_stuck(task: Task, tasks: dict[str, Task], deps: dict[str, list[str]]) -> bool:
-    """Blocked by `ifcoord block`, or a dependency is no longer done (it was reopened)."""
-    if task.state == "blocked":
-        return True
-    return any(d in tasks and tasks[d].state != "done" for d in deps.get(task.id, []))
+    return lifecycle.is_stuck(task, tasks, deps)
 
 
 def can_unblock(task: Task, tasks: dict[str, Task], deps: dict[str, list[str]]) -> bool:
-    """A blocked task whose blockers (the `block --on` IDs and its dependencies) are all done."""
-    if task.state != "blocked" or not task.waiting_on:
-        return False  # blocked for a reason only the owner knows: it decides when to unblock
-    waits = list(task.waiting_on) + deps.get(task.id, [])
-    return all(w in tasks and tasks[w].state == "done" for w in waits)
+    """A blocked task whose `block --on` tasks and dependencies are all done. One blocked
+    without IDs is blocked for a reason only its owner knows: it decides when to unblock."""
+    return lifecycle.waits_met(task, tasks) and not lifecycle.unmet_dependencies(task, tasks, deps)
 
 
 def current_of(active: list[Task]) -> Task:
@@ -97,10 +86,9 @@ def primary_assignments(
             idle.append(s)
         elif all(t.kind == "filler" for t in active):
             on_filler.append(s)
-    stale_owner = lambda t: bool(t.owner) and t.owner in stale  # noqa: E731
     out: dict[str, str] = {}
     taken: set[str] = set()
-    for task in ready_tasks(tasks, stale_owner, phase_key, deps=deps):
+    for task in ready_tasks(tasks, stale, phase_key, deps=deps):
         if task.kind != "primary":
             continue
         named = [x.lower() for x in task.sessions]
@@ -152,13 +140,12 @@ def decide(
         why = f"{session} holds {current.id} ({current.state})"
         return NowAnswer("work", session, current, why, held=held_ids)
     # 4. Nothing active: the scheduler's pick, primary first, else filler.
-    stale_owner = lambda t: bool(t.owner) and t.owner in stale  # noqa: E731
-    pick = next_for(session, tasks, stale_owner, phase_key)
+    pick = next_for(session, tasks, stale, phase_key)
     if pick.task is not None and pick.kind != "current":
         return NowAnswer("claim", session, pick.task, pick.reason, held=held_ids)
     if tasks and all(t.state in ("done", "cancelled") for t in tasks.values()):
         return NowAnswer("done", session, None, "every task on the board is done", held=held_ids)
-    waiting = waiting_on(tasks, deps, session, stale_owner, held)
+    waiting = waiting_on(tasks, deps, session, stale, held)
     return NowAnswer("wait", session, None, pick.reason, waiting_on=waiting, held=held_ids)
 
 
@@ -166,12 +153,12 @@ def waiting_on(
     tasks: dict[str, Task],
     deps: dict[str, list[str]],
     session: str,
-    stale_owner: Callable[[Task], bool],
+    stale: frozenset[str],
     held: list[Task],
 ) -> list[str]:
     """The unfinished tasks whose completion would give this session work."""
     out: list[str] = []
-    for t, _ in blocked_primaries(session, tasks, stale_owner, deps):
+    for t, _ in blocked_primaries(session, tasks, stale, deps):
         for d in list(t.waiting_on) + deps.get(t.id, []):
             if d in tasks and tasks[d].state != "done" and d not in out:
                 out.append(d)
@@ -180,7 +167,7 @@ def waiting_on(
             if d not in out:
                 out.append(d)
     if not out:  # nothing it waits on directly: whatever is still under way
-        out = [t.id for t in tasks.values() if t.state in HELD_STATES and t.owner != session]
+        out = [t.id for t in tasks.values() if t.state in lifecycle.HELD and t.owner != session]
     return out
 
 
