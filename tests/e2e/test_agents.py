@@ -349,13 +349,17 @@ def test_switch_goes_to_one_session_and_is_withdrawn_when_the_task_is_taken(
 
 def test_unblocking_your_own_task_is_an_event(bare_remote: Path, tmp_path: Path) -> None:
     admin = make_clone(bare_remote, tmp_path / "admin")
-    (admin / "PHASE-0.md").write_text("# P\n\n## T1: Main\n\n## Filler\n\n### F1: Side\n**Kind:** filler\n")
+    board = (
+        "# P\n\n## T1: Main\n\n## T0: Elsewhere\n**Status:** in_progress\n**Owner:** dave\n\n"
+        "## Filler\n\n### F1: Side\n**Kind:** filler\n"
+    )
+    (admin / "PHASE-0.md").write_text(board)
     (admin / "ifcoord.yaml").write_text(FAST)
     assert run_ifcoord("init", "--remote", str(bare_remote), "--board", "PHASE-0.md", "--config",
                        "ifcoord.yaml", cwd=admin).returncode == 0  # fmt: skip
     r = str(bare_remote)
     clone = make_clone(bare_remote, tmp_path / "c")
-    for args in (["claim", "T1"], ["block", "T1", "--on", "X9"]):
+    for args in (["claim", "T1"], ["block", "T1", "--on", "T0"]):
         assert run_ifcoord(*args, "-s", "carol", "--remote", r, cwd=clone).returncode == 0
     proc = subprocess.Popen(
         [*ifcoord_cmd(), "poll", "--json", "-s", "carol", "--remote", r, "--interval", "0.2"],

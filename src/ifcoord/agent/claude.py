@@ -256,7 +256,7 @@ def stop(data: dict[str, Any], opts: HookOptions, ws: Any) -> dict[str, Any]:
     memory = StopMemory(ws.home / f"claude-stop-{ws.session}.json")
     seen = memory.load()
     if not data.get("stop_hook_active"):  # 1.
-        seen = {"blocks": 0, "signature": None, "repeats": 0}
+        seen = {"blocks": 0, "signature": None, "repeats": 0, "task": seen.get("task")}
     blocks = int(seen.get("blocks", 0))
     if blocks >= opts.max_blocks:  # 2.
         memory.save({"blocks": 0, "signature": None, "repeats": 0})
@@ -275,16 +275,16 @@ def stop(data: dict[str, Any], opts: HookOptions, ws: Any) -> dict[str, Any]:
         return {"systemMessage": message(answer, snapshot)}
     task = answer.task
     assert task is not None
-    if answer.action == "work" and not answer.claimed:
+    if answer.action == "work" and not answer.claimed and seen.get("task") == task.id:
         reason = continue_message(task)
-    else:
+    else:  # a new instruction (or one the agent may have lost track of): in full
         reason = message(answer, snapshot)
     signature = f"{answer.action}:{task.id}:{task.state}:{task.progress}:{task.note}"
     repeats = int(seen.get("repeats", 0)) + 1 if signature == seen.get("signature") else 0
     if data.get("stop_hook_active") and repeats >= REPEATS_ALLOWED:  # 4.
         memory.save({"blocks": 0, "signature": None, "repeats": 0})
         return {"systemMessage": f"ifcoord: {task.id} unchanged after {repeats + 1} reminders; stopping"}
-    memory.save({"blocks": blocks + 1, "signature": signature, "repeats": repeats})
+    memory.save({"blocks": blocks + 1, "signature": signature, "repeats": repeats, "task": task.id})
     return {"decision": "block", "reason": reason}
 
 

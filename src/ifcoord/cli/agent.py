@@ -83,10 +83,12 @@ def events(
 
     Example: ifcoord events --since 41 --json
     """
+    from pathlib import Path
+
     from ifcoord.git.runner import find_repository
     from ifcoord.session.loop import EventLog
 
-    git_dir, _ = find_repository(__import__("pathlib").Path.cwd())
+    git_dir, _ = find_repository(Path.cwd())
     for event in EventLog(git_dir / "ifcoord").read(since, session):
         if as_json:
             emit(event)

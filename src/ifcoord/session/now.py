@@ -214,6 +214,16 @@ def message(answer: NowAnswer, snapshot: Snapshot) -> str:
         after = unblocks(snapshot, t.id)
         if after:
             lines.append(f"Unblocks: {', '.join(after)}")
+        tasks = snapshot.tasks()
+        deps = resolve_dependencies(tasks)
+        others = [
+            x.id for x in held_tasks(tasks, answer.session) if x.id != t.id and not is_stuck(x, tasks, deps)
+        ]
+        if others:
+            lines.append(
+                f"You also hold {', '.join(others)}: finish it after {t.id}, or give it back "
+                f"(`ifcoord release ID`)."
+            )
         lines.append(
             f"Report with `ifcoord progress {t.id} PERCENT --note ...`; when finished "
             f"`ifcoord complete {t.id}`; if stuck `ifcoord block {t.id} --on ID` or "
