@@ -36,6 +36,9 @@ reads.register(app)
 agents.register(app)
 people.register(app)
 ci.register(app)
+from ifcoord.cli import agent as agent_commands  # noqa: E402
+
+agent_commands.register(app)
 
 # -- the entry point ------------------------------------------------------------------------------
 

@@ -76,30 +76,32 @@ def read_state(dir: Path | None, remote: str | None, branch: str | None, session
     return state, ws.stale(state.snapshot), ws
 
 
-def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def op_json(result, tx, ws) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """An operation's JSON answer (docs/protocol.md, section 10), with the task as it is after the change."""
     from ifcoord.core.rows import row_for, task_json
     from ifcoord.ownbranch.proposals import Proposed
 
     proposed = tx.payload if isinstance(tx.payload, Proposed) else None
     row = None
     if result.task_id and tx.state is not None:
-        # Show the task as it is after the change.
         after = ws.read(fetch=False) if tx.landed else tx.state
         row = row_for(after.snapshot, result.task_id, frozenset())
+    return {
+        "task": task_json(row) if row else None,
+        "op": result.op,
+        "reason": result.reason,
+        "epoch": result.epoch,
+        "commit": tx.commit,
+        "changed": tx.landed,
+        "forced": result.forced,
+        "attempts": tx.attempts,
+        "op_id": tx.op_id,
+        "proposed": proposed.seq if proposed else None,  # own-branch: pending, not decided
+    }
+
+
+def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     if as_json:
-        emit(
-            {
-                "task": task_json(row) if row else None,
-                "op": result.op,
-                "reason": result.reason,
-                "epoch": result.epoch,
-                "commit": tx.commit,
-                "changed": tx.landed,
-                "forced": result.forced,
-                "attempts": tx.attempts,
-                "op_id": tx.op_id,
-                "proposed": proposed.seq if proposed else None,  # own-branch: pending, not decided
-            }
-        )
+        emit(op_json(result, tx, ws))
     else:
         note(result.reason + ("" if tx.landed else " (no change)"))

@@ -100,6 +100,11 @@ class SharedMode:
         session = ws.session
 
         def decide(state: BranchState) -> Change:
+            if state.commit is None:  # only `init` creates the branch; a typo must not
+                raise UsageError(
+                    f"no coordination branch {ws.branch} on {ws.remote}",
+                    hint="create it with `ifcoord init`, or pass the right --branch/--remote",
+                )
             snapshot = state.snapshot
             if not isinstance(ws.choose_mode(snapshot.config), SharedMode):
                 raise WrongMode()  # found out on the first read: no shared-mode write here
