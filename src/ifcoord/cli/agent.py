@@ -108,7 +108,7 @@ def mcp(
 
     Example (Claude Code): claude mcp add ifcoord -- ifcoord mcp --session session-4-sip
     """
-    from ifcoord.agent.mcp_server import serve
+    from ifcoord.cli.mcp_server import serve
 
     serve(session, remote, branch)
 

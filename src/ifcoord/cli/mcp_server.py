@@ -1,7 +1,7 @@
 """`ifcoord mcp`: ifcoord's operations as MCP tools over stdio, for agents that speak MCP.
 
 Every tool answers with the same JSON document the matching `--json` command prints
-(protocol section 9). A refusal is an MCP tool error whose text starts with the exit code's
+(docs/protocol.md, section 10). A refusal is an MCP tool error whose text starts with the exit code's
 meaning, e.g. "conflict (exit 3): T1 is claimed by s2 ...". The `mcp` SDK is an optional
 extra: it is imported here only, so no other command pays for it at start-up.
 """
