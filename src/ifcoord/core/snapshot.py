@@ -30,9 +30,35 @@ class BranchState:
         return self.snapshot.commit
 
 
+# Parses the loader found in the on-disk cache (core/parsecache.py), by content; bounded.
+_seeded: dict[tuple[object, ...], object] = {}
+_SEEDED_MAX = 4096
+
+
+def seed_board(path: str, data: bytes, config: Config, board: Board) -> None:
+    _seed(("board", path, data, tuple(config.phases)), board)
+
+
+StatusParse = tuple[str | None, SessionStatus | None, Diagnostic | None]
+
+
+def seed_status(path: str, data: bytes, parsed: StatusParse) -> None:
+    _seed(("status", path, data), parsed)
+
+
+def _seed(key: tuple[object, ...], value: object) -> None:
+    if len(_seeded) >= _SEEDED_MAX:
+        _seeded.clear()
+    _seeded[key] = value
+
+
 def decode_board(path: str, data: bytes, config: Config) -> Board:
     """A board from its bytes; the same bytes are parsed once per process (treat it as read-only)."""
-    return _decode_board_cached(path, data, tuple(config.phases))
+    phases = tuple(config.phases)
+    seeded = _seeded.get(("board", path, data, phases))
+    if isinstance(seeded, Board):
+        return seeded
+    return _decode_board_cached(path, data, phases)
 
 
 @functools.lru_cache(maxsize=512)
@@ -44,9 +70,16 @@ def _decode_board_cached(path: str, data: bytes, phases: tuple[str, ...]) -> Boa
     return parse_board(path, text, list(phases))
 
 
-@functools.lru_cache(maxsize=4096)
 def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | None, Diagnostic | None]:
     """A status file from its bytes, parsed once per process (treat the result as read-only)."""
+    seeded = _seeded.get(("status", path, data))
+    if isinstance(seeded, tuple):
+        return seeded  # type: ignore[return-value]
+    return _read_status_cached(path, data)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_status_cached(path: str, data: bytes) -> tuple[str | None, SessionStatus | None, Diagnostic | None]:
     session = session_from_path(path)
     if session is None:
         return (
@@ -144,8 +177,12 @@ class SnapshotLoader:
     """Reads branch commits through a BranchStore, reusing parses of unchanged blobs."""
 
     def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+        from ifcoord.core.parsecache import ParseCache, cache_enabled
+
         self.store = store
         self._blobs: dict[str, bytes] = {}
+        git_dir = getattr(store, "git_dir", None)
+        self.parse_cache = ParseCache(git_dir / "ifcoord") if git_dir and cache_enabled() else None
 
     def load(self, commit: str | None) -> BranchState:
         if commit is None:
@@ -157,6 +194,10 @@ class SnapshotLoader:
         raw = {p: self._blob(shas[p]) for p in wanted}
         # keep only this tree's blobs, so a loop running for days does not grow
         self._blobs = {shas[p]: raw[p] for p in wanted}
+        if self.parse_cache is not None:
+            from ifcoord.core.parsecache import warm
+
+            warm(self.parse_cache, config, shas, raw)
         return BranchState(build_snapshot(raw, commit), raw)
 
     def _blob(self, sha: str) -> bytes:

@@ -1,0 +1,186 @@
+"""Parsed boards and status files kept on disk by blob id, so a command re-parses only what changed.
+
+Parsing a 500-task board takes about 100 ms and a status file about 6 ms (ruamel); an agent's
+commands read the same blobs again and again. Each entry is one file under
+`<git dir>/ifcoord/parse-<version>/`, named by a digest of what the parse depends on (kind, path,
+blob id, the configured phase order), holding the model as JSON. Writers write a temporary file
+and rename it into place, so concurrent processes see a whole entry or none; a file that does not
+validate is a miss. The folder name carries PARSER_VERSION and a digest of the parser's source,
+so a changed parser or model never reads an old entry. The folder is pruned to MAX_ENTRIES.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import shutil
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ifcoord.models import Board, Config, Diagnostic, SessionStatus
+
+# Bump when a parse's result changes for the same bytes without the sources below changing.
+PARSER_VERSION = 1
+MAX_ENTRIES = 4096  # about 20 full 500-task boards' worth of history, plus status files
+_SOURCES = ("models.py", "files/board.py", "files/status.py", "files/yamlsafe.py", "files/config.py")
+
+StatusParse = tuple[str | None, SessionStatus | None, Diagnostic | None]
+
+
+def cache_enabled() -> bool:
+    """IFCOORD_PARSE_CACHE=0 turns the cache off (to measure a cold start, or to rule it out)."""
+    return os.environ.get("IFCOORD_PARSE_CACHE", "1") != "0"
+
+
+def parser_fingerprint() -> str:
+    """PARSER_VERSION and a digest of the sources a parse depends on."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha1(str(PARSER_VERSION).encode())
+    for name in _SOURCES:
+        try:
+            digest.update((package / name).read_bytes())
+        except OSError:
+            digest.update(name.encode())
+    return f"{PARSER_VERSION}-{digest.hexdigest()[:12]}"
+
+
+class ParseCache:
+    """The on-disk parse cache of one repository (shared by its worktrees and processes)."""
+
+    def __init__(self, home: Path, max_entries: int = MAX_ENTRIES) -> None:
+        self.root = home / f"parse-{parser_fingerprint()}"
+        self.home = home
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._made = False
+
+    @staticmethod
+    def key(kind: str, path: str, blob: str, extra: str = "") -> str:
+        return hashlib.sha1(f"{kind}\0{path}\0{blob}\0{extra}".encode()).hexdigest()
+
+    # -- entries ------------------------------------------------------------------------------
+
+    def get_board(self, path: str, blob: str, config: Config) -> Board | None:
+        data = self._read(self.key("board", path, blob, "\0".join(config.phases)))
+        if data is None:
+            return None
+        try:
+            return Board.model_validate_json(data)
+        except ValueError:
+            return None
+
+    def put_board(self, path: str, blob: str, config: Config, board: Board) -> None:
+        self._write(self.key("board", path, blob, "\0".join(config.phases)), board.model_dump_json().encode())
+
+    def get_status(self, path: str, blob: str) -> StatusParse | None:
+        data = self._read(self.key("status", path, blob))
+        if data is None:
+            return None
+        try:
+            entry = _StatusEntry.model_validate_json(data)
+        except ValueError:
+            return None
+        return entry.session, entry.status, entry.diagnostic
+
+    def put_status(self, path: str, blob: str, parsed: StatusParse) -> None:
+        session, status, diag = parsed
+        entry = _StatusEntry(session=session, status=status, diagnostic=diag)
+        data = entry.model_dump_json().encode()
+        # YAML can hold values JSON gives back differently (dates among unknown keys): such a
+        # file is re-parsed each time rather than cached wrong.
+        back = _StatusEntry.model_validate_json(data)
+        if back.status == status and back.diagnostic == diag:
+            self._write(self.key("status", path, blob), data)
+
+    # -- files --------------------------------------------------------------------------------
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            with open(self.root / name, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return data
+
+    def _write(self, name: str, data: bytes) -> None:
+        try:
+            if not self._made:
+                self._made = True
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._drop_old_versions()
+            tmp = self.root / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, self.root / name)
+            self._prune()
+        except OSError:
+            pass  # a cache that cannot be written is only slower
+
+    def _prune(self) -> None:
+        """Keep at most max_entries: drop the oldest half when over (others may race: fine)."""
+        with os.scandir(self.root) as it:
+            entries = [e for e in it if not e.name.startswith(".")]
+        if len(entries) <= self.max_entries:
+            return
+        by_age = sorted(entries, key=_mtime)
+        for e in by_age[: len(entries) - self.max_entries // 2]:
+            try:
+                os.unlink(e.path)
+            except OSError:
+                pass
+
+    def _drop_old_versions(self) -> None:
+        for old in self.home.glob("parse-*"):
+            if old != self.root:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def warm(cache: ParseCache, config: Config, blobs: Mapping[str, str], raw: Mapping[str, bytes]) -> None:
+    """Make every board and status file among `raw` (path -> bytes, blob ids in `blobs`) parse
+    from the cache: entries found are seeded into snapshot's in-process memo; the rest are parsed
+    now and written for the next process."""
+    from ifcoord.core import snapshot
+    from ifcoord.files.config import is_board_path, is_status_path
+
+    # Building thousands of models allocates without freeing: the collector would only walk them.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for path, data in raw.items():
+            blob = blobs[path]
+            if is_board_path(config, path):
+                board = cache.get_board(path, blob, config)
+                if board is not None:
+                    snapshot.seed_board(path, data, config, board)
+                else:
+                    cache.put_board(path, blob, config, snapshot.decode_board(path, data, config))
+            elif is_status_path(config, path):
+                parsed = cache.get_status(path, blob)
+                if parsed is not None:
+                    snapshot.seed_status(path, data, parsed)
+                else:
+                    cache.put_status(path, blob, snapshot.read_status(path, data))
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _StatusEntry(BaseModel):
+    """What read_status returns, as one JSON document."""
+
+    session: str | None = None
+    status: SessionStatus | None = None
+    diagnostic: Diagnostic | None = None
