@@ -98,7 +98,8 @@ def render_dashboard(snapshot: Snapshot) -> str:
         ]
     lines += ["## Phases", "", "| Phase | Done | Progress | Board |", "|---|---|---|---|"]
     lines += [
-        f"| {_cell(p.phase)} | {p.done}/{p.total} | `{progress_bar(p.percent, 20)}` | {_board_links(p.rows)} |"
+        f"| {_cell(p.phase)} | {p.done}/{p.total} | `{progress_bar(p.percent, 20)}` "
+        f"| {_board_links(p.rows)} |"
         for p in phases
     ]
     lines.append("")
@@ -203,7 +204,8 @@ def _attention(snapshot: Snapshot, rows: list[TaskRow], stale: frozenset[str]) -
     if not items:
         return []
     if len(items) > ATTENTION_LIMIT:
-        items = [*items[:ATTENTION_LIMIT], f"- … and {len(items) - ATTENTION_LIMIT} more: see `ifcoord status`"]
+        more = len(items) - ATTENTION_LIMIT
+        items = [*items[:ATTENTION_LIMIT], f"- … and {more} more: see `ifcoord status`"]
     return ["## Needs attention", "", *items, ""]
 
 
