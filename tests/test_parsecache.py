@@ -112,11 +112,21 @@ def test_the_folder_is_pruned_to_its_bound(tmp_path: Path) -> None:
     from ifcoord.models import Board
 
     cache = ParseCache(tmp_path, max_entries=10)
-    for i in range(25):
+    for i in range(65):
         cache.put_board(f"boards/B{i}.md", f"{i:040d}", snapshot.Config(), Board(path=f"b{i}", phase="B"))
     left = [p for p in cache.root.iterdir() if not p.name.startswith(".")]
-    assert 0 < len(left) <= 10
-    assert cache.get_board("boards/B24.md", f"{24:040d}", snapshot.Config()) is not None
+    assert 0 < len(left) <= 10 + 32  # looked at every 32 writes
+    assert cache.get_board("boards/B64.md", f"{64:040d}", snapshot.Config()) is not None
+    assert cache.get_board("boards/B0.md", f"{0:040d}", snapshot.Config()) is None
+
+
+def test_the_folder_is_pruned_to_its_byte_bound(tmp_path: Path) -> None:
+    from ifcoord.models import Board
+
+    cache = ParseCache(tmp_path, max_bytes=2000)
+    for i in range(40):
+        cache.put_board(f"boards/B{i}.md", f"{i:040d}", snapshot.Config(), Board(path="x" * 200, phase="B"))
+    assert sum(p.stat().st_size for p in cache.root.iterdir()) <= 2000 + 32 * 300
 
 
 def test_the_cache_can_be_turned_off(store: BranchStore, monkeypatch: pytest.MonkeyPatch) -> None:

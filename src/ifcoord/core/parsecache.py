@@ -25,7 +25,9 @@ from ifcoord.models import Board, Config, Diagnostic, SessionStatus
 
 # Bump when a parse's result changes for the same bytes without the sources below changing.
 PARSER_VERSION = 1
-MAX_ENTRIES = 4096  # about 20 full 500-task boards' worth of history, plus status files
+MAX_ENTRIES = 4096
+MAX_BYTES = 256 * 1024 * 1024  # a 500-task board is about 0.5 MB of JSON
+PRUNE_EVERY = 32  # writes between two looks at the folder's size (a poll loop writes often)
 _SOURCES = ("models.py", "files/board.py", "files/status.py", "files/yamlsafe.py", "files/config.py")
 
 StatusParse = tuple[str | None, SessionStatus | None, Diagnostic | None]
@@ -51,10 +53,12 @@ def parser_fingerprint() -> str:
 class ParseCache:
     """The on-disk parse cache of one repository (shared by its worktrees and processes)."""
 
-    def __init__(self, home: Path, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, home: Path, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self.root = home / f"parse-{parser_fingerprint()}"
         self.home = home
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._writes = 0
         self.hits = 0
         self.misses = 0
         self._made = False
@@ -118,22 +122,31 @@ class ParseCache:
             tmp = self.root / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
             tmp.write_bytes(data)
             os.replace(tmp, self.root / name)
-            self._prune()
+            if self._writes % PRUNE_EVERY == 0:
+                self._prune()
+            self._writes += 1
         except OSError:
             pass  # a cache that cannot be written is only slower
 
     def _prune(self) -> None:
-        """Keep at most max_entries: drop the oldest half when over (others may race: fine)."""
+        """Past max_entries or max_bytes, drop the oldest entries down to half of both (other
+        processes may prune at the same time: a vanished file is fine)."""
         with os.scandir(self.root) as it:
-            entries = [e for e in it if not e.name.startswith(".")]
-        if len(entries) <= self.max_entries:
+            entries = [(e, _stat(e)) for e in it if not e.name.startswith(".")]
+        total = sum(size for _, (_, size) in entries)
+        if len(entries) <= self.max_entries and total <= self.max_bytes:
             return
-        by_age = sorted(entries, key=_mtime)
-        for e in by_age[: len(entries) - self.max_entries // 2]:
+        keep_entries, keep_bytes = self.max_entries // 2, self.max_bytes // 2
+        count = len(entries)
+        for e, (_, size) in sorted(entries, key=lambda item: item[1][0]):
+            if count <= keep_entries and total <= keep_bytes:
+                break
             try:
                 os.unlink(e.path)
             except OSError:
                 pass
+            count -= 1
+            total -= size
 
     def _drop_old_versions(self) -> None:
         for old in self.home.glob("parse-*"):
@@ -141,11 +154,13 @@ class ParseCache:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def _mtime(entry: os.DirEntry[str]) -> float:
+def _stat(entry: os.DirEntry[str]) -> tuple[float, int]:
+    """(modification time, size); a file another process just removed counts as empty."""
     try:
-        return entry.stat().st_mtime
+        st = entry.stat()
     except OSError:
-        return 0.0
+        return 0.0, 0
+    return st.st_mtime, st.st_size
 
 
 def warm(cache: ParseCache, config: Config, blobs: Mapping[str, str], raw: Mapping[str, bytes]) -> None:
