@@ -146,9 +146,51 @@ def run_session(
         ws.store.close()
 
 
+def ceiling(lab: Lab, writers: int, seconds: float) -> list[Row]:
+    """What one branch carries: `writers` sessions heartbeat back to back (each a state change,
+    so each is a commit) on a 20-task branch over git daemon; commits landed per second."""
+    from ifcoord.core.ops import heartbeat
+    from ifcoord.session.workspace import Workspace
+
+    with lab.daemon() as (prefix, served):
+        bare = lab.bare("ceiling", served)
+        url = f"{prefix}/{bare.name}"
+        lab.fast_import_branch(bare, lab.boards_folder(1, 20), 1)
+        landed: list[int] = [0] * writers
+        pushes: list[int] = [0] * writers
+        stop = time.monotonic() + seconds
+
+        def write(i: int) -> None:
+            clone = lab.light_clone(url, f"ceiling-{i}")
+            ws = Workspace(start=clone, session=f"w{i}", remote=url, branch=BRANCH)
+            n = 0
+            try:
+                while time.monotonic() < stop:
+                    n += 1
+                    state = "working" if n % 2 else "idle"  # a change each time: always a commit
+                    _, tx = ws.apply(lambda s, c, st=state: heartbeat(s, c, st))
+                    if tx.landed:
+                        landed[i] += 1
+                        pushes[i] += tx.attempts
+            finally:
+                ws.store.close()
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=write, args=(i,), daemon=True) for i in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=seconds + 120)
+        elapsed = time.monotonic() - started
+    total = sum(landed)
+    return [Row("team", f"branch ceiling: {writers} writers back to back, {elapsed:.0f} s (git daemon)",
+                f"{total / elapsed:.1f} commits/s; {sum(pushes) / max(total, 1):.1f} pushes/commit",
+                "", "", "")]  # fmt: skip
+
+
 def team(lab: Lab, quick: bool) -> list[Row]:
     sizes = QUICK_TEAM if quick else FULL_TEAM
-    rows: list[Row] = []
+    rows: list[Row] = ceiling(lab, 2 if quick else 8, 5 if quick else 30)
     # Threads share one process: the on-disk parse cache would only write the same boards 200
     # times to one disk (a real session, on its own machine, keeps it on).
     saved = os.environ.get("IFCOORD_PARSE_CACHE")
