@@ -40,8 +40,8 @@ class TeamSizes:
 
 FULL_TEAM = TeamSizes(sessions=200, files=4, per_file=500, seconds=90, poll=6.0, heartbeat=24.0, lease=240.0,
                       work=(30.0, 60.0))  # fmt: skip
-QUICK_TEAM = TeamSizes(sessions=6, files=1, per_file=40, seconds=12, poll=1.0, heartbeat=4.0, lease=60.0,
-                       work=(2.0, 4.0))  # fmt: skip
+QUICK_TEAM = TeamSizes(sessions=4, files=1, per_file=30, seconds=6, poll=0.5, heartbeat=2.0, lease=60.0,
+                       work=(1.0, 2.0))  # fmt: skip
 
 
 @dataclass
@@ -190,7 +190,7 @@ def ceiling(lab: Lab, writers: int, seconds: float) -> list[Row]:
 
 def team(lab: Lab, quick: bool) -> list[Row]:
     sizes = QUICK_TEAM if quick else FULL_TEAM
-    rows: list[Row] = ceiling(lab, 2 if quick else 8, 5 if quick else 30)
+    rows: list[Row] = ceiling(lab, 2 if quick else 8, 2 if quick else 30)
     # Threads share one process: the on-disk parse cache would only write the same boards 200
     # times to one disk (a real session, on its own machine, keeps it on).
     saved = os.environ.get("IFCOORD_PARSE_CACHE")
