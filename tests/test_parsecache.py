@@ -135,3 +135,18 @@ def test_the_cache_can_be_turned_off(store: BranchStore, monkeypatch: pytest.Mon
     assert SnapshotLoader(store).parse_cache is None
     SnapshotLoader(store).load(first)
     assert not (store.git_dir / "ifcoord").exists() or not any((store.git_dir / "ifcoord").glob("parse-*"))
+
+
+def test_a_second_load_in_the_same_process_reads_no_entry_again(
+    store: BranchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = commit_files(store, {"boards/PHASE-0.md": BOARD.encode(), "status/alice.yaml": STATUS.encode()})
+    fresh_process()
+    loader = SnapshotLoader(store)
+    loader.load(first)
+    assert loader.parse_cache is not None
+    reads = loader.parse_cache.hits + loader.parse_cache.misses
+    parsed = counting_parses(monkeypatch)
+    loader.load(first)
+    assert loader.parse_cache.hits + loader.parse_cache.misses == reads
+    assert parsed == []

@@ -166,7 +166,8 @@ def _stat(entry: os.DirEntry[str]) -> tuple[float, int]:
 def warm(cache: ParseCache, config: Config, blobs: Mapping[str, str], raw: Mapping[str, bytes]) -> None:
     """Make every board and status file among `raw` (path -> bytes, blob ids in `blobs`) parse
     from the cache: entries found are seeded into snapshot's in-process memo; the rest are parsed
-    now and written for the next process."""
+    now, seeded, and written for the next process. What this process already holds is neither
+    read nor validated again (a command loads the branch before and after its commit)."""
     from ifcoord.core import snapshot
     from ifcoord.files.config import is_board_path, is_status_path
 
@@ -177,17 +178,21 @@ def warm(cache: ParseCache, config: Config, blobs: Mapping[str, str], raw: Mappi
         for path, data in raw.items():
             blob = blobs[path]
             if is_board_path(config, path):
+                if snapshot.is_seeded_board(path, data, config):
+                    continue
                 board = cache.get_board(path, blob, config)
-                if board is not None:
-                    snapshot.seed_board(path, data, config, board)
-                else:
-                    cache.put_board(path, blob, config, snapshot.decode_board(path, data, config))
+                if board is None:
+                    board = snapshot.decode_board(path, data, config)
+                    cache.put_board(path, blob, config, board)
+                snapshot.seed_board(path, data, config, board)
             elif is_status_path(config, path):
+                if snapshot.is_seeded_status(path, data):
+                    continue
                 parsed = cache.get_status(path, blob)
-                if parsed is not None:
-                    snapshot.seed_status(path, data, parsed)
-                else:
-                    cache.put_status(path, blob, snapshot.read_status(path, data))
+                if parsed is None:
+                    parsed = snapshot.read_status(path, data)
+                    cache.put_status(path, blob, parsed)
+                snapshot.seed_status(path, data, parsed)
     finally:
         if enabled:
             gc.enable()

@@ -33,23 +33,36 @@ class BranchState:
 # Parses the loader found in the on-disk cache (core/parsecache.py), by content; bounded.
 _seeded: dict[tuple[object, ...], object] = {}
 _SEEDED_MAX = 4096
+_SEEDED_BYTES = 64 * 1024 * 1024  # the keys hold the files' bytes: a poll loop runs for days
+_seeded_bytes = 0
 
 
 def seed_board(path: str, data: bytes, config: Config, board: Board) -> None:
-    _seed(("board", path, data, tuple(config.phases)), board)
+    _seed(("board", path, data, tuple(config.phases)), board, len(data))
 
 
 StatusParse = tuple[str | None, SessionStatus | None, Diagnostic | None]
 
 
 def seed_status(path: str, data: bytes, parsed: StatusParse) -> None:
-    _seed(("status", path, data), parsed)
+    _seed(("status", path, data), parsed, len(data))
 
 
-def _seed(key: tuple[object, ...], value: object) -> None:
-    if len(_seeded) >= _SEEDED_MAX:
+def is_seeded_board(path: str, data: bytes, config: Config) -> bool:
+    return ("board", path, data, tuple(config.phases)) in _seeded
+
+
+def is_seeded_status(path: str, data: bytes) -> bool:
+    return ("status", path, data) in _seeded
+
+
+def _seed(key: tuple[object, ...], value: object, size: int) -> None:
+    global _seeded_bytes
+    if len(_seeded) >= _SEEDED_MAX or _seeded_bytes + size > _SEEDED_BYTES:
         _seeded.clear()
+        _seeded_bytes = 0
     _seeded[key] = value
+    _seeded_bytes += size
 
 
 def decode_board(path: str, data: bytes, config: Config) -> Board:
