@@ -11,12 +11,10 @@ so a changed parser or model never reads an old entry. The folder is pruned to M
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import shutil
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -161,41 +159,6 @@ def _stat(entry: os.DirEntry[str]) -> tuple[float, int]:
     except OSError:
         return 0.0, 0
     return st.st_mtime, st.st_size
-
-
-def warm(cache: ParseCache, config: Config, blobs: Mapping[str, str], raw: Mapping[str, bytes]) -> None:
-    """Make every board and status file among `raw` (path -> bytes, blob ids in `blobs`) parse
-    from the cache: entries found are seeded into snapshot's in-process memo; the rest are parsed
-    now, seeded, and written for the next process. What this process already holds is neither
-    read nor validated again (a command loads the branch before and after its commit)."""
-    from ifcoord.core import snapshot
-    from ifcoord.files.config import is_board_path, is_status_path
-
-    # Building thousands of models allocates without freeing: the collector would only walk them.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for path, data in raw.items():
-            blob = blobs[path]
-            if is_board_path(config, path):
-                if snapshot.is_seeded_board(path, data, config):
-                    continue
-                board = cache.get_board(path, blob, config)
-                if board is None:
-                    board = snapshot.decode_board(path, data, config)
-                    cache.put_board(path, blob, config, board)
-                snapshot.seed_board(path, data, config, board)
-            elif is_status_path(config, path):
-                if snapshot.is_seeded_status(path, data):
-                    continue
-                parsed = cache.get_status(path, blob)
-                if parsed is None:
-                    parsed = snapshot.read_status(path, data)
-                    cache.put_status(path, blob, parsed)
-                snapshot.seed_status(path, data, parsed)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _StatusEntry(BaseModel):

@@ -7,6 +7,7 @@ boards and status files by blob id, so an unchanged board is never parsed twice 
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,10 +209,41 @@ class SnapshotLoader:
         # keep only this tree's blobs, so a loop running for days does not grow
         self._blobs = {shas[p]: raw[p] for p in wanted}
         if self.parse_cache is not None:
-            from ifcoord.core.parsecache import warm
-
-            warm(self.parse_cache, config, shas, raw)
+            self._warm(config, shas, raw)
         return BranchState(build_snapshot(raw, commit), raw)
+
+    def _warm(self, config: Config, blobs: Mapping[str, str], raw: Mapping[str, bytes]) -> None:
+        """Make every board and status file among `raw` parse from the on-disk cache: entries
+        found are seeded into the in-process memo; the rest are parsed now, seeded, and written
+        for the next process. What this process already holds is neither read nor validated
+        again (a command loads the branch before and after its commit)."""
+        cache = self.parse_cache
+        assert cache is not None
+        # Building thousands of models allocates without freeing: the collector would only walk them.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for path, data in raw.items():
+                blob = blobs[path]
+                if is_board_path(config, path):
+                    if is_seeded_board(path, data, config):
+                        continue
+                    board = cache.get_board(path, blob, config)
+                    if board is None:
+                        board = decode_board(path, data, config)
+                        cache.put_board(path, blob, config, board)
+                    seed_board(path, data, config, board)
+                elif is_status_path(config, path):
+                    if is_seeded_status(path, data):
+                        continue
+                    parsed = cache.get_status(path, blob)
+                    if parsed is None:
+                        parsed = read_status(path, data)
+                        cache.put_status(path, blob, parsed)
+                    seed_status(path, data, parsed)
+        finally:
+            if enabled:
+                gc.enable()
 
     def _blob(self, sha: str) -> bytes:
         if sha not in self._blobs:
