@@ -18,8 +18,8 @@ from ifcoord.core.leases import (
     observe,
     session_is_stale,
     stale_sessions,
-    task_lease_is_stale,
 )
+from ifcoord.core.lifecycle import owner_is_stale
 from ifcoord.core.snapshot import build_snapshot
 from ifcoord.models import SessionStatus
 
@@ -160,9 +160,9 @@ def test_stale_sessions_and_task_leases() -> None:
         {"boards/PHASE-0.md": b"# B\n\n## T-1: a\n**Owner:** s1\n\n## T-2: b\n**Owner:** s2\n\n## T-3: c\n"}
     )
     tasks = snap.tasks()
-    assert task_lease_is_stale(tasks["T-1"], gone)
-    assert not task_lease_is_stale(tasks["T-2"], gone)
-    assert not task_lease_is_stale(tasks["T-3"], gone)
+    assert owner_is_stale(tasks["T-1"], gone)
+    assert not owner_is_stale(tasks["T-2"], gone)
+    assert not owner_is_stale(tasks["T-3"], gone)
 
 
 # --- heartbeat age --------------------------------------------------------------------------

@@ -323,12 +323,22 @@ def test_a_session_that_never_owned_the_task_gets_a_plain_conflict(name, op) -> 
     assert err.value.exit_code == 3
 
 
-@pytest.mark.parametrize("name, op", OWNER_OPS, ids=[n for n, _ in OWNER_OPS])
+FORCEABLE = [(n, op) for n, op in OWNER_OPS if n != "unblock"]
+
+
+@pytest.mark.parametrize("name, op", FORCEABLE, ids=[n for n, _ in FORCEABLE])
 def test_forced_owner_ops_bypass_the_holder_check_and_are_recorded(name, op) -> None:
     files = reclaimed_from_s1()
     result = op(snap_of(files), ctx("human", force=True))
     assert result.forced is True
     assert result.trailers("human")["Ifcoord-Forced"] == "true"
+
+
+def test_a_forced_unblock_of_a_task_that_is_not_blocked_changes_nothing() -> None:
+    # The lifecycle table: unblock of a task in progress is "no change", forced or not.
+    result = unblock_task(snap_of(reclaimed_from_s1()), "P0.1.4", ctx("human", force=True))
+    assert result.changed is False
+    assert result.reason == "P0.1.4 is not blocked"
 
 
 def test_progress_on_an_unclaimed_task_says_nobody_claimed_it() -> None:

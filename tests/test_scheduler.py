@@ -24,7 +24,7 @@ from ifcoord.core.scheduler import (
 )
 from ifcoord.core.snapshot import build_snapshot
 from ifcoord.files.config import phase_sort_key
-from ifcoord.models import Config, Snapshot, Task
+from ifcoord.models import Config, Snapshot
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "boards"
 
@@ -44,12 +44,11 @@ def board(*tasks: str, title: str = "# Board") -> str:
     return title + "\n\n" + "".join(tasks)
 
 
-def never_stale(t: Task) -> bool:
-    return False
+never_stale: frozenset[str] = frozenset()
 
 
 def stale_owner(*sessions: str):
-    return lambda t: bool(t.owner) and t.owner in sessions
+    return frozenset(sessions)
 
 
 def ready_ids(snap: Snapshot, **kwargs) -> list[str]:

@@ -64,10 +64,13 @@ class Task(BaseModel):
     progress: int | None = None  # percent, from the Progress field or ticked milestones
     epoch: int = 0  # fencing number of the current/last claim
     claimed_at: datetime | None = None
+    completed_at: datetime | None = None
     previous_owner: str | None = None
     waiting_on: list[str] = Field(default_factory=list)  # IDs given to `block --on`
     block_reason: str | None = None
     note: str | None = None
+    tests: str | None = None  # "N passed, M failed", as the last report wrote it
+    cancel_reason: str | None = None
     milestones: list[Milestone] = Field(default_factory=list)
     lists: dict[str, list[str]] = Field(default_factory=dict)  # other labelled lists
     fields: list[FieldLine] = Field(default_factory=list)  # every field line of the section

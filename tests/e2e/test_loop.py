@@ -139,7 +139,7 @@ def test_a_session_whose_task_is_blocked_is_offered_a_filler_task(bare_remote: P
     board = "# Phase 0\n\n## T1: Main\n\n## Filler\n\n### F1: Side job\n"
     init_branch(bare_remote, tmp_path, board)
     clone = make_clone(bare_remote, tmp_path / "c")
-    for args in (["claim", "T1"], ["block", "T1", "--on", "X9", "--reason", "waiting for the API"]):
+    for args in (["claim", "T1"], ["block", "T1", "--reason", "waiting for the API"]):
         done = run_ifcoord(*args, "--session", "carol", "--remote", str(bare_remote), cwd=clone)
         assert done.returncode == 0, done.stderr
     carol = Poller("carol", clone, str(bare_remote))

@@ -19,6 +19,7 @@ from ifcoord.cli.common import (
     console,
     emit,
     note,
+    op_output,
     read_state,
     workspace,
 )
@@ -41,6 +42,8 @@ def register(app: typer.Typer) -> None:
         rich_markup_mode=None,
     )
     task_app.command("add")(task_add)
+    task_app.command("cancel")(task_cancel)
+    task_app.command("reopen")(task_reopen)
     app.add_typer(task_app, name="task")
 
 
@@ -288,3 +291,51 @@ def _status_word(board: Any) -> str | None:
     if any(t.status_word for t in board.tasks):
         return "NOT STARTED" if board.upper_status_words else "open"
     return None
+
+
+ByOpt = typer.Option(
+    None, "--by", help="Who does it, for the commit (default: this clone's session, else human)."
+)
+
+
+def person_workspace(by: str | None, remote: str | None, branch: str | None):  # type: ignore[no-untyped-def]
+    """A workspace acting as a person: `--by`, else the clone's session, else `human`."""
+    ws = workspace(by, remote, branch)
+    return ws if ws.describe()["session"] else workspace("human", remote, branch)
+
+
+def task_cancel(
+    task_id: str = typer.Argument(..., metavar="ID", help="The task to drop."),
+    reason: str = typer.Option(..., "--reason", help="Why it is dropped; written on the board."),
+    by: str | None = ByOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Cancel a task that is not finished (a person's decision, recorded as forced).
+
+    Example: ifcoord task cancel T0.9 --reason "superseded by T1.2"
+    """
+    from ifcoord.core.ops import cancel_task
+
+    ws = person_workspace(by, remote, branch)
+    result, tx = ws.apply(lambda s, c: cancel_task(s, task_id, c, reason), task_id=task_id, force=True)
+    op_output(result, tx, ws, as_json)
+
+
+def task_reopen(
+    task_id: str = typer.Argument(..., metavar="ID", help="The done or cancelled task to reopen."),
+    by: str | None = ByOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Reopen finished work: open again, owner cleared (a person's decision, recorded as forced).
+
+    Example: ifcoord task reopen T0.3
+    """
+    from ifcoord.core.ops import reopen_task
+
+    ws = person_workspace(by, remote, branch)
+    result, tx = ws.apply(lambda s, c: reopen_task(s, task_id, c), task_id=task_id, force=True)
+    op_output(result, tx, ws, as_json)

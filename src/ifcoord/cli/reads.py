@@ -131,7 +131,7 @@ def next_(
     check_session_name(name)
     snap = state.snapshot
     pick = next_for(
-        name, snap.tasks(), lambda t: bool(t.owner) and t.owner in stale,
+        name, snap.tasks(), stale,
         lambda p: phase_sort_key(snap.config, p),
     )  # fmt: skip
     row = row_for(snap, pick.task.id, stale) if pick.task else None

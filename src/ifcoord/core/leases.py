@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ifcoord.models import SessionStatus, Task
+from ifcoord.models import SessionStatus
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,6 @@ def stale_sessions(
         for name, status in statuses.items()
         if session_is_stale(status, observations.get(name), now, policy)
     }
-
-
-def task_lease_is_stale(task: Task, stale: set[str]) -> bool:
-    return bool(task.owner) and task.owner in stale
 
 
 def observe(

@@ -1,7 +1,9 @@
-"""The task lifecycle: each operation turns a snapshot into board edits and a status update, or
-refuses with the reason (protocol section 3). Pure: no git, no clock, no files.
+"""The operations: each turns a snapshot into board edits and a status update, or refuses with
+the reason (docs/protocol.md, section 4). Pure: no git, no clock, no files.
 
-Where is a claim decided? In `claim_task`, from the snapshot at the branch tip it will commit on.
+Whether an operation may run at all is decided by the lifecycle table (core/lifecycle.py); this
+module says what each one writes. Where is a claim decided? `lifecycle.check`, called by
+`claim_task` on the snapshot at the branch tip it will commit on.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ifcoord.core.scheduler import describe_unmet, may_take, next_for, resolve_dependencies
-from ifcoord.errors import ConflictError, LeaseLost, NotReady, UsageError
+from ifcoord.core import lifecycle
+from ifcoord.core.scheduler import may_take, next_for, resolve_dependencies
+from ifcoord.errors import ConflictError, NotReady, UsageError
 from ifcoord.files.board import BoardEdit
 from ifcoord.models import Snapshot, State, Task
-
-OPS = ("claim", "progress", "block", "unblock", "complete", "release", "reclaim", "heartbeat")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class OpResult:
     epoch: int | None = None
     forced: bool = False
     changed: bool = True  # False: nothing to write (e.g. claiming a task already held)
+    extra_trailers: dict[str, str] = field(default_factory=dict)
 
     def subject(self, session: str) -> str:
         what = f" {self.task_id}" if self.task_id else ""
@@ -56,16 +58,13 @@ class OpResult:
             out["Ifcoord-Epoch"] = str(self.epoch)
         if self.forced:
             out["Ifcoord-Forced"] = "true"
+        out.update(self.extra_trailers)
         return out
 
 
 def iso(ts: datetime) -> str:
     """UTC, second precision, `Z`: the one timestamp form ifcoord writes."""
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def hhmm(ts: datetime | None) -> str:
-    return ts.astimezone(timezone.utc).strftime("%H:%M UTC") if ts else "an unknown time"
 
 
 def find_task(snapshot: Snapshot, task_id: str) -> Task:
@@ -81,37 +80,24 @@ def find_task(snapshot: Snapshot, task_id: str) -> Task:
     )
 
 
-# -- the fencing check ------------------------------------------------------------------------
-
-
-def check_holder(task: Task, ctx: OpContext) -> None:
-    """Refuse unless ctx.session holds the task's current lease (its current epoch)."""
-    if ctx.force:
-        return
-    if task.owner == ctx.session:
-        if ctx.held_epoch is not None and ctx.held_epoch != task.epoch:
-            raise LeaseLost(
-                f"lease lost: {task.id} is at epoch {task.epoch}, {ctx.session} holds epoch {ctx.held_epoch}",
-                hint="the task was reclaimed and claimed again; claim it anew or take another",
-            )
-        return
-    if task.owner and (task.previous_owner == ctx.session or ctx.held_epoch is not None):
-        raise LeaseLost(
-            f"lease lost: {task.id} now belongs to {task.owner} (epoch {task.epoch}), not {ctx.session}",
-            hint="stop work on it and run `ifcoord claim --next`",
-        )
-    who = f"claimed by {task.owner}" if task.owner else "not claimed by anyone"
-    raise ConflictError(
-        f"{task.id} is {who}, not by {ctx.session}",
-        hint=f"claim it first (`ifcoord claim {task.id}`); a person fixing the board may use --force",
+def verdict(
+    op: str, snapshot: Snapshot, task: Task, ctx: OpContext, unmet: list[str] | None = None
+) -> lifecycle.Verdict:
+    """Ask the lifecycle table; raises the refusal."""
+    return lifecycle.check(
+        op,
+        task,
+        ctx.session,
+        stale=ctx.stale,
+        force=ctx.force,
+        held_epoch=ctx.held_epoch,
+        unmet=unmet or (),
+        tasks=snapshot.tasks(),
     )
 
 
-def lease_refusal(task: Task, ctx: OpContext) -> ConflictError:
-    return ConflictError(
-        f"{task.id} is claimed by {task.owner} since {hhmm(task.claimed_at)} (lease live)",
-        hint="pick another task (`ifcoord claim --next`) or wait for the lease to go stale",
-    )
+def unchanged(op: str, task: Task, why: lifecycle.Verdict) -> OpResult:
+    return OpResult(op, task.id, why.reason, epoch=task.epoch, changed=False)
 
 
 # -- operations -------------------------------------------------------------------------------
@@ -121,41 +107,16 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
     """Claim (or, with op="reclaim", take over from a stale owner) one task."""
     task = find_task(snapshot, task_id)
     tasks = snapshot.tasks()
-    if task.owner == ctx.session and task.state in ("claimed", "in_progress", "blocked", "review"):
-        return OpResult(
-            op, task.id, f"{ctx.session} already holds {task.id}", epoch=task.epoch, changed=False
+    if not ctx.force and not lifecycle.holds(task, ctx.session) and not may_take(task, ctx.session):
+        raise ConflictError(
+            f"{task.id} is reserved for {', '.join(task.sessions)}, not {ctx.session}",
+            hint="take a task meant for this session (`ifcoord next`)",
         )
-    stale_owner = bool(task.owner) and task.owner in ctx.stale
-    if not ctx.force:
-        if not may_take(task, ctx.session):
-            raise ConflictError(
-                f"{task.id} is reserved for {', '.join(task.sessions)}, not {ctx.session}",
-                hint="take a task meant for this session (`ifcoord next`)",
-            )
-        if task.state in ("done", "cancelled"):
-            raise NotReady(
-                f"{task.id} is {task.state}", hint="nothing to claim there; try `ifcoord claim --next`"
-            )
-        if task.owner and task.owner != ctx.session and not stale_owner:
-            raise lease_refusal(task, ctx)
-        if op == "reclaim" and not stale_owner:
-            raise ConflictError(
-                f"{task.id} has no stale lease to reclaim"
-                + (f" ({task.owner}'s lease is live)" if task.owner else " (it is not claimed)"),
-                hint="use `ifcoord claim` for a free task",
-            )
-        if task.state not in ("open",) and not stale_owner:
-            raise NotReady(f"{task.id} is {task.state}", hint="only open tasks can be claimed")
-        unmet = [
-            d
-            for d in resolve_dependencies(tasks).get(task.id, [])
-            if d not in tasks or tasks[d].state != "done"
-        ]
-        if unmet:
-            raise NotReady(
-                f"{task.id} depends on {describe_unmet(unmet, tasks)}",
-                hint="claim a ready task instead (`ifcoord next`)",
-            )
+    unmet = lifecycle.unmet_dependencies(task, tasks, resolve_dependencies(tasks))
+    v = verdict(op, snapshot, task, ctx, unmet)
+    if v.no_change:
+        return unchanged(op, task, v)
+    stale_owner = lifecycle.owner_is_stale(task, ctx.stale)
     epoch = task.epoch + 1
     fields: dict[str, str | None] = {
         "owner": ctx.session,
@@ -173,7 +134,7 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
         "reclaim" if previous and op == "claim" else op,
         task.id,
         reason,
-        board_edits=[BoardEdit(task_id=task.id, fields=fields, state="in_progress")],
+        board_edits=[BoardEdit(task_id=task.id, fields=fields, state=v.target)],
         status_updates={
             "status": "working",
             "current_task": task.id,
@@ -181,10 +142,11 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
             "progress": 0,
             "milestone": None,
             "blocked_on": None,
+            "next_action": None,
             "last_poll": ctx.now,
         },
         epoch=epoch,
-        forced=ctx.force,
+        forced=v.actor == "person",
     )
 
 
@@ -196,7 +158,7 @@ def claim_next(
     pick = next_for(
         ctx.session,
         snapshot.tasks(),
-        lambda t: bool(t.owner) and t.owner in ctx.stale,
+        ctx.stale,
         exclude=exclude,
         **kwargs,
     )
@@ -221,7 +183,7 @@ def progress_task(
     if not 0 <= percent <= 100:
         raise UsageError(f"progress {percent} is not a percentage", hint="give a number from 0 to 100")
     task = find_task(snapshot, task_id)
-    check_holder(task, ctx)
+    v = verdict("progress", snapshot, task, ctx)
     fields: dict[str, str | None] = {"progress": f"{percent}%"}
     if note:
         fields["note"] = note
@@ -230,7 +192,7 @@ def progress_task(
         fields["tests"] = tests
     reached = [m for m in task.milestones if m.percent is not None and m.percent <= percent]
     updates: dict[str, Any] = {
-        "status": "working",
+        "status": "blocked" if task.state == "blocked" else "working",
         "current_task": task.id,
         "progress": percent,
         "last_poll": ctx.now,
@@ -243,7 +205,8 @@ def progress_task(
         updates["tests_failed"] = tests_failed
     if note:
         updates["next_action"] = note
-    state: State | None = "in_progress" if task.state in ("claimed", "open") else None
+    # Reporting progress starts the work: a claimed task is in progress; other states stay.
+    state: State | None = "in_progress" if task.state == "claimed" else v.target
     return OpResult(
         "progress",
         task.id,
@@ -251,7 +214,7 @@ def progress_task(
         board_edits=[BoardEdit(task_id=task.id, fields=fields, state=state, tick_milestones_upto=percent)],
         status_updates=updates,
         epoch=task.epoch,
-        forced=ctx.force,
+        forced=v.actor == "person",
     )
 
 
@@ -261,17 +224,44 @@ def tests_line(passed: int | None, failed: int | None) -> str | None:
     return f"{passed or 0} passed, {failed or 0} failed"
 
 
+def waits_for(snapshot: Snapshot, task: Task, on: list[str]) -> list[str]:
+    """The IDs a `block --on` names, checked: tasks on the branch, not the task itself, not done."""
+    tasks = snapshot.tasks()
+    folded = {k.casefold(): k for k in tasks}
+    out: list[str] = []
+    for raw in on:
+        tid = folded.get(raw.casefold())
+        if tid is None:
+            raise UsageError(
+                f"cannot block {task.id} on {raw}: there is no task {raw} on any board",
+                hint="give the IDs of existing tasks (`ifcoord board` lists them)",
+            )
+        if tid == task.id:
+            raise UsageError(f"{task.id} cannot wait on itself", hint="name the tasks it waits for")
+        if tasks[tid].state == "done":
+            raise UsageError(
+                f"{tid} is already done: {task.id} has nothing to wait for there",
+                hint="leave it out of --on",
+            )
+        if tid not in out:
+            out.append(tid)
+    return out
+
+
 def block_task(
     snapshot: Snapshot, task_id: str, on: list[str], ctx: OpContext, reason: str | None = None
 ) -> OpResult:
     task = find_task(snapshot, task_id)
-    check_holder(task, ctx)
+    v = verdict("block", snapshot, task, ctx)
+    on = waits_for(snapshot, task, on)
+    if task.state == "blocked" and task.waiting_on == on and (task.block_reason or None) == (reason or None):
+        return OpResult("block", task.id, f"{task.id} is already blocked so", epoch=task.epoch, changed=False)
     fields: dict[str, str | None] = {"waiting_on": ", ".join(on) if on else None, "block_reason": reason}
     return OpResult(
         "block",
         task.id,
         f"{task.id} blocked" + (f" on {', '.join(on)}" if on else "") + (f": {reason}" if reason else ""),
-        board_edits=[BoardEdit(task_id=task.id, fields=fields, state="blocked")],
+        board_edits=[BoardEdit(task_id=task.id, fields=fields, state=v.target)],
         status_updates={
             "status": "blocked",
             "current_task": task.id,
@@ -280,31 +270,40 @@ def block_task(
             "last_poll": ctx.now,
         },
         epoch=task.epoch,
-        forced=ctx.force,
+        forced=v.actor == "person",
     )
+
+
+UNBLOCK_FIELDS: dict[str, str | None] = {"waiting_on": None, "block_reason": None}
 
 
 def unblock_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
     task = find_task(snapshot, task_id)
-    check_holder(task, ctx)
-    if task.state != "blocked" and not ctx.force:
-        return OpResult("unblock", task.id, f"{task.id} is not blocked", epoch=task.epoch, changed=False)
+    v = verdict("unblock", snapshot, task, ctx)
+    if v.no_change:
+        return unchanged("unblock", task, v)
     return OpResult(
         "unblock",
         task.id,
         f"{task.id} unblocked",
-        board_edits=[
-            BoardEdit(task_id=task.id, fields={"waiting_on": None, "block_reason": None}, state="in_progress")
-        ],
+        board_edits=[BoardEdit(task_id=task.id, fields=dict(UNBLOCK_FIELDS), state=v.target)],
         status_updates={
             "status": "working",
             "current_task": task.id,
             "blocked_on": None,
+            "next_action": None,
             "last_poll": ctx.now,
         },
         epoch=task.epoch,
-        forced=ctx.force,
+        forced=v.actor == "person",
     )
+
+
+def unblocked_by(tasks: dict[str, Task], done: str) -> list[Task]:
+    """Blocked tasks that waited on `done` and wait on nothing else unfinished: once `done` is
+    done they go back to work, in the same commit that completes it."""
+    after = {**tasks, done: tasks[done].model_copy(update={"state": "done"})}
+    return [t for t in tasks.values() if done in t.waiting_on and lifecycle.waits_met(t, after)]
 
 
 def complete_task(
@@ -316,9 +315,9 @@ def complete_task(
     tests_failed: int | None = None,
 ) -> OpResult:
     task = find_task(snapshot, task_id)
-    if task.state == "done" and task.owner == ctx.session and not ctx.force:
-        return OpResult("complete", task.id, f"{task.id} is already done", epoch=task.epoch, changed=False)
-    check_holder(task, ctx)
+    v = verdict("complete", snapshot, task, ctx)
+    if v.no_change:
+        return unchanged("complete", task, v)
     fields: dict[str, str | None] = {
         "progress": "100%",
         "completed_at": iso(ctx.now),
@@ -340,6 +339,7 @@ def complete_task(
         "progress": None,
         "milestone": None,
         "blocked_on": None,
+        "next_action": None,
         "completed": completed,
         "last_poll": ctx.now,
     }
@@ -347,20 +347,29 @@ def complete_task(
         updates["tests_passed"] = tests_passed
     if tests_failed is not None:
         updates["tests_failed"] = tests_failed
+    edits = [BoardEdit(task_id=task.id, fields=fields, state=v.target, tick_milestones_upto=100)]
+    freed = unblocked_by(snapshot.tasks(), task.id)
+    edits += [BoardEdit(task_id=t.id, fields=dict(UNBLOCK_FIELDS), state="in_progress") for t in freed]
+    reason = f"{task.id} done by {ctx.session}"
+    if freed:
+        reason += "; unblocked " + ", ".join(t.id for t in freed)
     return OpResult(
         "complete",
         task.id,
-        f"{task.id} done by {ctx.session}",
-        board_edits=[BoardEdit(task_id=task.id, fields=fields, state="done", tick_milestones_upto=100)],
+        reason,
+        board_edits=edits,
         status_updates=updates,
         epoch=task.epoch,
-        forced=ctx.force,
+        forced=v.actor == "person",
+        extra_trailers={"Ifcoord-Unblocked": ", ".join(t.id for t in freed)} if freed else {},
     )
 
 
 def release_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
     task = find_task(snapshot, task_id)
-    check_holder(task, ctx)
+    v = verdict("release", snapshot, task, ctx)
+    if v.no_change:
+        return unchanged("release", task, v)
     # The epoch stays: fencing numbers only grow, so an old holder stays fenced out.
     fields: dict[str, str | None] = {
         "owner": None,
@@ -372,17 +381,64 @@ def release_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
         "release",
         task.id,
         f"{ctx.session} released {task.id}",
-        board_edits=[BoardEdit(task_id=task.id, fields=fields, state="open")],
+        board_edits=[BoardEdit(task_id=task.id, fields=fields, state=v.target)],
         status_updates={
             "status": "idle",
             "current_task": None,
             "progress": None,
             "milestone": None,
             "blocked_on": None,  # a released blocked task must not leave the session "blocked on" it
+            "next_action": None,
             "last_poll": ctx.now,
         },
         epoch=task.epoch,
-        forced=ctx.force,
+        forced=v.actor == "person",
+    )
+
+
+def cancel_task(snapshot: Snapshot, task_id: str, ctx: OpContext, reason: str | None = None) -> OpResult:
+    """A person drops a task that is not finished (needs force; recorded as forced)."""
+    task = find_task(snapshot, task_id)
+    v = verdict("cancel", snapshot, task, ctx)
+    if v.no_change:
+        return unchanged("cancel", task, v)
+    fields: dict[str, str | None] = {
+        "owner": None,
+        "claimed_at": None,
+        "waiting_on": None,
+        "block_reason": None,
+        "cancel_reason": reason,
+    }
+    return OpResult(
+        "cancel",
+        task.id,
+        f"{task.id} cancelled by {ctx.session}" + (f": {reason}" if reason else ""),
+        board_edits=[BoardEdit(task_id=task.id, fields=fields, state=v.target)],
+        epoch=task.epoch,
+        forced=True,
+    )
+
+
+def reopen_task(snapshot: Snapshot, task_id: str, ctx: OpContext) -> OpResult:
+    """A person reopens finished work (needs force; recorded as forced). The epoch stays, so the
+    session that finished it cannot write to it again without a new claim."""
+    task = find_task(snapshot, task_id)
+    v = verdict("reopen", snapshot, task, ctx)
+    if v.no_change:
+        return unchanged("reopen", task, v)
+    fields: dict[str, str | None] = {
+        "owner": None,
+        "claimed_at": None,
+        "completed_at": None,
+        "cancel_reason": None,
+    }
+    return OpResult(
+        "reopen",
+        task.id,
+        f"{task.id} reopened by {ctx.session} (was {task.state})",
+        board_edits=[BoardEdit(task_id=task.id, fields=fields, state=v.target)],
+        epoch=task.epoch,
+        forced=True,
     )
 
 

@@ -1,10 +1,12 @@
-"""The JSON shapes agents read (protocol section 9). Field names here are a stable contract."""
+"""Each task with what the whole branch says about it (readiness, unmet dependencies, a stale
+owner), and the JSON shapes agents read (docs/protocol.md, section 10): a stable contract."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from ifcoord.core import lifecycle
 from ifcoord.core.scheduler import readiness, resolve_dependencies
 from ifcoord.models import SessionStatus, Snapshot, Task
 
@@ -28,14 +30,14 @@ def task_rows(snapshot: Snapshot, stale: frozenset[str] = frozenset()) -> list[T
         for task in board.tasks:
             if tasks.get(task.id) is not task:
                 continue  # a duplicate ID; lint reports it
-            r = readiness(task, tasks, deps, lambda t: bool(t.owner) and t.owner in stale)
+            r = readiness(task, tasks, deps, stale)
             rows.append(
                 TaskRow(
                     task,
                     deps.get(task.id, []),
                     list(r.unmet),
                     r.ready,
-                    bool(task.owner) and task.owner in stale,
+                    lifecycle.owner_is_stale(task, stale),
                 )
             )
     return rows
@@ -73,6 +75,9 @@ def task_json(row: TaskRow, full: bool = False) -> dict[str, Any]:
                 "waiting_on": t.waiting_on,
                 "block_reason": t.block_reason,
                 "note": t.note,
+                "tests": t.tests,
+                "completed_at": t.completed_at.isoformat() if t.completed_at else None,
+                "cancel_reason": t.cancel_reason,
                 "milestones": [
                     {"text": m.text, "percent": m.percent, "done": m.done, "line": m.line}
                     for m in t.milestones

@@ -1,6 +1,7 @@
-"""Which task is ready, and which one a session should take next (protocol section 5).
+"""Which task is ready, and which one a session should take next (docs/protocol.md, section 6).
 
-Pure functions over the tasks of a snapshot; staleness of leases is decided elsewhere and passed in.
+Pure functions over the tasks of a snapshot. Whether a task's state and owner let it be claimed
+is the lifecycle's answer (core/lifecycle.py); which sessions are stale is passed in.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ifcoord.core import lifecycle
 from ifcoord.models import Task
 
 PRIORITY_RANK = {"CRITICAL": 0, "P0": 0, "HIGH": 1, "P1": 1, "MEDIUM": 2, "P2": 2, "LOW": 3, "P3": 3}
 ABSENT_PRIORITY = 4
-HELD_STATES = ("claimed", "in_progress", "blocked", "review")
 
 
 def priority_rank(priority: str | None) -> int:
@@ -39,12 +40,6 @@ def resolve_dependencies(tasks: dict[str, Task]) -> dict[str, list[str]]:
             deps.extend(m for m in members if m != task_id and m not in deps)
         resolved[task_id] = deps
     return resolved
-
-
-def unknown_dependencies(tasks: dict[str, Task], deps: dict[str, list[str]]) -> dict[str, list[str]]:
-    return {
-        tid: [d for d in ds if d not in tasks] for tid, ds in deps.items() if any(d not in tasks for d in ds)
-    }
 
 
 def dependants(deps: dict[str, list[str]]) -> dict[str, set[str]]:
@@ -82,25 +77,17 @@ class Readiness:
 
 
 def readiness(
-    task: Task, tasks: dict[str, Task], deps: dict[str, list[str]], stale: Callable[[Task], bool]
+    task: Task, tasks: dict[str, Task], deps: dict[str, list[str]], stale: frozenset[str] = frozenset()
 ) -> Readiness:
-    unmet = tuple(d for d in deps.get(task.id, []) if d not in tasks or tasks[d].state != "done")
-    if task.state == "open" and task.owner and not stale(task):
-        return Readiness(False, unmet, f"owned by {task.owner}")
-    if task.state in ("claimed", "in_progress") and task.owner and stale(task):
-        pass  # a dead owner's task is up for reclaim
-    elif task.state != "open":
-        return Readiness(False, unmet, f"state is {task.state}")
+    """Ready: the lifecycle lets a session claim it (free, or its owner's lease is stale) and
+    nothing it depends on or waits for is unfinished. The same test `claim` applies."""
+    unmet = tuple(lifecycle.unmet_dependencies(task, tasks, deps))
+    why = lifecycle.claimable(task, stale)
+    if why is not None:
+        return Readiness(False, unmet, why)
     if unmet:
-        return Readiness(False, unmet, "depends on " + describe_unmet(unmet, tasks))
+        return Readiness(False, unmet, "depends on " + lifecycle.describe_unmet(unmet, tasks))
     return Readiness(True)
-
-
-def describe_unmet(unmet: Iterable[str], tasks: dict[str, Task]) -> str:
-    parts = []
-    for d in unmet:
-        parts.append(f"{d} ({tasks[d].state})" if d in tasks else f"{d} (not on any board)")
-    return ", ".join(parts)
 
 
 @dataclass
@@ -125,7 +112,7 @@ def order_key(task: Task, unblocks: dict[str, set[str]], phase_key: Callable[[st
 
 def ready_tasks(
     tasks: dict[str, Task],
-    stale: Callable[[Task], bool] = lambda t: False,
+    stale: frozenset[str] = frozenset(),
     phase_key: Callable[[str], tuple] = lambda p: (p,),
     session: str | None = None,
     deps: dict[str, list[str]] | None = None,
@@ -143,19 +130,17 @@ def ready_tasks(
 def next_for(
     session: str,
     tasks: dict[str, Task],
-    stale: Callable[[Task], bool] = lambda t: False,
+    stale: frozenset[str] = frozenset(),
     phase_key: Callable[[str], tuple] = lambda p: (p,),
     exclude: Iterable[str] = (),
 ) -> Pick:
     """What `session` should work on now: its current task, else a primary, else a filler task."""
-    held = [
-        t for t in tasks.values() if t.owner == session and t.state in ("claimed", "in_progress", "review")
-    ]
+    skip = set(exclude)
+    deps = resolve_dependencies(tasks)
+    held = [t for t in lifecycle.held_by(tasks.values(), session) if not lifecycle.is_stuck(t, tasks, deps)]
     if held:
         current = sorted(held, key=lambda t: (t.kind != "primary", t.file, t.position))[0]
         return Pick(current, "current", f"{session} already holds {current.id} ({current.state})")
-    skip = set(exclude)
-    deps = resolve_dependencies(tasks)
     ready = [t for t in ready_tasks(tasks, stale, phase_key, session, deps) if t.id not in skip]
     primaries = [t for t in ready if t.kind == "primary"]
     fillers = [t for t in ready if t.kind == "filler"]
@@ -177,18 +162,19 @@ def next_for(
 def blocked_primaries(
     session: str,
     tasks: dict[str, Task],
-    stale: Callable[[Task], bool],
+    stale: frozenset[str],
     deps: dict[str, list[str]] | None = None,
 ) -> list[tuple[Task, str]]:
     """Unfinished primary tasks this session may take that are not ready, with the reason."""
     deps = resolve_dependencies(tasks) if deps is None else deps
     out = []
     for t in tasks.values():
-        if t.kind != "primary" or t.state in ("done", "cancelled") or not may_take(t, session):
+        if t.kind != "primary" or t.state in lifecycle.FINISHED or not may_take(t, session):
             continue
-        r = readiness(t, tasks, deps, stale)
-        if r.unmet and not r.ready:
-            out.append((t, r.reason))
-        elif t.state == "blocked":
+        if t.state == "blocked":
             out.append((t, "is blocked" + (f" on {', '.join(t.waiting_on)}" if t.waiting_on else "")))
+        elif t.state == "open":
+            r = readiness(t, tasks, deps, stale)
+            if r.unmet and not r.ready:
+                out.append((t, r.reason))
     return out

@@ -81,6 +81,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "note": ("note",),
     "tests": ("tests",),
     "completed_at": ("completed at",),
+    "cancel_reason": ("cancel reason", "cancelled because"),
 }
 _ALIAS_TO_KEY = {alias: key for key, aliases in FIELD_ALIASES.items() for alias in aliases}
 
@@ -104,6 +105,7 @@ FIELD_LABELS: dict[str, str] = {
     "note": "Note",
     "tests": "Tests",
     "completed_at": "Completed at",
+    "cancel_reason": "Cancel reason",
 }
 
 # A board-wide field describes the tasks; owner and claim bookkeeping are per task by nature.
@@ -664,7 +666,7 @@ def parse_board(path: str, text: str, phase_order: list[str] | None = None) -> B
     """Read one board file. Never raises: what it cannot read becomes a Diagnostic."""
     try:
         return _scan(path, text, phase_order).board
-    except Exception as exc:  # a parser bug must not take the whole branch down (spec 7)
+    except Exception as exc:  # a parser bug must not take the whole branch down (board-format.md)
         return unreadable_board(path, f"board could not be read: {type(exc).__name__}: {exc}")
 
 
@@ -801,6 +803,8 @@ def _apply_known_fields(task: Task, values: dict[str, _FieldHit], diag: _Diagnos
     task.model = text("model")
     task.block_reason = text("block_reason")
     task.note = text("note")
+    task.tests = text("tests")
+    task.cancel_reason = text("cancel_reason")
     if (previous := text("previous_owner")) is not None:
         task.previous_owner = None if previous.lower() in _NO_OWNER else previous
     if (waiting := text("waiting_on")) is not None:
@@ -822,11 +826,13 @@ def _apply_numbers(task: Task, values: dict[str, _FieldHit], diag: _Diagnostics)
             task.epoch = int(_strip_emphasis(hit.value).strip())
         except ValueError:
             diag.add("warning", hit.index + 1, "bad-value", f"epoch {hit.value!r} is not a number")
-    if (hit := values.get("claimed_at")) is not None and hit.value.strip():
-        stamp = _parse_timestamp(hit.value)
-        if stamp is None:
-            diag.add("warning", hit.index + 1, "bad-value", f"claimed at {hit.value!r} is not ISO-8601")
-        task.claimed_at = stamp
+    for key in ("claimed_at", "completed_at"):
+        if (hit := values.get(key)) is not None and hit.value.strip():
+            stamp = _parse_timestamp(hit.value)
+            if stamp is None:
+                label = key.replace("_", " ")
+                diag.add("warning", hit.index + 1, "bad-value", f"{label} {hit.value!r} is not ISO-8601")
+            setattr(task, key, stamp)
 
 
 def _parse_timestamp(value: str) -> datetime | None:
@@ -925,7 +931,7 @@ def _check_value(task_id: str, key: str, value: str) -> None:
 
 
 def apply_edits(path: str, text: str, edits: list[BoardEdit]) -> str:
-    """Apply edits to a board's text, changing only the lines they need (spec section 5)."""
+    """Apply edits to a board's text, changing only the lines they need (board-format.md: editing)."""
     for edit in edits:
         text = _apply_edit(_scan(path, text), edit)
     return text

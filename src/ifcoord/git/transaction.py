@@ -1,5 +1,5 @@
 """One operation, one commit: read the tip, decide, write a commit on it, compare-and-swap push;
-when the tip moved, decide again on the new state (protocol section 2).
+when the tip moved, decide again on the new state (docs/protocol.md, section 3).
 
 A conflict on push means "someone else moved first", never an error: the operation is re-applied
 to the new tip, so a claim lost to another session turns into that session's refusal message.

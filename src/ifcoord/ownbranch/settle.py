@@ -1,5 +1,5 @@
 """Own-branch mode, the pure part: claims that live in each session's STATUS file on its own
-branch, and the one rule every reader uses to settle them (protocol section 7).
+branch, and the one rule every reader uses to settle them (docs/modes.md).
 
 A session records each operation on a task as a *claim entry* in its STATUS file:
 

@@ -1,4 +1,4 @@
-"""`ifcoord poll`: the cycle every session runs (protocol section 6).
+"""`ifcoord poll`: the cycle every session runs (docs/protocol.md, section 7).
 
 Each cycle: a cheap look at the remote tip (one ls-remote; objects are fetched only when it
 moved), notice lost leases, claim the next task when the session holds none (a filler task
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ifcoord.core import lifecycle
 from ifcoord.core.leases import heartbeat_due
 from ifcoord.core.ops import KEEP, claim_task, heartbeat, iso
 from ifcoord.core.scheduler import next_for, ready_tasks, resolve_dependencies
@@ -64,21 +65,6 @@ class LoopMemory:
 # -- pure decisions ---------------------------------------------------------------------------
 
 
-def held_tasks(tasks: dict[str, Task], session: str) -> list[Task]:
-    return [
-        t
-        for t in tasks.values()
-        if t.owner == session and t.state in ("claimed", "in_progress", "blocked", "review")
-    ]
-
-
-def is_stuck(task: Task, tasks: dict[str, Task], deps: dict[str, list[str]]) -> bool:
-    """Blocked by `ifcoord block`, or a dependency is no longer done (it was reopened)."""
-    if task.state == "blocked":
-        return True
-    return any(d in tasks and tasks[d].state != "done" for d in deps.get(task.id, []))
-
-
 def session_state(held: list[Task], stuck: set[str]) -> str:
     if not held:
         return "idle"
@@ -95,7 +81,7 @@ def newly_ready_primaries(
     announced: set[str],
 ) -> list[Task]:
     """Primary tasks ready for a session that is on a filler task, not yet announced."""
-    ready = ready_tasks(tasks, lambda t: bool(t.owner) and t.owner in stale, session=session, deps=deps)
+    ready = ready_tasks(tasks, stale, session=session, deps=deps)
     return [t for t in ready if t.kind == "primary" and t.id not in announced]
 
 
@@ -150,7 +136,7 @@ class PollLoop:
         stale = self.ws.stale(snapshot)
         tasks = snapshot.tasks()
         deps = resolve_dependencies(tasks)
-        held = held_tasks(tasks, session)
+        held = lifecycle.held_by(tasks.values(), session)
         held_ids = {t.id for t in held}
         previous = set(self.memory.held)
         status = snapshot.statuses.get(session)
@@ -171,7 +157,7 @@ class PollLoop:
                 except IfcoordError as exc:
                     self.event("error", lost, f"could not withdraw the claim: {exc.line()}")
         self.memory.held = held_ids
-        stuck = {t.id for t in held if is_stuck(t, tasks, deps)}
+        stuck = {t.id for t in held if lifecycle.is_stuck(t, tasks, deps)}
         active = [t for t in held if t.id not in stuck]
         on_filler = bool(active) and all(t.kind == "filler" for t in active)
         if on_filler or (held and not active):
@@ -209,7 +195,7 @@ class PollLoop:
             pick = next_for(
                 self.session,
                 snapshot.tasks(),
-                lambda t: bool(t.owner) and t.owner in stale,
+                stale,
                 phase_key,
                 exclude=tried,
             )

@@ -143,7 +143,7 @@ def build_graph(snapshot: Snapshot, stale: frozenset[str] = frozenset()) -> Grap
     deps = resolve_dependencies(tasks)
     graph = Graph()
     for task in tasks.values():
-        r = readiness(task, tasks, deps, lambda t: bool(t.owner) and t.owner in stale)
+        r = readiness(task, tasks, deps, stale)
         graph.nodes[task.id] = Node(
             task.id, task.title, task.state, r.ready, task.owner, task.kind, task.phase, task.progress
         )

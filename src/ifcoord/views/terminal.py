@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ifcoord.core import lifecycle
 from ifcoord.core.rows import TaskRow
 from ifcoord.files.config import phase_sort_key
 from ifcoord.models import Snapshot, Task
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ifcoord.git.history import LogEntry
+
+WORKING = lifecycle.HELD - {"blocked"}
 
 STATE_STYLE = {
     "open": "white",
@@ -29,7 +32,6 @@ STATE_STYLE = {
     "cancelled": "dim",
 }
 
-HELD_STATES = ("claimed", "in_progress", "blocked", "review")
 
 
 def progress_bar(percent: int | None, width: int = 10) -> str:
@@ -106,7 +108,7 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
     header = Text.from_markup(
         f"[bold]ifcoord board[/] @ {(snapshot.commit or 'files')[:10]}   "
         f"{sum(r.task.state == 'done' for r in counted)}/{len(counted)} done, "
-        f"{sum(r.task.state in ('claimed', 'in_progress', 'review') for r in rows)} in progress, "
+        f"{sum(r.task.state in WORKING for r in rows)} in progress, "
         + _count(blocked, "blocked", "bold red")
         + ", "
         + _count(stale, "stale", "bold red")
@@ -232,7 +234,7 @@ def held_tasks(snapshot: Snapshot) -> dict[str, list[str]]:
     """The tasks each session holds (claimed, in progress, blocked or in review)."""
     held: dict[str, list[str]] = {}
     for t in snapshot.tasks().values():
-        if t.owner and t.state in HELD_STATES:
+        if t.owner and lifecycle.holds(t, t.owner):
             held.setdefault(t.owner, []).append(t.id)
     return {k: sorted(v) for k, v in held.items()}
 
