@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ifcoord.core import lifecycle
 from ifcoord.core.leases import LeasePolicy, stale_sessions
 from ifcoord.core.rows import TaskRow, task_rows
 from ifcoord.models import Snapshot
@@ -157,7 +158,7 @@ def _board_links(rows: list[TaskRow]) -> str:
 
 def _in_progress(rows: list[TaskRow], on_path: set[str], total: int) -> list[str]:
     """The bounded dashboard's task table: held tasks only (one per working session at most)."""
-    held = [r for r in rows if r.task.state in HELD_STATES]
+    held = [r for r in rows if r.task.state in lifecycle.HELD]
     lines = [
         "## In progress",
         "",
