@@ -151,10 +151,13 @@ def objects_bytes(git_dir: Path) -> int:
     return total
 
 
-def packed_size(git_dir: Path, new: str, old: str | None) -> int:
-    """Bytes of a pack holding exactly the objects reachable from `new` and not from `old`."""
+def packed_size(git_dir: Path, new: str, old: str | None, thin: bool = False) -> int:
+    """Bytes of a pack holding exactly the objects reachable from `new` and not from `old`; with
+    `thin`, deltas against objects of `old` are allowed, as in the pack a push sends."""
     revs = f"{new}\n" + (f"^{old}\n" if old else "")
     cmd = ["git", f"--git-dir={git_dir}", "pack-objects", "--revs", "--stdout", "-q"]
+    if thin:
+        cmd.append("--thin")
     out = run(cmd, input=revs.encode())
     return len(out.stdout)
 

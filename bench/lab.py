@@ -154,7 +154,9 @@ class Lab:
         args = [a for f in files for a in ("--board", str(f))]
         run([IFCOORD, "init", *args], cwd=clone)
 
-    def fast_import_branch(self, bare: Path, boards: Path, history: int, branch: str = "ifcoord") -> None:
+    def fast_import_branch(
+        self, bare: Path, boards: Path, history: int, branch: str = "ifcoord", config: str | None = None
+    ) -> None:
         """The branch as `history` small commits touching a filler file, then one commit
         holding the boards, the config and the status files (like a long-lived branch)."""
         from ifcoord.files.config import render_default_config
@@ -169,7 +171,8 @@ class Lab:
                 f"data {len(msg)}\n"
             ).encode() + msg
             out += f"M 100644 inline filler.txt\ndata {len(body)}\n".encode() + body + b"\n"
-        files = {"ifcoord.yaml": render_default_config().encode(), "status/.gitkeep": b""}
+        text = render_default_config() if config is None else config
+        files = {"ifcoord.yaml": text.encode(), "status/.gitkeep": b""}
         for f in sorted(boards.rglob("*")):
             if f.is_file():
                 files[f.relative_to(boards).as_posix()] = f.read_bytes()

@@ -24,7 +24,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 ABOUT = """\
 ## How to run
 
-    make bench                        # full sizes, writes this file (under 10 minutes on 2 cores)
+    make bench                        # full sizes, writes this file (about 12 minutes on 2 quiet cores)
     .venv/bin/python bench/run.py --quick --no-write   # tiny sizes, 1 repetition (the smoke test)
     .venv/bin/python bench/run.py --only claim,idle    # some scenarios
 
@@ -43,7 +43,7 @@ HOME (no user or system config).
 - **claim, in-process**: one `Workspace` built once, then `ws.apply(claim_task)` per claim, as the
   poll loop does it (GitPython's cat-file process already running). Baseline: `raw_claim.sh`.
 - **start-up**: `ifcoord --version` and `ifcoord board` (50 tasks, bare remote) versus
-  `python -c pass` with the same interpreter. The `--version` target is an absolute margin.
+  `python -c pass` with the same interpreter. Both targets are absolute margins.
 - **idle**: a session that holds a task with a fresh heartbeat, nothing changed on the remote
   (git daemon). `poll --once` as a whole process, and `PollLoop.cycle()` run N times in one
   process. Baseline: one `git ls-remote`. Git processes are counted with a logging `git` first
@@ -61,7 +61,9 @@ HOME (no user or system config).
   and the same files on top of a 100,000-commit history built with `git fast-import` (small
   commits touching a filler file), versus the same files with one commit. `board` renders the
   table, `next -s viewer` picks, `claim TASK` lands a commit. The clone has fetched the branch
-  once before timing.
+  once before timing, so its parse cache (`.git/ifcoord/parse-*`) is warm, as it is for an
+  agent's second command; a claim still parses the one board it edits. `board --json` prints
+  every task (250 times more output than the 20-task board).
 - **hostile**: `bench/hostile.py` (runnable on its own): the catalogue of large and deep inputs
   (dependency chains and wide boards of 5,000 and 50,000 tasks, tasks depending on their own
   group, nested headings, deeply nested STATUS files, boards over and under the 2 MiB limit),
@@ -70,7 +72,17 @@ HOME (no user or system config).
   for `lint`, `board` and `next`, target at most 10x.
 - **growth**: bytes the remote gains per claim and per heartbeat (`ifcoord heartbeat -s X`, one
   second apart): the packed size of the new objects (`pack-objects --revs old..new`), and in
-  brackets the loose bytes added on disk. Baseline: the same for `raw_claim.sh`.
+  brackets the loose bytes added on disk; "pushed" is the thin pack a push sends (deltas
+  against objects the remote has, as it keeps them after `git gc`). Baseline: the same for
+  `raw_claim.sh`. The last row compares a claim at scale with one at 50 tasks.
+- **team**: N sessions, each a `Workspace` on its own clone running `PollLoop.cycle()` in a
+  thread of one process, against `git daemon`, on a compressed clock (poll, heartbeat and lease
+  set in the branch's `ifcoord.yaml`, shown in docs/scaling.md), starting spread over one poll
+  interval. A session works on a claimed task for a random time, then completes it; its loop
+  claims the next. Claim latency is `Workspace.apply` of the claim, retries included, against
+  one claim with nobody else about; leases lost are `lease-lost` events; commits per second and
+  double claims come from the branch history. The on-disk parse cache is off here (200 clones
+  on one disk would each write the same boards); the in-process one is shared by the threads.
 """
 
 

@@ -121,8 +121,9 @@ def claim_latency(lab: Lab, sizes: Sizes) -> list[Row]:
                 return timed([IFCOORD, "claim", task, "-s", f"cli-{i}", "--json"], cwd=mine)
 
             cli, base = (median(x) for x in interleaved(sizes.reps, cli_claim, raw_claim))
+            limit = 3 if kind == "bare repo" else 5
             rows.append(Row("claim", f"whole process, {kind}", ms(cli), f"{ms(base)} raw_claim.sh",
-                            ratio(cli, base), "<= 5x", cli <= 5 * base))  # fmt: skip
+                            ratio(cli, base), f"<= {limit}x", cli <= limit * base))  # fmt: skip
 
             # The same transaction in a running process, as the poll loop does it.
             from ifcoord.core.ops import claim_task
@@ -169,7 +170,7 @@ def startup(lab: Lab, sizes: Sizes) -> list[Row]:
         Row("start-up", "ifcoord --version", ms(ver), f"{ms(base)} python -c pass", f"+{ms(ver - base)}",
             "<= +50 ms", ver - base <= 0.050),
         Row("start-up", "ifcoord board (50 tasks, bare repo)", ms(brd), f"{ms(base)} python -c pass",
-            ratio(brd, base)),
+            f"+{ms(brd - base)}", "<= +100 ms", brd - base <= 0.100),
     ]  # fmt: skip
 
 
@@ -330,8 +331,8 @@ def contention(lab: Lab, sizes: Sizes) -> list[Row]:
                     for j in range(min(3, max(1, sizes.reps)))
                 ]
             )
-            ok = landed == n and elapsed <= 10 and doubles == 0 and per_claim <= 8
-            target = "all land <= 10 s, 0 double, <= 8 pushes/claim" if n == 32 else ""
+            ok = landed == n and elapsed <= 10 and doubles == 0 and per_claim <= 6
+            target = "all land <= 10 s, 0 double, <= 6 pushes/claim" if n == 32 else ""
             rows.append(Row(
                 "contention", f"{n} processes claim --next at once (git daemon)",
                 f"{elapsed:.1f} s; {landed}/{n} landed; {per_claim:.1f} pushes/claim; {doubles} double",
@@ -366,6 +367,8 @@ def scale(lab: Lab, sizes: Sizes) -> list[Row]:
         bare, clone, pool = cases[name]
         if what == "board":
             return lambda i: timed([IFCOORD, "board"], cwd=clone)
+        if what == "board --json":
+            return lambda i: timed([IFCOORD, "board", "--json"], cwd=clone)
         if what == "next":
             return lambda i: timed([IFCOORD, "next", "-s", "viewer"], cwd=clone)
 
@@ -377,13 +380,18 @@ def scale(lab: Lab, sizes: Sizes) -> list[Row]:
 
     tasks = files * per_file
     label = f"{tasks} tasks/{files} files/{sizes.scale_statuses} status"
-    for what in ("board", "next", "claim"):
+    # The clones have read the branch once (set-up above): the parse cache is warm, as it is for
+    # an agent's second command.
+    limits = {"board --json": 3.0, "next": 1.5, "claim": 1.5}
+    for what in ("board", "board --json", "next", "claim"):
         small_t, big_t, hist_t = (
             median(x) for x in interleaved(sizes.scale_reps, measure("small", what), measure("big", what),
                                            measure("big+history", what))
         )  # fmt: skip
-        rows.append(Row("scale", f"{what}: {label}", ms(big_t), f"{ms(small_t)} 20 tasks",
-                        ratio(big_t, small_t)))  # fmt: skip
+        limit = limits.get(what)
+        rows.append(Row("scale", f"{what}: {label}, warm", ms(big_t), f"{ms(small_t)} 20 tasks",
+                        ratio(big_t, small_t), f"<= {limit}x" if limit else "",
+                        big_t <= limit * small_t if limit else None))  # fmt: skip
         rows.append(
             Row(
                 "scale",
@@ -419,7 +427,7 @@ def growth_rows(lab: Lab, bare: Path, clone: Path, pool: TaskPool, ops: int, lab
                 with_baseline: bool) -> list[Row]:  # fmt: skip
     """Bytes the remote gains per claim and per heartbeat: loose on disk, and packed."""
 
-    def gained(fn: Callable[[int], object]) -> tuple[float, float, int]:
+    def gained(fn: Callable[[int], object]) -> tuple[float, float, int, float]:
         old, size = branch_tip(bare), objects_bytes(bare)
         for i in range(ops):
             fn(i)
@@ -427,7 +435,9 @@ def growth_rows(lab: Lab, bare: Path, clone: Path, pool: TaskPool, ops: int, lab
         commits = int(git(f"--git-dir={bare}", "rev-list", "--count", f"{old}..{new}"))
         loose = objects_bytes(bare) - size
         packed = packed_size(bare, new, old)
-        return loose / max(commits, 1), packed / max(commits, 1), commits
+        thin = packed_size(bare, new, old, thin=True)
+        per = max(commits, 1)
+        return loose / per, packed / per, commits, thin / per
 
     def claim(i: int) -> None:
         task, _ = pool.take()
@@ -437,8 +447,10 @@ def growth_rows(lab: Lab, bare: Path, clone: Path, pool: TaskPool, ops: int, lab
         time.sleep(1.0)  # a heartbeat within the same second as the last one changes nothing
         run([IFCOORD, "heartbeat", "-s", "grow-0"], cwd=clone)
 
-    c_loose, c_packed, _ = gained(claim)
-    h_loose, h_packed, h_commits = gained(heartbeat)
+    c_loose, c_packed, _, c_thin = gained(claim)
+    h_loose, h_packed, h_commits, h_thin = gained(heartbeat)
+    CLAIM_GROWTH[label] = c_packed
+    CLAIM_GROWTH[f"{label} thin"] = c_thin
     base = ""
     rat = ""
     if with_baseline:
@@ -449,13 +461,33 @@ def growth_rows(lab: Lab, bare: Path, clone: Path, pool: TaskPool, ops: int, lab
             task, board = pool.take()
             run(["sh", RAW_CLAIM, str(raw / ".git"), str(bare), BRANCH, board, task, f"raw-{i}"])
 
-        r_loose, r_packed, _ = gained(raw_claim)
+        r_loose, r_packed, _, _ = gained(raw_claim)
         base, rat = f"{r_packed:.0f} B packed raw_claim.sh", ratio(c_packed, r_packed)
-    return [
-        Row("growth", f"per claim, {label}", f"{c_packed:.0f} B packed ({c_loose:.0f} B loose)", base, rat),
+    rows = [
+        Row("growth", f"per claim, {label}",
+            f"{c_packed:.0f} B packed, {c_thin:.0f} B pushed ({c_loose:.0f} B loose)", base, rat),
         Row("growth", f"per heartbeat, {label} ({h_commits}/{ops} landed)",
-            f"{h_packed:.0f} B packed ({h_loose:.0f} B loose)"),
+            f"{h_packed:.0f} B packed, {h_thin:.0f} B pushed ({h_loose:.0f} B loose)"),
     ]  # fmt: skip
+    at_scale = {k.endswith(" thin"): v for k, v in CLAIM_GROWTH.items() if k.startswith("at scale")}
+    if with_baseline and at_scale:
+        # Packed: every new object whole, as loose objects sit on the remote until its next gc.
+        # Pushed: the thin pack a push sends, deltas against what the remote has (as after gc).
+        for thin, ours, word in ((False, c_packed, "packed"), (True, c_thin, "pushed")):
+            big = at_scale[thin]
+            rows.append(Row("growth", f"per claim {word}: at scale vs 50 tasks", f"{big:.0f} B",
+                            f"{ours:.0f} B 50 tasks", ratio(big, ours), "<= 2x",
+                            big <= 2 * ours))  # fmt: skip
+    return rows
+
+
+CLAIM_GROWTH: dict[str, float] = {}  # packed bytes per claim by label: scale runs before growth
+
+
+def team_scenario(lab: Lab, sizes: Sizes) -> list[Row]:
+    from team import team
+
+    return team(lab, quick=sizes == QUICK)
 
 
 SCENARIOS: dict[str, Callable[[Lab, Sizes], list[Row]]] = {
@@ -465,4 +497,5 @@ SCENARIOS: dict[str, Callable[[Lab, Sizes], list[Row]]] = {
     "contention": contention,
     "scale": scale,
     "growth": growth,
+    "team": team_scenario,
 }

@@ -188,3 +188,36 @@ def test_status_view_shows_relative_age_for_people() -> None:
     text = render(status_view(rows))
     assert "90s ago" in text
     assert "(stale lease)" in text
+
+
+def big_snapshot(tasks: int, claimed: int = 0):  # type: ignore[no-untyped-def]
+    """One phase of independent tasks; the first `claimed` are held by working sessions."""
+    parts = ["# Phase 7\n"]
+    for i in range(1, tasks + 1):
+        held = f"**Status:** in progress\n**Owner:** s{i}\n**Claimed at:** 2025-11-12T14:00:00Z\n"
+        parts.append(f"## T7.{i}: Task {i}\n" + (held if i <= claimed else "**Status:** open\n"))
+    files = {"boards/PHASE-7.md": "\n".join(parts).encode()}
+    for i in range(1, claimed + 1):
+        files[f"status/s{i}.yaml"] = status(f"s{i}", "2025-11-12T14:00:00Z", task=f"T7.{i}")
+    return build_snapshot(files)
+
+
+def test_dashboard_links_each_phase_to_its_board() -> None:
+    assert "| 0 | 1/6 | `" in render_dashboard(team())
+    assert "[PHASE-0.md](PHASE-0.md) |" in render_dashboard(team())
+
+
+def test_a_big_branch_gets_a_bounded_dashboard_of_what_needs_people() -> None:
+    text = render_dashboard(big_snapshot(2000, claimed=3))
+    assert "## In progress" in text
+    assert "| T7.2 | Task 2 | in progress | s2 |" in text
+    assert "| T7.1999 |" not in text and "```mermaid" not in text  # open tasks live in the board
+    assert "**Ready to claim:** T7.4, T7.5," in text and "(1977 more)" in text
+    assert "| 7 | 0/2000 |" in text and "[PHASE-7.md](PHASE-7.md)" in text
+    assert "| s3 | working | T7.3 |" in text
+
+
+def test_the_dashboard_size_does_not_grow_with_the_number_of_open_tasks() -> None:
+    small = len(render_dashboard(big_snapshot(300, claimed=3)).encode())
+    big = len(render_dashboard(big_snapshot(3000, claimed=3)).encode())
+    assert big < small * 1.1

@@ -145,7 +145,18 @@ def all_done(snapshot) -> bool:  # type: ignore[no-untyped-def]
     return bool(tasks) and all(t.state in ("done", "cancelled") for t in tasks.values())
 
 
-def main(sessions: int = 4, time_limit: float = 110.0) -> int:
+def load_factor() -> float:
+    """How many runnable processes share each core (1 on an idle machine)."""
+    try:
+        return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    except OSError:
+        return 1.0
+
+
+def main(sessions: int = 4, stall_limit: float = 60.0, time_limit: float = 1800.0) -> int:
+    """Four sessions work the example boards to the end. It gives up only when the branch has not
+    moved for `stall_limit` seconds (longer on a loaded machine, where every command is slower)
+    or after `time_limit`: a slow machine finishes late rather than being called incomplete."""
     from rich.console import Console, Group
     from rich.live import Live
 
@@ -182,9 +193,14 @@ def main(sessions: int = 4, time_limit: float = 110.0) -> int:
             workers.append(w)
         ws = Workspace(start=admin, remote=str(remote))
         state = ws.read()
+        last_move, tip = time.monotonic(), state.commit
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             while time.monotonic() - started < time_limit:
                 state = ws.read()
+                if state.commit != tip:
+                    last_move, tip = time.monotonic(), state.commit
+                elif time.monotonic() - last_move > stall_limit * load_factor():
+                    break  # nothing happened for too long: report what there is
                 snap = state.snapshot
                 stale = ws.stale(snap)
                 live.update(

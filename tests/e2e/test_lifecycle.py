@@ -149,14 +149,22 @@ def test_force_is_for_humans_and_is_recorded(bare_remote: Path, tmp_path: Path) 
 def test_stale_leases_can_be_reclaimed_live_ones_cannot_and_the_old_owner_is_fenced_out(
     bare_remote: Path, tmp_path: Path
 ) -> None:
-    setup(bare_remote, tmp_path, config="lease_seconds: 4\nheartbeat_seconds: 1\nskew_seconds: 0\n")
+    # A lease long enough that the reclaim right after the claim still finds it live on a loaded
+    # machine (a command can take seconds there), then a wait for it to run out that polls
+    # rather than sleeps a fixed time.
+    setup(bare_remote, tmp_path, config="lease_seconds: 15\nheartbeat_seconds: 1\nskew_seconds: 0\n")
     old = make_clone(bare_remote, tmp_path / "old")
     new = make_clone(bare_remote, tmp_path / "new")
     assert ifc(old, "claim", "T1", session="old", remote=bare_remote).returncode == 0
     live = ifc(new, "reclaim", "T1", session="new", remote=bare_remote)
     assert live.returncode == 3 and "(lease live)" in live.stderr
-    time.sleep(5.0)
-    took = ifc(new, "reclaim", "T1", "--json", session="new", remote=bare_remote)
+    deadline = time.monotonic() + 90
+    while True:
+        took = ifc(new, "reclaim", "T1", "--json", session="new", remote=bare_remote)
+        if took.returncode != 3 or time.monotonic() > deadline:
+            break
+        assert "(lease live)" in took.stderr
+        time.sleep(0.2)
     assert took.returncode == 0, took.stderr
     assert json.loads(took.stdout)["epoch"] == 2
     late = ifc(old, "complete", "T1", session="old", remote=bare_remote)

@@ -7,6 +7,7 @@ boards and status files by blob id, so an unchanged board is never parsed twice 
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,9 +45,48 @@ class BranchState:
         return self.snapshot.commit
 
 
+# Parses the loader found in the on-disk cache (core/parsecache.py), by content; bounded.
+_seeded: dict[tuple[object, ...], object] = {}
+_SEEDED_MAX = 4096
+_SEEDED_BYTES = 64 * 1024 * 1024  # the keys hold the files' bytes: a poll loop runs for days
+_seeded_bytes = 0
+
+
+def seed_board(path: str, data: bytes, config: Config, board: Board) -> None:
+    _seed(("board", path, data, tuple(config.phases)), board, len(data))
+
+
+StatusParse = tuple[str | None, SessionStatus | None, Diagnostic | None]
+
+
+def seed_status(path: str, data: bytes, parsed: StatusParse) -> None:
+    _seed(("status", path, data), parsed, len(data))
+
+
+def is_seeded_board(path: str, data: bytes, config: Config) -> bool:
+    return ("board", path, data, tuple(config.phases)) in _seeded
+
+
+def is_seeded_status(path: str, data: bytes) -> bool:
+    return ("status", path, data) in _seeded
+
+
+def _seed(key: tuple[object, ...], value: object, size: int) -> None:
+    global _seeded_bytes
+    if len(_seeded) >= _SEEDED_MAX or _seeded_bytes + size > _SEEDED_BYTES:
+        _seeded.clear()
+        _seeded_bytes = 0
+    _seeded[key] = value
+    _seeded_bytes += size
+
+
 def decode_board(path: str, data: bytes, config: Config) -> Board:
     """A board from its bytes; the same bytes are parsed once per process (treat it as read-only)."""
-    return _decode_board_cached(path, data, tuple(config.phases))
+    phases = tuple(config.phases)
+    seeded = _seeded.get(("board", path, data, phases))
+    if isinstance(seeded, Board):
+        return seeded
+    return _decode_board_cached(path, data, phases)
 
 
 @functools.lru_cache(maxsize=512)
@@ -66,9 +106,16 @@ def _decode_board_cached(path: str, data: bytes, phases: tuple[str, ...]) -> Boa
     return parse_board(path, text, list(phases))
 
 
-@functools.lru_cache(maxsize=4096)
 def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | None, Diagnostic | None]:
     """A status file from its bytes, parsed once per process (treat the result as read-only)."""
+    seeded = _seeded.get(("status", path, data))
+    if isinstance(seeded, tuple):
+        return seeded  # type: ignore[return-value]
+    return _read_status_cached(path, data)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_status_cached(path: str, data: bytes) -> tuple[str | None, SessionStatus | None, Diagnostic | None]:
     session = session_from_path(path)
     if session is None:
         return (
@@ -270,8 +317,12 @@ class SnapshotLoader:
     """Reads branch commits through a BranchStore, reusing parses of unchanged blobs."""
 
     def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+        from ifcoord.core.parsecache import ParseCache, cache_enabled
+
         self.store = store
         self._blobs: dict[str, bytes] = {}
+        git_dir = getattr(store, "git_dir", None)
+        self.parse_cache = ParseCache(git_dir / "ifcoord") if git_dir and cache_enabled() else None
 
     def load(self, commit: str | None) -> BranchState:
         if commit is None:
@@ -289,11 +340,46 @@ class SnapshotLoader:
         raw = {p: self._blob(shas[p]) for p in wanted}
         # keep only this tree's blobs, so a loop running for days does not grow
         self._blobs = {shas[p]: raw[p] for p in wanted}
+        if self.parse_cache is not None:
+            self._warm(config, shas, raw)
         snapshot = build_snapshot(raw, commit)
         kinds = {p: "a gitlink (submodule)" if entries[p].mode == 0o160000 else "a symlink" for p in special}
         for p in sorted(special):
             snapshot.diagnostics += _skipped_entries(config, [p], f"{kinds[p]}")
         return BranchState(snapshot, raw, frozenset(special | _folders(entries)))
+
+    def _warm(self, config: Config, blobs: Mapping[str, str], raw: Mapping[str, bytes]) -> None:
+        """Make every board and status file among `raw` parse from the on-disk cache: entries
+        found are seeded into the in-process memo; the rest are parsed now, seeded, and written
+        for the next process. What this process already holds is neither read nor validated
+        again (a command loads the branch before and after its commit)."""
+        cache = self.parse_cache
+        assert cache is not None
+        # Building thousands of models allocates without freeing: the collector would only walk them.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for path, data in raw.items():
+                blob = blobs[path]
+                if is_board_path(config, path):
+                    if is_seeded_board(path, data, config):
+                        continue
+                    board = cache.get_board(path, blob, config)
+                    if board is None:
+                        board = decode_board(path, data, config)
+                        cache.put_board(path, blob, config, board)
+                    seed_board(path, data, config, board)
+                elif is_status_path(config, path):
+                    if is_seeded_status(path, data):
+                        continue
+                    parsed = cache.get_status(path, blob)
+                    if parsed is None:
+                        parsed = read_status(path, data)
+                        cache.put_status(path, blob, parsed)
+                    seed_status(path, data, parsed)
+        finally:
+            if enabled:
+                gc.enable()
 
     def _blob(self, sha: str) -> bytes:
         if sha not in self._blobs:

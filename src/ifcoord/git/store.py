@@ -1,28 +1,23 @@
 """The coordination branch as storage: a private ref, tree reads, plumbing commits, CAS pushes.
 
-Every git call of ifcoord goes through `GitRunner.run`; objects are read through GitPython's
-persistent `cat-file --batch` and written straight into the object database, so a transaction
+Every git call of ifcoord goes through the runner (git/runner.py); objects are read through one
+persistent `cat-file --batch` and written straight into the object database (git/objects.py), so a transaction
 starts few processes and never touches the user's working tree, index, HEAD or branches.
 """
 
 from __future__ import annotations
 
 import enum
-import os
 import re
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ifcoord.errors import IfcoordError, RemoteUnreachable, UsageError
-from ifcoord.git.runner import GitFailed, GitRunner, stripped_variables
-
-if TYPE_CHECKING:
-    from git import Repo
+from ifcoord.git import objects
+from ifcoord.git.runner import GitFailed, GitRunner
 
 PRIVATE_PREFIX = "refs/ifcoord"
 IFCOORD_EMAIL_DOMAIN = "@ifcoord.invalid"  # ifcoord's commits, and only they, carry it
@@ -100,7 +95,7 @@ class BranchStore:
         self.branch = branch
         self.git = runner or GitRunner(git_dir)
         self.private_ref = f"{PRIVATE_PREFIX}/{ref_slug(remote)}/{branch}"
-        self._repo: Repo | None = None
+        self._reader: objects.ObjectReader | None = None
         # Talk to URLs, not remote names: with a name, git also moves the user's
         # refs/remotes/<name>/* tracking refs, and those are the user's, not ours.
         config = remote_config if remote_config is not None else self._remote_config()
@@ -130,54 +125,36 @@ class BranchStore:
     # -- objects -----------------------------------------------------------------------------
 
     @property
-    def repo(self) -> Repo:
-        if self._repo is None:
-            from git import Repo
-
-            # GitPython reads GIT_OBJECT_DIRECTORY and friends in-process, and passes them on to
-            # its persistent cat-file: this process drops them (they name the user's repository).
-            for name in stripped_variables():
-                os.environ.pop(name, None)
-            self._repo = Repo(self.git_dir)
-        return self._repo
+    def reader(self) -> objects.ObjectReader:
+        if self._reader is None:
+            self._reader = objects.ObjectReader(self.git_dir)
+        return self._reader
 
     def close(self) -> None:
-        if self._repo is not None:
-            self._repo.close()
-            self._repo = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def read_object(self, sha: str) -> bytes:
-        """One object's bytes. GitPython's persistent `cat-file` may have died under us (a
-        Ctrl-C sent to the whole process group): it is restarted once. A missing object is
-        MissingObject, never mistaken for an absent branch."""
-        for attempt in (1, 2):
-            try:
-                return self.repo.odb.stream(bytes.fromhex(sha)).read()
-            except (OSError, AssertionError) as exc:  # BrokenPipe, or a half-read answer
-                self.repo.git.clear_cache()
-                if attempt == 2:
-                    raise MissingObject(f"could not read object {sha}: {exc}") from exc
-            except ValueError as exc:
-                if "missing" not in str(exc).lower() and attempt == 1:
-                    self.repo.git.clear_cache()
-                    continue
-                raise MissingObject(
-                    f"object {sha} is missing from this clone",
-                    hint="run the command again: ifcoord fetches the branch afresh",
-                ) from exc
-        raise AssertionError("unreachable")
+        """One object's bytes (the reader restarts a `cat-file` that died under it). A missing
+        object is MissingObject, never mistaken for an absent branch."""
+        try:
+            return self.reader.read(sha)
+        except objects.MissingObject as exc:
+            raise MissingObject(
+                f"object {sha} is missing from this clone",
+                hint="run the command again: ifcoord fetches the branch afresh",
+            ) from exc
 
     def list_tree(self, commit: str, dirs: Iterable[str] | None = None) -> dict[str, TreeEntry]:
         """Files of a commit's tree by path: all of them, or only the top level and the given
         folders (a session's project branch: its status files, without walking the project)."""
-        from git.objects.fun import tree_entries_from_data
-
         only = None if dirs is None else {d.strip("/") for d in dirs}
         out: dict[str, TreeEntry] = {}
         stack = [("", self.tree_of(commit))]
         while stack:
             prefix, sha = stack.pop()
-            for binsha, mode, name in tree_entries_from_data(self.read_object(sha)):
+            for binsha, mode, name in objects.tree_items(self.read_object(sha)):
                 path = f"{prefix}{name}"
                 if stat.S_ISDIR(mode):
                     if only is None or any(
@@ -194,12 +171,8 @@ class BranchStore:
         return {p: self.read_object(entries[p].sha) for p in paths}
 
     def _store(self, kind: bytes, data: bytes) -> bytes:
-        """Write one object as a loose object, in-process (GitPython's own store would start a
-        `git hash-object` per object)."""
-        from gitdb import IStream
-        from gitdb.db import LooseObjectDB
-
-        return LooseObjectDB.store(self.repo.odb, IStream(kind, len(data), BytesIO(data))).binsha
+        """Write one object as a loose object, in-process (not a `git hash-object` per object)."""
+        return objects.write_loose(self.git_dir / "objects", kind, data)
 
     def write_blob(self, data: bytes) -> str:
         return self._store(b"blob", data).hex()
@@ -209,19 +182,13 @@ class BranchStore:
         return header.split(b" ", 1)[1].decode()
 
     def _tree_entries(self, tree_sha: str | None) -> dict[str, tuple[int, bytes]]:
-        from git.objects.fun import tree_entries_from_data
-
         if tree_sha is None:
             return {}
-        return {
-            name: (mode, binsha) for binsha, mode, name in tree_entries_from_data(self.read_object(tree_sha))
-        }
+        return {name: (mode, binsha) for binsha, mode, name in objects.tree_items(self.read_object(tree_sha))}
 
     def _updated_tree(self, tree_sha: str | None, changes: Mapping[str, bytes | None]) -> bytes | None:
         """A new tree: `tree_sha` with `changes` applied, rewriting only the subtrees they touch
         (a project branch with thousands of files costs a handful of object reads)."""
-        from git.objects.fun import tree_to_stream
-
         entries = self._tree_entries(tree_sha)
         nested: dict[str, dict[str, bytes | None]] = {}
         for path, data in changes.items():
@@ -248,9 +215,7 @@ class BranchStore:
             ((binsha, mode, name) for name, (mode, binsha) in entries.items()),
             key=lambda e: e[2] + "/" if stat.S_ISDIR(e[1]) else e[2],
         )
-        buf = BytesIO()
-        tree_to_stream(ordered, buf.write)
-        return self._store(b"tree", buf.getvalue())
+        return self._store(b"tree", objects.tree_bytes(ordered))
 
     def write_commit(
         self,
@@ -282,12 +247,7 @@ class BranchStore:
     def read_ref(self, ref: str) -> str | None:
         """A ref's value from the ref files alone (loose or packed): no object lookup, so a
         dead `cat-file` or a missing object can never make a branch look absent."""
-        from git.refs import SymbolicReference
-
-        try:
-            return str(SymbolicReference.dereference_recursive(self.repo, ref))
-        except (ValueError, OSError):
-            return None
+        return objects.read_ref(self.git_dir, ref)
 
     def list_heads(self) -> dict[str, str]:
         """Every branch on the remote with its tip, from one `ls-remote` round trip."""
@@ -392,11 +352,7 @@ class BranchStore:
         return self.fetch()
 
     def has_object(self, sha: str) -> bool:
-        try:
-            return self.repo.odb.has_object(bytes.fromhex(sha))
-        except (OSError, AssertionError):  # the persistent cat-file died: start it again
-            self.repo.git.clear_cache()
-            return self.repo.odb.has_object(bytes.fromhex(sha))
+        return self.reader.has(sha)
 
     def is_ancestor(self, commit: str, tip: str) -> bool:
         self.git.run("merge-base", "--is-ancestor", commit, tip, check=False)
@@ -404,7 +360,7 @@ class BranchStore:
 
     def set_private_ref(self, sha: str) -> None:
         """Point the private ref at `sha`. `git update-ref` waits out another process's lock on
-        it (the loop syncs while a command in the same clone pushes), where GitPython would fail."""
+        it (the loop syncs while a command in the same clone pushes)."""
         self.git.run("update-ref", self.private_ref, sha)
 
     def _forget(self) -> None:

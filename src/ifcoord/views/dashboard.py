@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ifcoord.core import lifecycle
 from ifcoord.core.leases import LeasePolicy, stale_sessions
 from ifcoord.core.rows import TaskRow, task_rows
 from ifcoord.core.snapshot import DASHBOARD_MARK  # the marker is read back there
 from ifcoord.models import Snapshot
 from ifcoord.views.graph import build_graph, critical_path, render_mermaid
 from ifcoord.views.terminal import held_tasks, phases_of, progress_bar, shown_state, task_percent
+
+# Up to this many tasks the dashboard lists every task and draws the graph. Past it, it shows
+# only what needs people (attention, work in progress, sessions, per-phase progress, the
+# critical path) and links the boards: every operation rewrites this file, and a table of
+# thousands of rows would make each claim add tens of kilobytes to the remote.
+DETAIL_LIMIT = 200
+LIST_LIMIT = 20  # ready tasks named in the bounded dashboard
+PATH_LIMIT = 30  # critical-path tasks named
+ATTENTION_LIMIT = 50  # stale leases and blocked tasks listed
 
 
 def newest_event(snapshot: Snapshot) -> datetime | None:
@@ -59,6 +69,7 @@ def render_dashboard(snapshot: Snapshot) -> str:
     phases = phases_of(snapshot, rows)
     done = sum(p.done for p in phases)
     total = sum(p.total for p in phases)
+    detailed = total <= DETAIL_LIMIT
     lines = [
         DASHBOARD_MARK,
         "",
@@ -74,12 +85,24 @@ def render_dashboard(snapshot: Snapshot) -> str:
     lines += _attention(snapshot, rows, stale)
     ready = [r.task.id for r in rows if r.ready]
     if ready:
-        lines += ["**Ready to claim:** " + ", ".join(ready), ""]
+        lines += ["**Ready to claim:** " + _some(ready, None if detailed else LIST_LIMIT), ""]
     if critical:
-        lines += ["**Critical path** (the longest chain of unfinished tasks): " + " → ".join(critical), ""]
-    lines += ["## Phases", "", "| Phase | Done | Progress |", "|---|---|---|"]
-    lines += [f"| {_cell(p.phase)} | {p.done}/{p.total} | `{progress_bar(p.percent, 20)}` |" for p in phases]
+        lines += [
+            "**Critical path** (the longest chain of unfinished tasks): "
+            + _some(critical, None if detailed else PATH_LIMIT, " → "),
+            "",
+        ]
+    lines += ["## Phases", "", "| Phase | Done | Progress | Board |", "|---|---|---|---|"]
+    lines += [
+        f"| {_cell(p.phase)} | {p.done}/{p.total} | `{progress_bar(p.percent, 20)}` "
+        f"| {_board_links(p.rows)} |"
+        for p in phases
+    ]
     lines.append("")
+    if not detailed:
+        lines += _in_progress(rows, on_path, total)
+        lines += _sessions(snapshot, stale)
+        return "\n".join(lines)
     for p in phases:
         lines += [
             f"### Phase {_cell(p.phase)}: {p.done}/{p.total} done",
@@ -116,6 +139,47 @@ def render_dashboard(snapshot: Snapshot) -> str:
     return "\n".join(lines)
 
 
+def _some(items: list[str], limit: int | None, sep: str = ", ") -> str:
+    if limit is None or len(items) <= limit:
+        return sep.join(items)
+    return sep.join(items[:limit]) + f"{sep}… ({len(items) - limit} more)"
+
+
+def _board_links(rows: list[TaskRow]) -> str:
+    """Links to the phase's board files, relative to boards/ where the dashboard lives."""
+    files = sorted({r.task.file for r in rows})
+    links = []
+    for f in files:
+        target = f.removeprefix("boards/") if f.startswith("boards/") else f"../{f}"
+        links.append(f"[{_cell(f.rsplit('/', 1)[-1])}]({target})")
+    return ", ".join(links)
+
+
+def _in_progress(rows: list[TaskRow], on_path: set[str], total: int) -> list[str]:
+    """The bounded dashboard's task table: held tasks only (one per working session at most)."""
+    held = [r for r in rows if r.task.state in lifecycle.HELD]
+    lines = [
+        "## In progress",
+        "",
+        f"{total} tasks: too many to list here ({DETAIL_LIMIT} at most), so this file shows the work "
+        "in progress; every task is in the boards linked above, `ifcoord board` and `ifcoord graph`.",
+        "",
+    ]
+    if not held:
+        return [*lines, "Nothing in progress.", ""]
+    lines += ["| Task | Title | State | Owner | Progress |", "|---|---|---|---|---|"]
+    for r in held:
+        t = r.task
+        task_id = f"**{t.id}** ★" if t.id in on_path else t.id
+        owner = (t.owner or "") + (" ⚠️ stale" if r.stale_owner else "")
+        state = shown_state(r).replace("_", " ")
+        lines.append(
+            f"| {task_id} | {_cell(t.title)} | {state} | {_cell(owner)} | `{progress_bar(task_percent(t))}` |"
+        )
+    lines.append("")
+    return lines
+
+
 def _attention(snapshot: Snapshot, rows: list[TaskRow], stale: frozenset[str]) -> list[str]:
     items = []
     for r in rows:
@@ -135,6 +199,9 @@ def _attention(snapshot: Snapshot, rows: list[TaskRow], stale: frozenset[str]) -
             items.append(f"- ⛔ **Blocked:** {t.id} {_cell(t.title)}{who}{on}{why}")
     if not items:
         return []
+    if len(items) > ATTENTION_LIMIT:
+        more = len(items) - ATTENTION_LIMIT
+        items = [*items[:ATTENTION_LIMIT], f"- … and {more} more: see `ifcoord status`"]
     return ["## Needs attention", "", *items, ""]
 
 

@@ -1,0 +1,153 @@
+"""Git's object database and refs, read and written without GitPython.
+
+Importing GitPython takes about 65 ms and runs `git version`: as much as the whole git work of a
+claim (bench/raw_claim.sh). What the store needs is small: one persistent `git cat-file --batch`
+for reads (what GitPython runs too), loose objects written in-process, tree entries encoded and
+decoded, and refs read from their files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+import zlib
+from pathlib import Path
+from typing import IO
+
+from ifcoord.git.runner import git_env
+
+TreeItem = tuple[bytes, int, str]  # (binary sha, mode, name), GitPython's order
+
+
+class MissingObject(ValueError):
+    """The object is not in the repository."""
+
+
+class ObjectReader:
+    """A persistent `git cat-file --batch` of one repository; safe to share between threads."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.git_dir = git_dir
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=git_env(),
+                # its own process group: Ctrl-C on the loop must not kill the reader mid-answer
+                start_new_session=True,
+            )  # fmt: skip
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        return self._proc.stdin, self._proc.stdout
+
+    def read(self, sha: str) -> bytes:
+        with self._lock:
+            for _attempt in (1, 2):  # a reader that died (killed, repository moved) is restarted once
+                stdin, stdout = self._pipes()
+                try:
+                    stdin.write(sha.encode() + b"\n")
+                    stdin.flush()
+                    header = stdout.readline()
+                except (BrokenPipeError, OSError):
+                    header = b""
+                if header:
+                    break
+                self._stop()
+            if header.endswith(b" missing\n") or not header:
+                raise MissingObject(f"object {sha} is not in {self.git_dir}")
+            size = int(header.rsplit(b" ", 1)[1])
+            data = stdout.read(size)
+            stdout.read(1)  # the newline after the content
+            return data
+
+    def has(self, sha: str) -> bool:
+        try:
+            self.read(sha)
+        except MissingObject:
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+
+def write_loose(objects: Path, kind: bytes, data: bytes) -> bytes:
+    """Store one object as a loose object (as `git hash-object -w` would); its binary sha."""
+    header = kind + b" %d\0" % len(data)
+    digest = hashlib.sha1(header)
+    digest.update(data)
+    hexsha = digest.hexdigest()
+    path = objects / hexsha[:2] / hexsha[2:]
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.parent / f"tmp_obj_ifcoord_{os.getpid()}_{threading.get_ident()}"
+        tmp.write_bytes(zlib.compress(header + data, 1))
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, path)  # another writer of the same object wrote the same bytes
+    return bytes.fromhex(hexsha)
+
+
+def tree_items(data: bytes) -> list[TreeItem]:
+    """The entries of a tree object: `<octal mode> <name>\\0<20-byte sha>` each."""
+    items: list[TreeItem] = []
+    i, end = 0, len(data)
+    while i < end:
+        space = data.index(b" ", i)
+        nul = data.index(b"\0", space)
+        name = data[space + 1 : nul].decode("utf-8", "surrogateescape")
+        items.append((data[nul + 1 : nul + 21], int(data[i:space], 8), name))
+        i = nul + 21
+    return items
+
+
+def tree_bytes(items: list[TreeItem]) -> bytes:
+    """A tree object's content from entries already in git's order."""
+    return b"".join(
+        b"%o %s\0%s" % (mode, name.encode("utf-8", "surrogateescape"), binsha) for binsha, mode, name in items
+    )
+
+
+def read_ref(git_dir: Path, ref: str) -> str | None:
+    """A ref's sha from its loose file or packed-refs, following symbolic refs; None if absent."""
+    for _ in range(5):
+        try:
+            text = (git_dir / ref).read_text().strip()
+        except OSError:
+            return _packed_ref(git_dir, ref)
+        if not text.startswith("ref: "):
+            return text if _is_sha(text) else None
+        ref = text[5:].strip()
+    return None
+
+
+def _packed_ref(git_dir: Path, ref: str) -> str | None:
+    try:
+        lines = (git_dir / "packed-refs").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        sha, _, name = line.partition(" ")
+        if name == ref and _is_sha(sha):
+            return sha
+    return None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) == 40 and all(c in "0123456789abcdef" for c in text)

@@ -1,0 +1,71 @@
+"""Git objects without GitPython: every read and write agrees with git's own commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import git
+
+from ifcoord.git import objects
+from ifcoord.git.runner import find_repository
+
+
+@pytest.fixture
+def git_dir(clone: Path) -> Path:
+    return find_repository(clone)[0]
+
+
+def test_a_loose_object_has_the_id_and_content_git_gives_it(clone: Path, git_dir: Path) -> None:
+    data = "héllo\n".encode() * 1000
+    binsha = objects.write_loose(git_dir / "objects", b"blob", data)
+    (clone / "x.txt").write_bytes(data)
+    assert binsha.hex() == git("hash-object", "x.txt", cwd=clone)
+    assert git("cat-file", "-t", binsha.hex(), cwd=clone) == "blob"
+    assert objects.write_loose(git_dir / "objects", b"blob", data) == binsha  # idempotent
+    git("fsck", "--no-dangling", cwd=clone)
+
+
+def test_trees_encode_and_decode_like_git(clone: Path, git_dir: Path) -> None:
+    blob = objects.write_loose(git_dir / "objects", b"blob", b"a\n")
+    sub = objects.write_loose(git_dir / "objects", b"tree", objects.tree_bytes([(blob, 0o100644, "f")]))
+    items = [(blob, 0o100644, "a.md"), (sub, 0o40000, "dir"), (blob, 0o100755, "ünï")]
+    tree = objects.write_loose(git_dir / "objects", b"tree", objects.tree_bytes(items))
+    listing = git("ls-tree", tree.hex(), cwd=clone)
+    assert f"040000 tree {sub.hex()}\tdir" in listing
+    assert "100755 blob" in listing
+    reader = objects.ObjectReader(git_dir)
+    try:
+        assert objects.tree_items(reader.read(tree.hex())) == items
+    finally:
+        reader.close()
+
+
+def test_the_reader_reads_packed_objects_raises_on_missing_ones_and_survives_a_kill(
+    clone: Path, git_dir: Path
+) -> None:
+    head = git("rev-parse", "HEAD", cwd=clone)
+    git("gc", "-q", cwd=clone)  # everything into a pack
+    reader = objects.ObjectReader(git_dir)
+    try:
+        assert reader.read(head).startswith(b"tree ")
+        assert not reader.has("0" * 40)
+        with pytest.raises(objects.MissingObject):
+            reader.read("1" * 40)
+        assert reader._proc is not None
+        reader._proc.kill()
+        reader._proc.wait()
+        assert reader.read(head).startswith(b"tree ")
+    finally:
+        reader.close()
+
+
+def test_refs_are_read_loose_packed_and_symbolic(clone: Path, git_dir: Path) -> None:
+    head = git("rev-parse", "HEAD", cwd=clone)
+    git("update-ref", "refs/ifcoord/x/ifcoord", head, cwd=clone)
+    assert objects.read_ref(git_dir, "refs/ifcoord/x/ifcoord") == head
+    assert objects.read_ref(git_dir, "HEAD") == head
+    git("pack-refs", "--all", cwd=clone)
+    assert not (git_dir / "refs/ifcoord/x/ifcoord").exists()
+    assert objects.read_ref(git_dir, "refs/ifcoord/x/ifcoord") == head
+    assert objects.read_ref(git_dir, "refs/ifcoord/x/absent") is None

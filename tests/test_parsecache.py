@@ -1,0 +1,152 @@
+"""The on-disk parse cache: a second process parses nothing unchanged, entries are keyed by
+content, a torn or foreign entry is a miss, the folder stays bounded, and results equal a parse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ifcoord.core import snapshot
+from ifcoord.core.parsecache import ParseCache, parser_fingerprint
+from ifcoord.core.snapshot import SnapshotLoader, build_snapshot
+from ifcoord.git.runner import find_repository
+from ifcoord.git.store import BranchStore
+
+BOARD = (
+    "# Phase 0: cache\n\n## P0.1: First\n\n**Status:** open\n**Depends on:** None\n\n"
+    "**Milestones:**\n- [ ] 50% - half\n- [ ] 100% - all\n\n## P0.2: Second\n\n**Status:** open\n"
+    "**Depends on:** P0.1\n"
+)
+STATUS = "session: alice\nstatus: working\ncurrent_task: P0.1\nepoch: 1\nprogress: 10\nextra_key: kept\n"
+
+
+def commit_files(store: BranchStore, files: dict[str, bytes], parent: str | None = None) -> str:
+    return store.write_commit(parent, files, "test", "tester")
+
+
+@pytest.fixture
+def store(clone: Path) -> BranchStore:
+    git_dir, _ = find_repository(clone)
+    return BranchStore(git_dir, "origin", "ifcoord")
+
+
+def fresh_process() -> None:
+    """What a new process starts with: no parse in memory."""
+    snapshot._decode_board_cached.cache_clear()
+    snapshot._read_status_cached.cache_clear()
+    snapshot._seeded.clear()
+
+
+def counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    parsed: list[str] = []
+    board, status = snapshot.parse_board, snapshot.parse_status
+
+    def parse_board(path: str, *args: object) -> object:
+        parsed.append(path)
+        return board(path, *args)  # type: ignore[arg-type]
+
+    def parse_status(path: str, data: bytes) -> object:
+        parsed.append(path)
+        return status(path, data)
+
+    monkeypatch.setattr(snapshot, "parse_board", parse_board)
+    monkeypatch.setattr(snapshot, "parse_status", parse_status)
+    return parsed
+
+
+def test_a_second_process_parses_only_the_blobs_that_changed(
+    store: BranchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {"boards/PHASE-0.md": BOARD.encode(), "status/alice.yaml": STATUS.encode()}
+    first = commit_files(store, files)
+    parsed = counting_parses(monkeypatch)
+    fresh_process()
+    cold = SnapshotLoader(store).load(first)
+    assert sorted(parsed) == ["boards/PHASE-0.md", "status/alice.yaml"]
+
+    parsed.clear()
+    fresh_process()
+    warm = SnapshotLoader(store).load(first)
+    assert parsed == []
+    assert warm.snapshot == cold.snapshot == build_snapshot(cold.raw, first)
+    assert warm.snapshot.statuses["alice"].model_extra == {"extra_key": "kept"}
+
+    second = commit_files(store, {"status/alice.yaml": STATUS.replace("10", "50").encode()}, first)
+    fresh_process()
+    later = SnapshotLoader(store).load(second)
+    assert parsed == ["status/alice.yaml"]
+    assert later.snapshot.statuses["alice"].progress == 50
+
+
+def test_entries_live_under_the_git_dir_and_a_torn_entry_is_a_miss(
+    store: BranchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = commit_files(store, {"boards/PHASE-0.md": BOARD.encode()})
+    fresh_process()
+    SnapshotLoader(store).load(first)
+    folder = store.git_dir / "ifcoord" / f"parse-{parser_fingerprint()}"
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1
+    entries[0].write_bytes(b'{"path": "boards/PHASE-0.md", "pha')  # a writer died mid-file
+    parsed = counting_parses(monkeypatch)
+    fresh_process()
+    state = SnapshotLoader(store).load(first)
+    assert parsed == ["boards/PHASE-0.md"]
+    assert [t.id for t in state.snapshot.tasks().values()] == ["P0.1", "P0.2"]
+
+
+def test_an_entry_of_another_parser_version_is_never_read(tmp_path: Path) -> None:
+    cache = ParseCache(tmp_path)
+    old = tmp_path / "parse-0-000000000000"
+    old.mkdir()
+    (old / "x").write_text("stale")
+    from ifcoord.models import Board
+
+    cache.put_board("boards/A.md", "a" * 40, snapshot.Config(), Board(path="boards/A.md", phase="A"))
+    assert not old.exists()
+    assert cache.root.name == f"parse-{parser_fingerprint()}"
+
+
+def test_the_folder_is_pruned_to_its_bound(tmp_path: Path) -> None:
+    from ifcoord.models import Board
+
+    cache = ParseCache(tmp_path, max_entries=10)
+    for i in range(65):
+        cache.put_board(f"boards/B{i}.md", f"{i:040d}", snapshot.Config(), Board(path=f"b{i}", phase="B"))
+    left = [p for p in cache.root.iterdir() if not p.name.startswith(".")]
+    assert 0 < len(left) <= 10 + 32  # looked at every 32 writes
+    assert cache.get_board("boards/B64.md", f"{64:040d}", snapshot.Config()) is not None
+    assert cache.get_board("boards/B0.md", f"{0:040d}", snapshot.Config()) is None
+
+
+def test_the_folder_is_pruned_to_its_byte_bound(tmp_path: Path) -> None:
+    from ifcoord.models import Board
+
+    cache = ParseCache(tmp_path, max_bytes=2000)
+    for i in range(40):
+        cache.put_board(f"boards/B{i}.md", f"{i:040d}", snapshot.Config(), Board(path="x" * 200, phase="B"))
+    assert sum(p.stat().st_size for p in cache.root.iterdir()) <= 2000 + 32 * 300
+
+
+def test_the_cache_can_be_turned_off(store: BranchStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IFCOORD_PARSE_CACHE", "0")
+    first = commit_files(store, {"boards/PHASE-0.md": BOARD.encode()})
+    assert SnapshotLoader(store).parse_cache is None
+    SnapshotLoader(store).load(first)
+    assert not (store.git_dir / "ifcoord").exists() or not any((store.git_dir / "ifcoord").glob("parse-*"))
+
+
+def test_a_second_load_in_the_same_process_reads_no_entry_again(
+    store: BranchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = commit_files(store, {"boards/PHASE-0.md": BOARD.encode(), "status/alice.yaml": STATUS.encode()})
+    fresh_process()
+    loader = SnapshotLoader(store)
+    loader.load(first)
+    assert loader.parse_cache is not None
+    reads = loader.parse_cache.hits + loader.parse_cache.misses
+    parsed = counting_parses(monkeypatch)
+    loader.load(first)
+    assert loader.parse_cache.hits + loader.parse_cache.misses == reads
+    assert parsed == []
