@@ -1,1 +1,1 @@
-"""Helpers for tests and the randomized checker (not shipped with the package)."""
+"""Helpers for tests, benchmarks and the randomized checkers (not shipped with the package)."""

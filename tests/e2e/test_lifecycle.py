@@ -149,7 +149,7 @@ def test_force_is_for_humans_and_is_recorded(bare_remote: Path, tmp_path: Path) 
 def test_stale_leases_can_be_reclaimed_live_ones_cannot_and_the_old_owner_is_fenced_out(
     bare_remote: Path, tmp_path: Path
 ) -> None:
-    setup(bare_remote, tmp_path, config="lease_seconds: 4\nskew_seconds: 0\n")
+    setup(bare_remote, tmp_path, config="lease_seconds: 4\nheartbeat_seconds: 1\nskew_seconds: 0\n")
     old = make_clone(bare_remote, tmp_path / "old")
     new = make_clone(bare_remote, tmp_path / "new")
     assert ifc(old, "claim", "T1", session="old", remote=bare_remote).returncode == 0

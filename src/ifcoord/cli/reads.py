@@ -77,10 +77,15 @@ def board(
 
     state, stale, _ = read_state(dir, remote, branch)
     rows = [r for r in task_rows(state.snapshot, stale) if phase is None or r.task.phase == phase]
+    from ifcoord.ownbranch.proposals import pending_json
+
+    waiting = pending_json(state.snapshot)  # own-branch: proposals the arbiter has not decided
     if as_json:
-        emit({"commit": state.commit, "tasks": [task_json(r) for r in rows]})
+        emit({"commit": state.commit, "tasks": [task_json(r) for r in rows], "pending": waiting})
         return
     console().print(board_view(state.snapshot, rows))
+    for p in waiting:
+        note(f"pending: {p['session']} proposes {p['op']} {p['task']} (waiting for the arbiter)")
 
 
 def show(
@@ -145,9 +150,13 @@ def next_(
             }
         )
     else:
-        console().print(
-            pick.reason if pick.task is None else f"[bold]{pick.task.id}[/] {pick.task.title}\n{pick.reason}"
-        )
+        from ifcoord.views.text import safe_markup
+
+        reason = safe_markup(pick.reason)
+        if pick.task is None:
+            console().print(reason)
+        else:
+            console().print(f"[bold]{safe_markup(pick.task.id)}[/] {safe_markup(pick.task.title)}\n{reason}")
     if pick.task is None:
         raise typer.Exit(4)
 

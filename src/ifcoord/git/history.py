@@ -47,8 +47,10 @@ def parse_trailers(message: str) -> dict[str, str]:
     return out
 
 
-def entry_from(commit: str, unix_time: int, message: str) -> LogEntry:
-    trailers = parse_trailers(message)
+def entry_from(commit: str, unix_time: int, message: str, made_by_ifcoord: bool = True) -> LogEntry:
+    """A log entry; trailers count only on a commit ifcoord made (anyone can type them into a
+    message of their own: such a commit is listed as a person's edit)."""
+    trailers = parse_trailers(message) if made_by_ifcoord else {}
     epoch = trailers.get("epoch")
     return LogEntry(
         commit=commit,
@@ -74,7 +76,7 @@ def read_log(  # type: ignore[no-untyped-def]
     tips = list(session_tips)
     if tips:
         rows += store.history(*tips, max_count=limit, grep=grep or "^Ifcoord-Op: ")
-    entries = [entry_from(sha, ts, body) for sha, ts, body in rows]
+    entries = [entry_from(sha, ts, body, made) for sha, ts, body, made in rows]
     if task:
         entries = [e for e in entries if e.task and e.task.lower() == task.lower()]
     entries.sort(key=lambda e: e.time, reverse=True)

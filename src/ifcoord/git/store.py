@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from git import Repo
 
 PRIVATE_PREFIX = "refs/ifcoord"
+IFCOORD_EMAIL_DOMAIN = "@ifcoord.invalid"  # ifcoord's commits, and only they, carry it
 MISSING_REF_PATTERNS = ("couldn't find remote ref", "could not find remote ref")
 # git's words for a local object store that lacks what a ref promises (a fetch killed part-way).
 BROKEN_CLONE_PATTERNS = (
@@ -265,7 +266,7 @@ class BranchStore:
             root = self._store(b"tree", b"")
         when = when or datetime.now(timezone.utc)
         stamp = f"{int(when.timestamp())} +0000"
-        ident = f"{author} <{author}@ifcoord.invalid> {stamp}"
+        ident = f"{author} <{author}{IFCOORD_EMAIL_DOMAIN}> {stamp}"
         lines = [f"tree {root.hex()}"]
         if parent is not None:
             lines.append(f"parent {parent}")
@@ -462,22 +463,27 @@ class BranchStore:
 
     def history(
         self, *tips: str, max_count: int | None = None, grep: str | None = None
-    ) -> list[tuple[str, int, str]]:
-        """(sha, unix time, full message) of commits reachable from the tips, newest first;
-        `grep`: only commits whose message has a line matching that regular expression."""
-        args = ["log", "--format=%H%x00%ct%x00%B%x1e"]
+    ) -> list[tuple[str, int, str, bool]]:
+        """(sha, unix time, full message, made by ifcoord) of commits reachable from the tips,
+        newest first; `grep`: only commits whose message has a line matching that regular
+        expression. "Made by ifcoord": author and committer are the same `@ifcoord.invalid`
+        identity that write_commit gives (a person's commit, or an amended one, is not)."""
+        # Each record starts with NUL, fields are NUL-separated: git refuses NUL in commit
+        # messages, while any other byte (0x1e included) may appear in one.
+        args = ["log", "--format=%x00%H%x00%ct%x00%ae%x00%ce%x00%B"]
         if max_count:
             args.append(f"--max-count={max_count}")
         if grep:
             args += ["--regexp-ignore-case", f"--grep={grep}"]
         out = self.git.run(*args, *tips, "--")
+        fields = out.split("\x00")[1:]
         rows = []
-        for rec in out.split("\x1e"):
-            rec = rec.strip("\n")
-            if not rec:
+        for i in range(0, len(fields) - 4, 5):
+            sha, ts, author, committer, body = fields[i : i + 5]
+            if not re.fullmatch(r"[0-9a-f]{40,64}", sha) or not ts.isdigit():
                 continue
-            sha, ts, body = rec.split("\x00", 2)
-            rows.append((sha, int(ts), body))
+            made = author == committer and author.endswith(IFCOORD_EMAIL_DOMAIN)
+            rows.append((sha, int(ts), body.rstrip("\n"), made))
         return rows
 
 

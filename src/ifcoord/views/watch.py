@@ -17,6 +17,7 @@ from ifcoord.core.rows import task_rows
 from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import IfcoordError
 from ifcoord.views.terminal import board_view, session_rows, status_view
+from ifcoord.views.text import safe, safe_markup
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -58,7 +59,7 @@ class Watcher:
 
         where = f"{self.ws.branch} on {self.ws.remote}"
         header = Text.from_markup(
-            f"[bold]ifcoord watch[/]  {where}"
+            f"[bold]ifcoord watch[/]  {safe_markup(where)}"
             + (f" @ {self.tip[:10]}" if self.tip else "")
             + (f"  changed {_hms(self.moved_at)}" if self.moved_at else "")
             + (f"  checked {_hms(self.checked_at)}" if self.checked_at else "")
@@ -67,7 +68,7 @@ class Watcher:
         parts: list[RenderableType] = [header]
         if self.error:
             parts.append(
-                Text(f"remote unreachable, showing the last state seen: {self.error}", style="bold red")
+                Text(f"remote unreachable, showing the last state seen: {safe(self.error)}", style="bold red")
             )
         if self.state is None:
             parts.append(Text("reading the branch..."))
