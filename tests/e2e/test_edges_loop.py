@@ -74,7 +74,8 @@ def test_the_loop_announces_a_task_it_holds_but_never_announced(bare_remote: Pat
     try:
         poller.wait_for("idle")
         # the session's claim landed while its answer was lost: the loop finds it on the branch
-        assert ifc(make_clone(bare_remote, tmp_path / "x"), "claim", "T2", session="s1",
+        # (made here by a second process of the same session, in the same clone)
+        assert ifc(clone, "claim", "T2", session="s1",
                    remote=bare_remote).returncode == 0  # fmt: skip
         event = poller.wait_for("claimed", "T2")
         assert event["discovered"] is True
