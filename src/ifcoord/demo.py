@@ -20,7 +20,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ifcoord.git.history import LogEntry
+    from ifcoord.models import Snapshot
 
 DEMO_CONFIG = """\
 # ifcoord demo: short times so that a whole board finishes in well under two minutes
@@ -140,7 +146,7 @@ class ScriptedWorker:
 # -- the demo ---------------------------------------------------------------------------------------
 
 
-def all_done(snapshot) -> bool:  # type: ignore[no-untyped-def]
+def all_done(snapshot: Snapshot) -> bool:
     tasks = snapshot.tasks()
     return bool(tasks) and all(t.state in ("done", "cancelled") for t in tasks.values())
 
@@ -220,7 +226,13 @@ def main(sessions: int = 4, stall_limit: float = 60.0, time_limit: float = 1800.
         shutil.rmtree(work, ignore_errors=True)
 
 
-def summarize(console, snapshot, entries, workers, elapsed: float) -> int:  # type: ignore[no-untyped-def]
+def summarize(
+    console: Console,
+    snapshot: Snapshot,
+    entries: list[LogEntry],
+    workers: list[ScriptedWorker],
+    elapsed: float,
+) -> int:
     from ifcoord.core.rows import task_rows
     from ifcoord.views.terminal import board_view
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import typer
 
@@ -83,8 +84,6 @@ def events(
 
     Example: ifcoord events --since 41 --json
     """
-    from pathlib import Path
-
     from ifcoord.git.runner import find_repository
     from ifcoord.session.loop import EventLog
 
@@ -215,9 +214,7 @@ def hook(
     sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
-def _top(client: str):  # type: ignore[no-untyped-def]
-    from pathlib import Path
-
+def _top(client: str) -> Path:
     from ifcoord.git.runner import find_repository
 
     if client != "claude":

@@ -32,10 +32,10 @@ app = typer.Typer(
 )
 
 
-from ifcoord.cli import agents, ci, people, reads  # noqa: E402
+from ifcoord.cli import ci, people, reads, sessions  # noqa: E402
 
 reads.register(app)
-agents.register(app)
+sessions.register(app)
 people.register(app)
 ci.register(app)
 from ifcoord.cli import agent as agent_commands  # noqa: E402

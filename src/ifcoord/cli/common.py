@@ -6,11 +6,19 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ifcoord.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ifcoord.core.ops import OpResult
+    from ifcoord.core.snapshot import BranchState
+    from ifcoord.git.transaction import TxResult
+    from ifcoord.session.workspace import Workspace
 
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
@@ -37,7 +45,7 @@ def emit(data: Any) -> None:
     sys.stdout.flush()
 
 
-def console():  # type: ignore[no-untyped-def]
+def console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False)
@@ -51,14 +59,16 @@ def note(message: str) -> None:
     sys.stderr.write(safe(message, lines=True) + "\n")
 
 
-def workspace(session: str | None = None, remote: str | None = None, branch: str | None = None):  # type: ignore[no-untyped-def]
+def workspace(session: str | None = None, remote: str | None = None, branch: str | None = None) -> Workspace:
     from ifcoord.session.workspace import Workspace
     from ifcoord.views.dashboard import render_dashboard
 
     return Workspace(session=session, remote=remote, branch=branch, dashboard=render_dashboard)
 
 
-def read_state(dir: Path | None, remote: str | None, branch: str | None, session: str | None = None):  # type: ignore[no-untyped-def]
+def read_state(
+    dir: Path | None, remote: str | None, branch: str | None, session: str | None = None
+) -> tuple[BranchState, frozenset[str], Workspace | None]:
     """The state to show: a folder (--dir), else the coordination branch's remote tip."""
     from ifcoord.core.snapshot import load_folder
 
@@ -76,7 +86,7 @@ def read_state(dir: Path | None, remote: str | None, branch: str | None, session
     return state, ws.stale(state.snapshot), ws
 
 
-def op_json(result, tx, ws) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def op_json(result: OpResult, tx: TxResult, ws: Workspace) -> dict[str, Any]:
     """An operation's JSON answer (docs/protocol.md, section 10), with the task as it is after the change."""
     from ifcoord.core.rows import row_for, task_json
     from ifcoord.ownbranch.proposals import Proposed
@@ -100,7 +110,7 @@ def op_json(result, tx, ws) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     }
 
 
-def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def op_output(result: OpResult, tx: TxResult, ws: Workspace, as_json: bool) -> None:
     if as_json:
         emit(op_json(result, tx, ws))
     else:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ifcoord.errors import EXIT_CODES, IfcoordError, UsageError
+
+if TYPE_CHECKING:
+    from ifcoord.core.snapshot import BranchState
+    from ifcoord.session.workspace import Workspace
 
 INSTRUCTIONS = (
     "ifcoord coordinates parallel coding sessions through a git branch. Call `now` to learn what "
@@ -53,7 +57,7 @@ class Tools:
     def __init__(self, session: str | None, remote: str | None, branch: str | None) -> None:
         self.session, self.remote, self.branch = session, remote, branch
 
-    def ws(self):  # type: ignore[no-untyped-def]
+    def ws(self) -> Workspace:
         from ifcoord.cli.common import workspace
 
         return workspace(self.session, self.remote, self.branch)
@@ -126,16 +130,14 @@ class Tools:
     ) -> dict[str, Any]:
         from ifcoord.core.ops import complete_task
 
-        return self._op(
-            lambda s, c: complete_task(s, task, c, deliverable, tests_passed, tests_failed), task
-        )
+        return self._op(lambda s, c: complete_task(s, task, c, deliverable, tests_passed, tests_failed), task)
 
     def release(self, task: str) -> dict[str, Any]:
         from ifcoord.core.ops import release_task
 
         return self._op(lambda s, c: release_task(s, task, c), task)
 
-    def _read(self):  # type: ignore[no-untyped-def]
+    def _read(self) -> tuple[BranchState, frozenset[str], Workspace | None]:
         from ifcoord.cli.common import read_state
 
         return read_state(None, self.remote, self.branch, self.session)
@@ -165,6 +167,7 @@ class Tools:
         from ifcoord.views.brief import render_brief
 
         state, stale, ws = self._read()
+        assert ws is not None  # _read reads the branch, never a folder
         name = session or ws.session
         return render_brief(state.snapshot, name, stale, ws.remote, ws.branch)
 

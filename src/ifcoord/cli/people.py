@@ -7,7 +7,7 @@ output printed; failures are IfcoordErrors that `cli.run` turns into one line an
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from ifcoord.cli.common import (
     workspace,
 )
 from ifcoord.errors import UsageError
+
+if TYPE_CHECKING:
+    from ifcoord.session.workspace import Workspace
 
 GRAPH_FORMATS = ("mermaid", "dot", "text")
 OutputOpt = typer.Option(None, "--output", "-o", help="Write the markdown to this file.")
@@ -303,7 +306,7 @@ ByOpt = typer.Option(
 )
 
 
-def person_workspace(by: str | None, remote: str | None, branch: str | None):  # type: ignore[no-untyped-def]
+def person_workspace(by: str | None, remote: str | None, branch: str | None) -> Workspace:
     """A workspace acting as a person: `--by`, else the clone's session, else `human`."""
     ws = workspace(by, remote, branch)
     return ws if ws.describe()["session"] else workspace("human", remote, branch)

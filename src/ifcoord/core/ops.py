@@ -8,6 +8,7 @@ module says what each one writes. Where is a claim decided? `lifecycle.check`, c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -168,6 +169,15 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
         epoch=epoch,
         forced=v.actor == "person",
     )
+
+
+def claiming(task_id: str) -> Callable[[Snapshot, OpContext], OpResult]:
+    """The claim of one task as an operation for `Workspace.apply`."""
+
+    def claim(snapshot: Snapshot, ctx: OpContext) -> OpResult:
+        return claim_task(snapshot, task_id, ctx)
+
+    return claim
 
 
 def claim_next(

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from ifcoord.errors import InvalidData
 from ifcoord.files.board import parse_board, unreadable_board
@@ -110,7 +111,7 @@ def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | Non
     """A status file from its bytes, parsed once per process (treat the result as read-only)."""
     seeded = _seeded.get(("status", path, data))
     if isinstance(seeded, tuple):
-        return seeded  # type: ignore[return-value]
+        return seeded
     return _read_status_cached(path, data)
 
 
@@ -157,8 +158,10 @@ def config_or_raise(files: Mapping[str, bytes]) -> Config:
         try:
             parse_config(files.get(CONFIG_PATH))  # raises again, with its own hint
         except InvalidData as exc:
-            exc.hint = f"{exc.hint}; every command refuses until ifcoord.yaml is fixed" if exc.hint else (
-                "fix ifcoord.yaml on the branch; every command refuses until then"
+            exc.hint = (
+                f"{exc.hint}; every command refuses until ifcoord.yaml is fixed"
+                if exc.hint
+                else ("fix ifcoord.yaml on the branch; every command refuses until then")
             )
             raise
     return config
@@ -313,10 +316,20 @@ def _folders(paths: Iterable[str]) -> set[str]:
     return out
 
 
+class TreeSource(Protocol):
+    """What the loader needs of a store (git/store.py's BranchStore): the core does not import git."""
+
+    git_dir: Path
+
+    def list_tree(self, commit: str) -> Mapping[str, Any]: ...
+
+    def read_object(self, sha: str) -> bytes: ...
+
+
 class SnapshotLoader:
     """Reads branch commits through a BranchStore, reusing parses of unchanged blobs."""
 
-    def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, store: TreeSource) -> None:
         from ifcoord.core.parsecache import ParseCache, cache_enabled
 
         self.store = store

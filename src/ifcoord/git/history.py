@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ifcoord.git.store import BranchStore
 
 TRAILER_PREFIX = "Ifcoord-"
 
@@ -65,8 +68,12 @@ def entry_from(commit: str, unix_time: int, message: str, made_by_ifcoord: bool 
     )
 
 
-def read_log(  # type: ignore[no-untyped-def]
-    store, tip: str | None, task: str | None = None, limit: int = 200, session_tips: Iterable[str] = ()
+def read_log(
+    store: BranchStore,
+    tip: str | None,
+    task: str | None = None,
+    limit: int = 200,
+    session_tips: Iterable[str] = (),
 ) -> list[LogEntry]:
     """Newest first. The coordination branch's commits, people's edits included (op None),
     and, in own-branch mode, the ifcoord commits on the session branches. git does the
@@ -83,7 +90,9 @@ def read_log(  # type: ignore[no-untyped-def]
     return entries[:limit]
 
 
-def find_operation(store, tip: str | None, op_id: str, session_tips: Iterable[str] = ()) -> list[LogEntry]:  # type: ignore[no-untyped-def]
+def find_operation(
+    store: BranchStore, tip: str | None, op_id: str, session_tips: Iterable[str] = ()
+) -> list[LogEntry]:
     """The commits carrying `Ifcoord-Op-Id: op_id` (one when it landed, none when it did not)."""
     import re
 
@@ -93,4 +102,5 @@ def find_operation(store, tip: str | None, op_id: str, session_tips: Iterable[st
     if not tips:
         return []
     rows = store.history(*tips, grep=f"^Ifcoord-Op-Id: {op_id}$")
-    return [e for e in (entry_from(sha, ts, body) for sha, ts, body in rows) if e.op_id == op_id]
+    entries = (entry_from(sha, ts, body, made) for sha, ts, body, made in rows)
+    return [e for e in entries if e.op_id == op_id]

@@ -19,6 +19,7 @@ from typing import Any
 
 from ifcoord.core.snapshot import BranchState, SnapshotLoader
 from ifcoord.errors import RemoteUnreachable
+from ifcoord.git.retry import backoff
 from ifcoord.git.store import BranchStore, MissingObject, PushOutcome, RemoteMissing
 
 DEFAULT_DEADLINE = 60.0
@@ -80,15 +81,10 @@ class Transactor:
 
     def retrying(self, fn: Callable[[], Any]) -> Any:
         """Run fn, retrying RemoteUnreachable with jittered backoff until the deadline."""
-        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
-
-        retrying = Retrying(
-            retry=retry_if_exception(
-                lambda e: isinstance(e, RemoteUnreachable) and not isinstance(e, RemoteMissing)
-            ),
-            stop=stop_after_delay(self.deadline),
-            wait=wait_random_exponential(multiplier=0.1, max=3.0),
-            sleep=self.sleep,
+        retrying = backoff(
+            self.deadline,
+            lambda e: isinstance(e, RemoteUnreachable) and not isinstance(e, RemoteMissing),
+            self.sleep,
             reraise=True,
         )
         return retrying(fn)
@@ -110,13 +106,7 @@ class Transactor:
         never decided or pushed again; when the deadline passes with the fate still unknown,
         OutcomeUnknown names the id (`ifcoord log --op ID`)."""
         from filelock import FileLock
-        from tenacity import (
-            RetryError,
-            Retrying,
-            retry_if_exception,
-            stop_after_delay,
-            wait_random_exponential,
-        )
+        from tenacity import RetryError
 
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         op_id = new_op_id()
@@ -161,13 +151,7 @@ class Transactor:
                 exc, (OutcomeUnknown, RemoteMissing)
             )
 
-        retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            stop=stop_after_delay(self.deadline),
-            # Jitter spreads racing sessions out so that most of them land on their next try.
-            wait=wait_random_exponential(multiplier=0.1, max=3.0),
-            sleep=self.sleep,
-        )
+        retrying = backoff(self.deadline, retryable, self.sleep)
         with FileLock(str(self.lock_path)):
             try:
                 return retrying(attempt)

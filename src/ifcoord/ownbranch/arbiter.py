@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ifcoord.core.ops import OpContext, iso
 from ifcoord.core.snapshot import BranchState, build_snapshot
@@ -35,6 +35,11 @@ from ifcoord.ownbranch.proposals import (
     replay,
 )
 from ifcoord.session.stopping import StopSignal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ifcoord.session.workspace import Workspace
 
 ARBITER_PATH = "arbiter.yaml"  # the lock record: who decides, since which term, renewed when
 
@@ -190,7 +195,7 @@ def try_acquire_or_renew(
 # -- the shell -------------------------------------------------------------------------------------
 
 
-def arbitrate_once(ws, lease_seconds: float = 0.0) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def arbitrate_once(ws: Workspace, lease_seconds: float = 0.0) -> dict[str, Any]:
     """One round; returns what it decided. `lease_seconds` 0 (a CI job, `--once`): the lock is
     left free for whoever runs next."""
     mode = ws.own_branch_mode_object()
@@ -232,7 +237,9 @@ def arbitrate_once(ws, lease_seconds: float = 0.0) -> dict[str, Any]:  # type: i
     return {"commit": tx.commit, "changed": tx.landed, **payload}
 
 
-def arbitrate_forever(ws, interval: float, report, stop: StopSignal) -> None:  # type: ignore[no-untyped-def]
+def arbitrate_forever(
+    ws: Workspace, interval: float, report: Callable[[dict[str, Any]], None], stop: StopSignal
+) -> None:
     """Rounds every `interval` (with jitter) until stopped; holds the lock for 3 intervals."""
     lease = max(3 * interval, 2.0)
     while not stop.requested:

@@ -8,14 +8,13 @@ next commit, in the index and in the work tree, so that `git status` stays as it
 from __future__ import annotations
 
 import fnmatch
-import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ifcoord.errors import IfcoordError, InvalidData, RemoteUnreachable, UsageError
 from ifcoord.files.config import is_status_path
 from ifcoord.files.status import parse_status, session_from_path
+from ifcoord.git.retry import backoff
 from ifcoord.git.runner import GitFailed, GitRunner
 from ifcoord.git.store import BranchStore
 from ifcoord.models import Config, SessionStatus
@@ -23,11 +22,18 @@ from ifcoord.models import Config, SessionStatus
 IN_PROGRESS_MARKERS = ("MERGE_HEAD", "rebase-merge", "rebase-apply", "CHERRY_PICK_HEAD", "REVERT_HEAD")
 
 
+BUSY_SECONDS = 5.0  # how long a push waits out a remote busy with an earlier push of ours
+
+
 class OwnBranchBusy(IfcoordError):
     """A merge or rebase is under way on the session's branch, or its push was refused;
     the loop tries again next cycle."""
 
     exit_code = 5
+
+
+class RemoteBusy(OwnBranchBusy):
+    """The remote could not lock the branch: another push of ours is still being taken in."""
 
 
 @dataclass
@@ -142,14 +148,15 @@ class OwnBranchWriter:
         return new
 
     def push(self) -> bool:
-        """Push the own branch (never forced); OwnBranchBusy when the remote has commits we lack."""
+        """Push the own branch (never forced); OwnBranchBusy when the remote has commits we lack.
+        A remote still busy with an earlier push of ours is waited out by the one retry policy."""
         local = self.tip()
-        for attempt in range(6):
+
+        def attempt() -> None:
             try:
                 self.store.git.run(
                     "push", "--porcelain", "--no-verify", self.store.push_url, f"{local}:{self.ref}"
                 )
-                break
             except GitFailed as exc:
                 text = exc.stdout + exc.stderr
                 if "[rejected]" in text or "fetch first" in text or "non-fast-forward" in text:
@@ -159,14 +166,14 @@ class OwnBranchWriter:
                     ) from exc
                 if "[remote rejected]" in text:
                     reason = text.split("[remote rejected]", 1)[1].strip().splitlines()[0]
-                    if ("failed to update ref" in reason or "cannot lock" in reason) and attempt < 5:
-                        time.sleep(
-                            random.uniform(0.05, 0.2) * (attempt + 1)
-                        )  # the remote was busy with a push of ours
-                        continue
-                    raise OwnBranchBusy(f"the remote refused the push of {self.branch}: {reason}",
-                                        hint="ifcoord retries next cycle") from exc  # fmt: skip
+                    busy = "failed to update ref" in reason or "cannot lock" in reason
+                    raise (RemoteBusy if busy else OwnBranchBusy)(
+                        f"the remote refused the push of {self.branch}: {reason}",
+                        hint="ifcoord retries next cycle",
+                    ) from exc
                 raise RemoteUnreachable(f"could not push {self.branch}: {exc.stderr.strip()}",
                                         hint="ifcoord retries next cycle") from exc  # fmt: skip
+
+        backoff(BUSY_SECONDS, lambda e: isinstance(e, RemoteBusy), reraise=True)(attempt)
         self.store.git.run("update-ref", self.store.mirror_ref(self.branch), local)
         return True

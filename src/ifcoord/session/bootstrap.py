@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import UsageError
 from ifcoord.files.config import CONFIG_PATH, parse_config, render_default_config
 from ifcoord.git.transaction import Change
+
+if TYPE_CHECKING:
+    from ifcoord.session.workspace import Workspace
 
 STATUS_KEEP = "status/.gitkeep"
 
@@ -47,7 +50,7 @@ def init_changes(state: BranchState, boards: dict[str, bytes], config: bytes) ->
     return {path: data for path, data in boards.items() if path not in state.raw}
 
 
-def init_branch(ws, board_files: list[Path], config_file: Path | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def init_branch(ws: Workspace, board_files: list[Path], config_file: Path | None = None) -> dict[str, Any]:
     boards = read_board_files(board_files)
     config = read_config_file(config_file)
 

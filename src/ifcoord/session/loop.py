@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ifcoord.core import lifecycle
 from ifcoord.core.leases import heartbeat_due
-from ifcoord.core.ops import KEEP, claim_task, heartbeat, iso
+from ifcoord.core.ops import KEEP, claiming, heartbeat, iso
 from ifcoord.core.scheduler import next_for, resolve_dependencies
 from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable, UsageError
 from ifcoord.files.config import phase_sort_key
@@ -33,10 +33,9 @@ from ifcoord.ownbranch.proposals import Proposed, pending_json
 from ifcoord.session.now import live_sessions, primary_assignments, require_branch
 from ifcoord.session.stopping import StopSignal
 
-EVENTS = (
-    "claimed", "working", "unblocked", "heartbeat", "idle", "switch-to-primary", "withdrawn",
-    "blocked", "remote-down", "remote-up", "lease-lost", "rewound", "stopped", "error", "proposed", "lost",
-)  # fmt: skip
+if TYPE_CHECKING:
+    from ifcoord.session.workspace import Workspace
+
 MAX_BACKOFF = 300.0
 
 
@@ -166,7 +165,7 @@ def session_state(held: list[Task], stuck: set[str]) -> str:
 class PollLoop:
     def __init__(
         self,
-        ws,  # type: ignore[no-untyped-def]
+        ws: Workspace,
         emit: Callable[[Event], None],
         claim: bool = True,
         interval: float | None = None,
@@ -363,7 +362,7 @@ class PollLoop:
                 return
             task_id = pick.task.id
             try:
-                result, tx = self.ws.apply(lambda s, c, tid=task_id: claim_task(s, tid, c), task_id=task_id)
+                result, tx = self.ws.apply(claiming(task_id), task_id=task_id)
             except IfcoordError as exc:
                 if isinstance(exc, RemoteUnreachable):
                     self.memory.remote_down = True

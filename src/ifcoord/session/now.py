@@ -11,12 +11,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ifcoord.core import lifecycle
 from ifcoord.core.rows import row_for, task_json
 from ifcoord.core.scheduler import blocked_primaries, may_take, next_for, ready_tasks, resolve_dependencies
 from ifcoord.models import Snapshot, Task
+
+if TYPE_CHECKING:
+    from ifcoord.core.snapshot import BranchState
+    from ifcoord.session.workspace import Workspace
 
 # What the session should do; the order is the order of urgency.
 ACTIONS = ("unblock", "switch", "work", "claim", "wait", "done")
@@ -277,10 +281,10 @@ def answer_json(answer: NowAnswer, snapshot: Snapshot, stale: frozenset[str]) ->
 # -- the shell: read the branch, claim when holding nothing -----------------------------------
 
 
-def ask(ws, claim: bool = True) -> tuple[NowAnswer, Snapshot, frozenset[str]]:  # type: ignore[no-untyped-def]
+def ask(ws: Workspace, claim: bool = True) -> tuple[NowAnswer, Snapshot, frozenset[str]]:
     """Read the branch and answer; when the answer is "claim" (and claiming is on), claim the
     pick so that one call both claims and tells. A lost race just means: decide again."""
-    from ifcoord.core.ops import claim_task
+    from ifcoord.core.ops import claiming
     from ifcoord.errors import ConflictError, NotReady
     from ifcoord.files.config import phase_sort_key
 
@@ -295,7 +299,7 @@ def ask(ws, claim: bool = True) -> tuple[NowAnswer, Snapshot, frozenset[str]]:  
             return answer, snapshot, stale
         task_id = answer.task.id
         try:
-            result, tx = ws.apply(lambda s, c, tid=task_id: claim_task(s, tid, c), task_id=task_id)
+            result, tx = ws.apply(claiming(task_id), task_id=task_id)
         except (ConflictError, NotReady):
             state = ws.read()
             continue
@@ -314,7 +318,7 @@ def ask(ws, claim: bool = True) -> tuple[NowAnswer, Snapshot, frozenset[str]]:  
     return answer, snapshot, stale
 
 
-def require_branch(ws, state) -> None:  # type: ignore[no-untyped-def]
+def require_branch(ws: Workspace, state: BranchState) -> None:
     """Only `ifcoord init` creates the coordination branch; everything else refuses without it."""
     from ifcoord.errors import UsageError
 

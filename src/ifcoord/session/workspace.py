@@ -25,7 +25,6 @@ from ifcoord.session.modes import Mode, OwnBranchMode, SharedMode, WrongMode, mo
 
 DEFAULT_REMOTE = "origin"
 DEFAULT_BRANCH = "ifcoord"
-CONFIG_KEYS = ("session", "remote", "branch", "own-branch")
 
 
 def check_session_name(name: str) -> str:

@@ -15,7 +15,6 @@ from ifcoord.models import Snapshot, Task
 from ifcoord.views.text import safe
 
 FINISHED = ("done", "cancelled")
-FORMATS = ("mermaid", "dot", "text")
 
 # Fill colours per state, shared by the mermaid and dot renderings.
 STATE_COLOURS = {

@@ -34,7 +34,6 @@ STATE_STYLE = {
 }
 
 
-
 def progress_bar(percent: int | None, width: int = 10) -> str:
     p = max(0, min(100, percent or 0))
     filled = round(p * width / 100)
