@@ -33,7 +33,6 @@ STATE_STYLE = {
 }
 
 
-
 def progress_bar(percent: int | None, width: int = 10) -> str:
     p = max(0, min(100, percent or 0))
     filled = round(p * width / 100)
@@ -171,35 +170,50 @@ def _board_cells(r: TaskRow, on_path: set[str]) -> list[str]:
 
 
 def task_view(row: TaskRow) -> RenderableType:
+    """`ifcoord show`: every field the task has, with what it waits on and why, in words."""
     from rich.markup import escape
     from rich.panel import Panel
 
     t = row.task
     lines = [
-        f"[bold]{t.id}[/]: {escape(t.title)}",
-        f"{t.file}:{t.line}  phase {t.phase}  {t.kind}",
-        f"state: [{STATE_STYLE[t.state]}]{t.state}[/]" + ("  [bold green](ready)[/]" if row.ready else ""),
+        f"[bold]{escape(t.id)}[/]: {escape(t.title)}",
+        f"{escape(t.file)}:{t.line}  phase {escape(t.phase)}  {t.kind}",
+        f"state: [{STATE_STYLE[t.state]}]{t.state.replace('_', ' ')}[/]"
+        + ("  [bold green](ready)[/]" if row.ready else ""),
     ]
     if t.owner:
-        lines.append(f"owner: {t.owner} (epoch {t.epoch})" + (" [red]stale[/]" if row.stale_owner else ""))
+        lines.append(
+            f"owner: {escape(t.owner)} (epoch {t.epoch})"
+            + (" [red]stale lease[/]" if row.stale_owner else "")
+        )
+    if t.sessions:
+        lines.append("reserved for: " + escape(", ".join(t.sessions)))
     if row.depends_on:
         lines.append(
             "depends on: "
             + ", ".join(d + (" (unmet)" if d in row.unmet else " (done)") for d in row.depends_on)
         )
+    if t.waiting_on:
+        lines.append("[bold red]waiting on:[/] " + escape(", ".join(t.waiting_on)))
     for label, value in (
+        ("block reason", t.block_reason),
+        ("cancel reason", t.cancel_reason),
         ("priority", t.priority),
         ("estimate", t.estimate),
         ("deliverable", t.deliverable),
+        ("tests", t.tests),
         ("risk", t.risk),
         ("model", t.model),
         ("note", t.note),
-        ("block reason", t.block_reason),
+        ("previous owner", t.previous_owner),
+        ("claimed at", _when(t.claimed_at)),
+        ("completed at", _when(t.completed_at)),
     ):
         if value:
-            lines.append(f"{label}: {escape(value)}")
-    if t.progress is not None:
-        lines.append("progress: " + progress_bar(t.progress))
+            style = "bold red" if label == "block reason" else "bold"
+            lines.append(f"[{style}]{label}:[/] {escape(value)}")
+    if t.progress is not None or t.state == "done":
+        lines.append("progress: " + progress_bar(task_percent(t)))
     if t.milestones:
         lines.append("milestones:")
         lines += [f"  {'☑' if m.done else '☐'} {escape(m.text)}" for m in t.milestones]
@@ -211,12 +225,51 @@ def task_view(row: TaskRow) -> RenderableType:
     return Panel("\n".join(lines), expand=False)
 
 
-def log_view(entries: list[LogEntry]) -> RenderableType:
+def _when(ts: Any) -> str | None:
+    return ts.strftime("%Y-%m-%d %H:%M:%S UTC") if ts is not None else None
+
+
+def op_details(op: str | None, task: Task | None, before: Task | None = None) -> str:
+    """What an operation did, in words, read from the task as that commit left it: the percent
+    of a progress report, what a block waits on and why, the tests of a completion, a reason."""
+    if task is None:
+        return ""
+    parts: list[str] = []
+    if op == "progress":
+        parts.append(f"{task_percent(task)}%")
+        ticked = [m.text for m in task.milestones if m.done]
+        before_ticked = {m.text for m in before.milestones if m.done} if before else set()
+        parts += [f"☑ {m}" for m in ticked if m not in before_ticked]
+        if task.note and (before is None or before.note != task.note):
+            parts.append(task.note)
+    elif op == "block":
+        if task.waiting_on:
+            parts.append("waits on " + ", ".join(task.waiting_on))
+        if task.block_reason:
+            parts.append(task.block_reason)
+    elif op == "complete":
+        if task.tests:
+            parts.append("tests " + task.tests)
+        if task.deliverable:
+            parts.append(task.deliverable)
+    elif op == "cancel" and task.cancel_reason:
+        parts.append(task.cancel_reason)
+    elif op in ("claim", "reclaim") and task.previous_owner:
+        parts.append(f"from {task.previous_owner}")
+    elif op == "edit":
+        parts.append(task.title)
+    return "; ".join(parts)
+
+
+def log_view(entries: list[LogEntry], details: dict[str, str] | None = None) -> RenderableType:
+    """`ifcoord log`: newest first, one row per commit, with what each operation did."""
+    from rich.markup import escape
     from rich.table import Table
 
+    details = details or {}
     table = Table(title="ifcoord log")
-    for col in ("When (UTC)", "Op", "Task", "Session", "Epoch", "Commit"):
-        table.add_column(col)
+    for col in ("When (UTC)", "Op", "Task", "Session", "Epoch", "Details", "Commit"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("When (UTC)", "Commit"))
     for e in entries:
         op = (e.op or "edit") + (" [red](forced)[/]" if e.forced else "")
         table.add_row(
@@ -225,6 +278,7 @@ def log_view(entries: list[LogEntry]) -> RenderableType:
             e.task or "",
             e.session or "",
             str(e.epoch or ""),
+            escape(details.get(e.commit, "" if e.op else e.subject)),
             e.commit[:10],
         )
     return table
