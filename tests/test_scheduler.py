@@ -514,7 +514,10 @@ def test_task_rows_list_a_duplicated_id_once() -> None:
     ("tasks", "why"),
     [
         ((task("T-1"), task("T-2", "**Priority:** HIGH")), "priority HIGH is above T-1's none"),
-        ((task("T-1"), task("T-2"), task("T-3", "**Depends on:** T-2")), "it unblocks 1 task, T-1 unblocks 0"),
+        (
+            (task("T-1"), task("T-2"), task("T-3", "**Depends on:** T-2")),
+            "it unblocks 1 task, T-1 unblocks 0",
+        ),
         ((task("T-1"), task("T-2")), "it comes before T-2 on"),
         ((task("T-1"),), "the only one ready"),
     ],

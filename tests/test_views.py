@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 
 from ifcoord.core.rows import task_rows
 from ifcoord.core.snapshot import build_snapshot
 from ifcoord.views.dashboard import DASHBOARD_MARK, render_dashboard
-from ifcoord.views.terminal import board_view, progress_bar, session_rows, status_view
+from ifcoord.views.terminal import board_view, progress_bar, session_rows, status_view, task_view
 
 BOARD = """# Phase 0
 
@@ -188,3 +190,39 @@ def test_status_view_shows_relative_age_for_people() -> None:
     text = render(status_view(rows))
     assert "90s ago" in text
     assert "(stale lease)" in text
+
+
+def test_board_view_header_and_progress_fit_80_columns() -> None:
+    snap = team()
+    text = render(board_view(snap, task_rows(snap, frozenset({"bob"}))), width=80)
+    lines = text.splitlines()
+    assert lines[0].startswith("ifcoord board @")
+    assert re.fullmatch(r"\d+/\d+ done, \d+ in progress, \d+ blocked, \d+ stale, \d+ ready", lines[1].strip())
+    assert all(len(line.rstrip()) <= 80 for line in lines)
+    assert re.search(r"[█░]{5} +\d+%", text)  # Progress whole, not cut to "████████ 1"
+
+
+def test_show_lists_every_field_of_a_blocked_task_with_its_reason() -> None:
+    text = (
+        "## T-1: Schema\n**Status:** in progress\n**Owner:** s2\n\n"
+        "## T-2: API\n**Status:** blocked\n**Owner:** s1\n**Epoch:** 3\n**Depends on:** T-1\n"
+        "**Waiting on:** T-1\n**Block reason:** needs the schema\n**Tests:** 4 passed, 1 failed\n"
+        "**Deliverable:** api.py\n**Priority:** HIGH\n\n"
+        "**Milestones:**\n- [x] 50% - routes\n- [ ] 100% - errors\n"
+    )
+    snap = build_snapshot({"boards/PHASE-0.md": text.encode()})
+    row = next(r for r in task_rows(snap) if r.task.id == "T-2")
+    shown = render(task_view(row))
+    for expected in (
+        "state: blocked",
+        "depends on: T-1 (unmet)",
+        "waiting on: T-1",
+        "block reason: needs the schema",
+        "tests: 4 passed, 1 failed",
+        "deliverable: api.py",
+        "priority: HIGH",
+        "☑ 50% - routes",
+        "☐ 100% - errors",
+        "progress: █████░░░░░  50%",
+    ):
+        assert expected in shown, (expected, shown)

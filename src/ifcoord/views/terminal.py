@@ -92,10 +92,8 @@ def shown_state(row: TaskRow) -> str:
 
 def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
     """`ifcoord board`: per phase a progress bar and a table; ready, critical, stale, blocked marked."""
-    from rich import box
     from rich.console import Group
     from rich.markup import escape
-    from rich.table import Table
     from rich.text import Text
 
     critical = critical_path(snapshot.tasks())
@@ -104,8 +102,9 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
     blocked = sum(r.task.state == "blocked" for r in rows)
     stale = sum(r.stale_owner for r in rows)
     ready = sum(r.ready for r in rows)
+    # Two short lines rather than one that wraps mid-phrase at 80 columns.
     header = Text.from_markup(
-        f"[bold]ifcoord board[/] @ {(snapshot.commit or 'files')[:10]}   "
+        f"[bold]ifcoord board[/] @ {(snapshot.commit or 'files')[:10]}\n"
         f"{sum(r.task.state == 'done' for r in counted)}/{len(counted)} done, "
         f"{sum(r.task.state in WORKING for r in rows)} in progress, "
         + _count(blocked, "blocked", "bold red")
@@ -125,16 +124,7 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
                 f"{summary.done}/{summary.total} done"
             )
         )
-        table = Table(expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("ID", no_wrap=True)
-        table.add_column("Title", overflow="fold", min_width=18, max_width=48)
-        table.add_column("State", no_wrap=True)
-        table.add_column("Owner", overflow="fold")
-        table.add_column("Depends on", overflow="fold", max_width=24)
-        table.add_column("Progress", no_wrap=True)
-        for r in summary.rows:
-            table.add_row(*_board_cells(r, on_path))
-        parts.append(table)
+        parts.append(task_table(summary.rows, on_path))
     parts.append(
         Text.from_markup(
             "[dim]▶ ready to claim   ★ on the critical path   depends on: [green]done[/green], "
@@ -142,6 +132,38 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
         )
     )
     return Group(*parts)
+
+
+def task_table(rows: list[TaskRow], on_path: set[str], width: int | None = None) -> RenderableType:
+    """The tasks as a table whose ID, State and Progress are never cut: titles, owners and
+    dependencies give way first. With `width` (watch) every row is one line, titles cut with `…`,
+    so that rows can be counted against the screen's height."""
+    from rich import box
+    from rich.table import Table
+
+    cells = [_board_cells(r, on_path) for r in rows]
+    table = Table(expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
+    if width is None:
+        table.add_column("ID", no_wrap=True)
+        table.add_column("Title", overflow="fold", min_width=12, max_width=48)
+        table.add_column("State", no_wrap=True)
+        table.add_column("Owner", overflow="ellipsis", no_wrap=True, max_width=14)
+        table.add_column("Depends on", overflow="ellipsis", no_wrap=True, max_width=14)
+        table.add_column("Progress", no_wrap=True, min_width=10)
+    else:
+        from rich.text import Text
+
+        def need(i: int, cap: int, header: str) -> int:
+            return min(cap, max([len(header), *(Text.from_markup(c[i]).cell_len for c in cells)]))
+
+        fixed = [need(0, 30, "ID"), need(2, 11, "State"), need(3, 12, "Owner"), need(4, 12, "Depends on"), 10]
+        title = max(8, min(48, width - sum(fixed) - 18))
+        names = ("ID", "Title", "State", "Owner", "Depends on", "Progress")
+        for name, w in zip(names, [fixed[0], title, *fixed[1:]], strict=True):
+            table.add_column(name, width=w, no_wrap=True, overflow="ellipsis")
+    for row in cells:
+        table.add_row(*row)
+    return table
 
 
 def _count(n: int, word: str, style: str) -> str:
@@ -166,7 +188,7 @@ def _board_cells(r: TaskRow, on_path: set[str]) -> list[str]:
     deps = ", ".join(f"[green]{d}[/]" if d not in r.unmet else f"[yellow]{d}[/]" for d in r.depends_on)
     percent = task_percent(t)
     colour = "green" if t.state == "done" else "red" if t.state == "blocked" else "cyan" if percent else "dim"
-    return [task_id, title, state_cell, owner, deps, f"[{colour}]{progress_bar(percent, 8)}[/]"]
+    return [task_id, title, state_cell, owner, deps, f"[{colour}]{progress_bar(percent, 5)}[/]"]
 
 
 def task_view(row: TaskRow) -> RenderableType:
