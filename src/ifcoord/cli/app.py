@@ -11,7 +11,7 @@ import os
 
 import typer
 
-from ifcoord.cli.common import emit, note
+from ifcoord.cli.common import emit, note, readable_metavars
 from ifcoord.errors import IfcoordError
 
 app = typer.Typer(
@@ -28,6 +28,25 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from ifcoord import __version__
+
+        typer.echo(f"ifcoord {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", "-V", is_eager=True, callback=_version, help="Print ifcoord's version and exit."
+    ),
+) -> None:
+    # Only here so that `--version` is listed in `ifcoord --help`; `__main__` answers it
+    # before the CLI is even imported.
+    pass
+
+
 from ifcoord.cli import agents, people, reads  # noqa: E402
 
 reads.register(app)
@@ -41,7 +60,9 @@ def run(argv: list[str]) -> int:
     """Run the CLI; every failure becomes one line on stderr (or a JSON error) and an exit code."""
     wants_json = "--json" in argv
     try:
-        app(args=argv, prog_name="ifcoord", standalone_mode=False)
+        command = typer.main.get_command(app)
+        readable_metavars(command)
+        command(args=argv, prog_name="ifcoord", standalone_mode=False)
         return 0
     except typer.Exit as exc:
         return exc.exit_code

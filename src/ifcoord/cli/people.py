@@ -59,11 +59,17 @@ def register(app: typer.Typer) -> None:
 
 
 def watch(
-    interval: float = typer.Option(1.0, "--interval", help="Seconds between two looks at the remote tip."),
+    interval: float = typer.Option(
+        1.0, "--interval", metavar="SECONDS", help="Seconds between two looks at the remote tip."
+    ),
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
 ) -> None:
-    """The board and the sessions full-screen, redrawn as the branch moves; Ctrl-C quits.
+    """The sessions, what needs attention and the tasks, redrawn in place as the branch moves.
+
+    Task rows that do not fit the terminal are shown a page at a time, turning every few
+    seconds. Ctrl-C quits and leaves the last frame on screen. Not on a terminal (a pipe, a
+    file), it prints one plain frame and exits.
 
     Example: ifcoord watch --remote origin --branch ifcoord
     """
