@@ -4,6 +4,7 @@ placeholders read as words, and `--version` is listed."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import typer
@@ -48,3 +49,17 @@ def test_help_describes_every_option_with_readable_placeholders(
     assert not re.search(r"\{[A-Za-z_]+\}|<[a-z][^>]*>", text), text
     if not path:
         assert "--version" in text
+
+
+def test_the_error_outside_a_clone_names_only_options_that_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert run(["board"]) == 2
+    line = capsys.readouterr().err
+    assert "is not inside a git repository" in line
+    named = set(re.findall(r"--[a-z][a-z-]*", line))
+    board = typer.main.get_command(app).commands["board"]  # type: ignore[attr-defined]
+    known = {opt for param in board.params for opt in param.opts}
+    assert named and named <= known, (named, line)

@@ -92,19 +92,21 @@ def test_dashboard_on_the_branch_follows_claims_and_completions(bare_remote: Pat
     assert render_dashboard(build_snapshot(tree_files(bare_remote))).rstrip("\n") == text
 
 
+def test_init_writes_the_dashboard_in_its_first_commit(bare_remote: Path, tmp_path: Path) -> None:
+    setup_branch(bare_remote, tmp_path, EXAMPLE_BOARDS / "PHASE-0.md")
+    assert git("rev-list", "--count", "ifcoord", cwd=bare_remote).strip() == "1"
+    text = show(bare_remote, "boards/README.md")
+    assert text.splitlines()[0] == DASHBOARD_MARK and "### Phase 0: 0/11 done" in text
+    assert render_dashboard(build_snapshot(tree_files(bare_remote))).rstrip("\n") == text
+
+
 def test_dashboard_false_in_the_config_writes_none(bare_remote: Path, tmp_path: Path) -> None:
-    admin = setup_branch(bare_remote, tmp_path, EXAMPLE_BOARDS / "PHASE-0.md")
-    work = tmp_path / "edit"
-    git("clone", "-q", "-b", "ifcoord", str(bare_remote), str(work))
-    config = work / "ifcoord.yaml"
-    text = config.read_text()
-    config.write_text(
-        re.sub(r"(?m)^dashboard:.*$", "dashboard: false", text)
-        if re.search(r"(?m)^dashboard:", text)
-        else text + "\ndashboard: false\n"
-    )
-    git("commit", "-q", "-am", "no dashboard", cwd=work)
-    git("push", "-q", "origin", "ifcoord", cwd=work)
+    # init writes the dashboard unless the config it starts with says not to (issue 16)
+    config = tmp_path / "ifcoord.yaml"
+    config.write_text("dashboard: false\n")
+    admin = make_clone(bare_remote, tmp_path / "admin")
+    ok(run_ifcoord("init", "--board", str(EXAMPLE_BOARDS / "PHASE-0.md"), "--config", str(config), cwd=admin))
+    assert "boards/README.md" not in tree_files(bare_remote)
     ok(run_ifcoord("claim", "T0.1", "--session", "session-1", cwd=admin))
     ok(run_human("task", "add", "T0.9", "Another", cwd=admin))
     assert "boards/README.md" not in tree_files(bare_remote)
