@@ -6,10 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup system bytecode test demo bench lint clean
+.PHONY: help setup system bytecode test demo bench lint clean screenshots
 
 help:
 	@echo "make demo   - four sessions work the example board on a local bare remote"
+	@echo "make screenshots - regenerate the pictures of docs/views.md from a real run"
 	@echo "make test   - the whole test suite"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
 	@echo "make lint   - ruff and mypy"
@@ -36,6 +37,9 @@ test: system bytecode
 
 demo: bytecode
 	$(BIN)/python -m ifcoord.demo
+
+screenshots: bytecode
+	$(BIN)/python docs/make_screenshot.py
 
 bench: bytecode
 	$(BIN)/python bench/run.py

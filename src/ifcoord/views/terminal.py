@@ -345,12 +345,16 @@ def age_text(seconds: float | None) -> str:
     return f"{seconds // 3600}h ago"
 
 
-def status_view(rows: list[dict[str, Any]]) -> RenderableType:
+def status_view(rows: list[dict[str, Any]], one_line: bool = False) -> RenderableType:
+    """`ifcoord status`; with `one_line` (watch) each session is one row, long cells cut with `…`."""
     from rich.table import Table
 
     table = Table(title="ifcoord sessions")
     for col in ("Session", "State", "Task", "Milestone", "Heartbeat", "Holds"):
-        table.add_column(col, overflow="fold")
+        short = one_line and col in ("Milestone", "Holds")
+        table.add_column(
+            col, overflow="ellipsis" if short else "fold", no_wrap=short, max_width=24 if short else None
+        )
     for r in rows:
         beat = age_text(r["heartbeat_age"])
         if r["stale"]:

@@ -62,7 +62,7 @@ class Watcher:
         where = f"{self.ws.branch} on {self.ws.remote}"
         header = Text.from_markup(
             f"[bold]ifcoord watch[/]  {where}"
-            + (f" @ {self.tip[:10]}" if self.tip else "")
+            + (f" @ {self.tip[:7]}" if self.tip else "")
             + (f"  changed {_hms(self.moved_at)}" if self.moved_at else "")
             + (f"  checked {_hms(self.checked_at)}" if self.checked_at else ""),
             overflow="ellipsis",
@@ -83,7 +83,7 @@ class Watcher:
         stale = self.ws.stale(snapshot)
         rows = task_rows(snapshot, stale)
         if snapshot.statuses:
-            parts.append(status_view(session_rows(snapshot, stale, self.clock())))
+            parts.append(status_view(session_rows(snapshot, stale, self.clock()), one_line=True))
         parts += attention_lines(rows)
         parts.append(board_summary(snapshot, rows))
         on_path = set(critical_path(snapshot.tasks()))
