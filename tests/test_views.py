@@ -8,8 +8,16 @@ from rich.console import Console
 
 from ifcoord.core.rows import task_rows
 from ifcoord.core.snapshot import build_snapshot
+from ifcoord.models import Task
 from ifcoord.views.dashboard import DASHBOARD_MARK, render_dashboard
-from ifcoord.views.terminal import board_view, progress_bar, session_rows, status_view, task_view
+from ifcoord.views.terminal import (
+    board_view,
+    op_details,
+    progress_bar,
+    session_rows,
+    status_view,
+    task_view,
+)
 
 BOARD = """# Phase 0
 
@@ -226,3 +234,19 @@ def test_show_lists_every_field_of_a_blocked_task_with_its_reason() -> None:
         "progress: █████░░░░░  50%",
     ):
         assert expected in shown, (expected, shown)
+
+
+def test_op_details_say_what_each_operation_did() -> None:
+    def task_of(fields: str, title: str = "API") -> Task:
+        snap = build_snapshot({"boards/PHASE-0.md": f"## T-2: {title}\n{fields}".encode()})
+        return snap.tasks()["T-2"]
+
+    before = task_of("**Priority:** LOW\n\n**Milestones:**\n- [ ] 50% - routes\n")
+    after = task_of(
+        "**Priority:** HIGH\n**Tests:** 3 passed, 0 failed\n\n**Milestones:**\n- [x] 50% - routes\n"
+    )
+    assert op_details("progress", after, before) == "50%; ☑ 50% - routes; tests 3 passed, 0 failed"
+    assert op_details("edit", task_of("**Priority:** HIGH\n", "New"), before) == "title: New; priority: HIGH"
+    blocked = task_of("**Waiting on:** T-1\n**Block reason:** needs the schema\n")
+    assert op_details("block", blocked) == "waits on T-1; needs the schema"
+    assert op_details("cancel", task_of("**Cancel reason:** superseded\n")) == "superseded"

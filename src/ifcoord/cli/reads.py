@@ -190,7 +190,7 @@ def log_details(ws, entries) -> dict[str, str]:  # type: ignore[no-untyped-def]
         try:
             after = loader.load(e.commit).snapshot.tasks().get(e.task)
             before = None
-            if e.op == "progress":
+            if e.op in ("progress", "edit"):
                 parent = ws.store.history(e.commit + "~1", max_count=1) if after else []
                 before = loader.load(parent[0][0]).snapshot.tasks().get(e.task) if parent else None
         except Exception:  # noqa: BLE001 - a commit that cannot be read only loses its details

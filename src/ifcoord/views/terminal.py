@@ -262,6 +262,8 @@ def op_details(op: str | None, task: Task | None, before: Task | None = None) ->
         ticked = [m.text for m in task.milestones if m.done]
         before_ticked = {m.text for m in before.milestones if m.done} if before else set()
         parts += [f"☑ {m}" for m in ticked if m not in before_ticked]
+        if task.tests and (before is None or before.tests != task.tests):
+            parts.append("tests " + task.tests)
         if task.note and (before is None or before.note != task.note):
             parts.append(task.note)
     elif op == "block":
@@ -279,7 +281,19 @@ def op_details(op: str | None, task: Task | None, before: Task | None = None) ->
     elif op in ("claim", "reclaim") and task.previous_owner:
         parts.append(f"from {task.previous_owner}")
     elif op == "edit":
-        parts.append(task.title)
+        for label, attr in (
+            ("title", "title"),
+            ("priority", "priority"),
+            ("depends on", "depends_raw"),
+            ("for", "sessions"),
+            ("estimate", "estimate"),
+        ):
+            now, was = getattr(task, attr), getattr(before, attr) if before else None
+            if before is None and attr != "title":
+                continue
+            if now != was:
+                shown = ", ".join(now) if isinstance(now, list) else now
+                parts.append(f"{label}: {shown or '(removed)'}")
     return "; ".join(parts)
 
 
