@@ -1,4 +1,4 @@
-"""`ifcoord watch`: the board and the sessions full-screen, redrawn when the branch tip moves.
+"""`ifcoord watch`: the sessions, what needs attention and the tasks, redrawn in place as the tip moves.
 
 Each second it asks the remote for the tip (one `ls-remote`) and loads the new state only when the
 tip moved. Ctrl-C (SIGINT) or SIGTERM ends it with exit 0, leaving the last frame on screen.
