@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup system bytecode test demo bench lint clean screenshots
+.PHONY: help setup system bytecode test demo bench lint clean chaos screenshots
 
 help:
 	@echo "make demo   - four sessions work the example board on a local bare remote"
@@ -14,6 +14,7 @@ help:
 	@echo "make test   - the whole test suite"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
 	@echo "make lint   - ruff and mypy"
+	@echo "make chaos  - the randomized checker: 2,000 operations with faults over git daemon and smart HTTP"
 
 setup: $(STAMP)
 
@@ -44,8 +45,14 @@ screenshots: bytecode
 bench: bytecode
 	$(BIN)/python bench/run.py
 
+# The randomized checker at full size (docs/reliability.md, "Faults in shared mode").
+CHAOS_OPS ?= 2000
+chaos: system bytecode
+	$(BIN)/python testing/chaos.py --ops $(CHAOS_OPS) --server daemon --cut 0.1
+	$(BIN)/python testing/chaos.py --ops $(CHAOS_OPS) --server http --cut 0.05
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench testing
 	$(BIN)/mypy src
 
 clean:

@@ -13,8 +13,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import ROOT, Row, machine, render_table  # noqa: E402
+from hostile import hostile  # noqa: E402  (issue 13: large and deep inputs)
 from lab import Lab  # noqa: E402
 from scenarios import FULL, QUICK, SCENARIOS  # noqa: E402
+
+SCENARIOS = {**SCENARIOS, "hostile": hostile}
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -59,6 +62,12 @@ HOME (no user or system config).
   commits touching a filler file), versus the same files with one commit. `board` renders the
   table, `next -s viewer` picks, `claim TASK` lands a commit. The clone has fetched the branch
   once before timing.
+- **hostile**: `bench/hostile.py` (runnable on its own): the catalogue of large and deep inputs
+  (dependency chains and wide boards of 5,000 and 50,000 tasks, tasks depending on their own
+  group, nested headings, deeply nested STATUS files, boards over and under the 2 MiB limit),
+  each read command (`lint`, `board`, `next`, `status`, `graph`) as its own process over
+  `--dir`, with wall time, peak memory and exit code (never 1); and 50,000 versus 5,000 tasks
+  for `lint`, `board` and `next`, target at most 10x.
 - **growth**: bytes the remote gains per claim and per heartbeat (`ifcoord heartbeat -s X`, one
   second apart): the packed size of the new objects (`pack-objects --revs old..new`), and in
   brackets the loose bytes added on disk. Baseline: the same for `raw_claim.sh`.

@@ -11,8 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import USED, smart_http, ssh_server
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the `testing` helpers at the repository root
 FIXTURE_BOARDS = ROOT.parent / "shared" / "fixtures" / "boards"
 EXAMPLE_BOARDS = ROOT / "boards"
 
@@ -101,11 +104,45 @@ def git_daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     else:
         proc.kill()
         raise AssertionError("git daemon did not start")
+    USED.add("git daemon")
     try:
         yield url, bare
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def http_remote(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Smart HTTP: nginx + fcgiwrap + git http-backend on 127.0.0.1; yields (url, bare path)."""
+    with smart_http(tmp_path) as (url, bare, _):
+        yield url, bare
+
+
+@pytest.fixture
+def ssh_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """ssh: openssh-server on 127.0.0.1 with a generated key; yields (url, bare path)."""
+    with ssh_server(tmp_path) as (url, bare, env):
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        yield url, bare
+
+
+@pytest.fixture(params=["file", "http", "ssh"])
+def served_remote(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path]:
+    """The same test over a file remote, smart HTTP and ssh: (url, bare path)."""
+    if request.param == "file":
+        bare = tmp_path / "remote.git"
+        git("init", "-q", "--bare", str(bare))
+        return str(bare), bare
+    fixture = "http_remote" if request.param == "http" else "ssh_remote"
+    url, bare = request.getfixturevalue(fixture)
+    return str(url), bare
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    kinds = ["file (bare repository)", *sorted(USED)]
+    terminalreporter.write_line("remotes served in this run: " + ", ".join(kinds))
 
 
 def ifcoord_cmd() -> list[str]:

@@ -17,7 +17,7 @@ def test_bench_quick_run_prints_every_scenario_and_writes_nothing() -> None:
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for scenario in ("claim", "start-up", "idle", "contention", "scale", "growth"):
+    for scenario in ("claim", "start-up", "idle", "contention", "scale", "growth", "hostile"):
         assert f"| {scenario} " in proc.stdout, f"no rows for {scenario}:\n{proc.stdout}"
     assert "0 double" in proc.stdout
     assert (doc.read_bytes() if doc.exists() else None) == before

@@ -151,3 +151,45 @@ def test_configured_phase_order_comes_first() -> None:
     phases = ["2", "1", "10", "setup", "3"]
     ordered = sorted(phases, key=lambda p: phase_sort_key(config, p))
     assert ordered == ["setup", "10", "2", "1", "3"]
+
+
+# -- issue 13: every value checked, ranges and consistency --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "words"),
+    [
+        (b"lease_seconds: -1\n", 1, "greater than 0"),
+        (b"lease_seconds: 0\n", 1, "greater than 0"),
+        (b"lease_seconds: .nan\n", 1, "finite"),
+        (b"lease_seconds: .inf\n", 1, "finite"),
+        (b"heartbeat_seconds: 0\n", 1, "greater than 0"),
+        (b"poll_seconds: 0\n", 1, "greater than or equal to 0.1"),
+        (b"skew_seconds: -5\n", 1, "greater than or equal to 0"),
+        (b"lease_seconds: 100000000000\n", 1, "less than or equal"),
+        (b"lease_seconds: 60\nheartbeat_seconds: 60\n", 2, "shorter than lease_seconds"),
+        (b"mode: own_branch\n", 1, "'shared' or 'own-branch'"),
+        (b"boards: boards/*.md\n", 1, "list"),
+        (b'boards: [""]\n', 1, "empty glob"),
+        (b'boards: ["boards/[z-a].md"]\n', 1, "not a valid glob"),
+        (b'exclude: ["[9-0]"]\n', 1, "not a valid glob"),
+        (b'session_branches: "x/[b-a]"\n', 1, "not a valid glob"),
+    ],
+)
+def test_out_of_range_and_inconsistent_values_are_refused_with_their_line(
+    data: bytes, line: int, words: str
+) -> None:
+    with pytest.raises(InvalidData) as info:
+        parse_config(b"# a comment\n" + data)
+    assert info.value.line_no == line + 1, info.value.message
+    assert words in info.value.message
+
+
+def test_several_errors_say_how_many_more() -> None:
+    with pytest.raises(InvalidData, match=r"\(and 1 more\)"):
+        parse_config(b"lease_seconds: -1\npoll_seconds: 0\n")
+
+
+def test_a_glob_that_makes_no_regex_matches_nothing_instead_of_raising() -> None:
+    config = Config.model_construct(boards=["boards/[z-a].md"])
+    assert not is_board_path(config, "boards/a.md")

@@ -81,6 +81,7 @@ def test_log_entry_json_has_stable_fields() -> None:
         "session": "s1",
         "epoch": 1,
         "forced": False,
+        "op_id": None,
     }
 
 

@@ -211,3 +211,66 @@ def test_a_status_file_whose_name_is_not_a_session_name_is_a_warning() -> None:
     diags = lint({"status/Not A Session!.yaml": "session: x\n", "boards/PHASE-0.md": CLEAN})
     (d,) = by_code(diags, "bad-status-name")
     assert (d.severity, d.file) == ("warning", "status/Not A Session!.yaml")
+
+
+# -- issue 13 -------------------------------------------------------------------------------------
+
+
+def test_tasks_depending_on_their_own_group_give_one_cycle_report_and_stay_small() -> None:
+    board = "# P\n\n" + "".join(f"## P7.{i}: t\n**Depends on:** P7\n\n" for i in range(1, 301))
+    diags = lint({"boards/PHASE-7.md": board})
+    (d,) = by_code(diags, "dependency-cycle")
+    assert d.message.startswith("dependency cycle P7.1 -> P7.2 -> P7.1; 300 tasks wait on each other")
+    assert "(+290 more)" in d.message
+    assert sum(len(x.message) for x in diags) < 2000
+
+
+def test_a_long_chain_and_a_long_cycle_lint_without_recursion() -> None:
+    n = 5000
+    body = "".join(f"## C-{i}: t\n**Depends on:** C-{(i - 1) % n}\n\n" for i in range(n))
+    (d,) = by_code(lint({"boards/PHASE-0.md": "# C\n\n" + body}), "dependency-cycle")
+    assert d.message.startswith("dependency cycle C-0 -> C-4999 -> C-4998")
+
+
+def test_a_second_status_file_for_a_session_is_an_error_and_the_first_one_counts() -> None:
+    snap = build_snapshot(
+        {
+            "status/s1.yaml": b"session: s1\nstatus: working\n",
+            "status/s1.yml": b"session: s1\nstatus: offline\n",
+        }
+    )
+    assert snap.status_paths["s1"] == "status/s1.yaml"
+    assert snap.statuses["s1"].status == "working"
+    (d,) = by_code(lint_snapshot(snap), "duplicate-status")
+    assert (d.file, d.severity) == ("status/s1.yml", "error")
+
+
+def test_held_tasks_of_owners_without_a_readable_status_file_are_named() -> None:
+    board = (
+        "# P\n\n## T-1: a\n**Status:** in progress\n**Owner:** ghost\n\n"
+        "## T-2: b\n**Status:** claimed\n**Owner:** s2\n"
+    )
+    diags = lint({"boards/PHASE-0.md": board, "status/s2.yaml": "session: s2\nlast_poll: [\n"})
+    found = {(d.line, d.severity) for d in by_code(diags, "owner-without-status")}
+    assert found == {(5, "note"), (9, "warning")}
+
+
+def test_a_board_over_the_size_limit_is_an_error_naming_the_limit() -> None:
+    from ifcoord.core.snapshot import MAX_BOARD_BYTES
+
+    big = "# P\n\n## T-1: a\n" + "x" * MAX_BOARD_BYTES
+    (d,) = by_code(lint({"boards/PHASE-0.md": big}), "board-too-large")
+    assert d.severity == "error" and "2 MiB limit" in d.message
+
+
+def test_an_epoch_that_is_not_digits_is_a_warning_and_not_read_as_another_number() -> None:
+    board = b"# P\n\n## T-1: a\n**Epoch:** 1e3\n\n## T-2: b\n**Epoch:** -2\n"
+    snap = build_snapshot({"boards/PHASE-0.md": board})
+    assert [t.epoch for t in snap.tasks().values()] == [0, 0]
+    assert len(by_code(lint_snapshot(snap), "bad-value")) == 2
+
+
+def test_a_hand_written_dashboard_path_is_a_note() -> None:
+    diags = lint({"boards/README.md": "# ours\n", "boards/PHASE-0.md": CLEAN})
+    (d,) = by_code(diags, "dashboard-moved")
+    assert d.severity == "note" and "IFCOORD-DASHBOARD.md" in d.message

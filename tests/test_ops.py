@@ -142,7 +142,9 @@ def test_claim_commit_says_what_it_did_in_subject_and_trailers() -> None:
 
 
 def test_claim_of_a_live_lease_is_a_conflict_naming_owner_and_time() -> None:
-    snap = snap_of(files_with(board=PHASE_0.replace("P0.2.1: Live lease", "P0.1.9: Live lease")))
+    # session-7 heartbeats (a STATUS file): its lease is live, not a person's claim
+    board = PHASE_0.replace("P0.2.1: Live lease", "P0.1.9: Live lease")
+    snap = snap_of(files_with(board=board, session_7="session: session-7\nstatus: working\n"))
     with pytest.raises(ConflictError) as err:
         claim_task(snap, "P0.1.9", ctx("s1"))
     assert err.value.message == "P0.1.9 is claimed by session-7 since 14:02 UTC (lease live)"
@@ -570,3 +572,17 @@ def test_heartbeat_is_written_with_the_time_of_the_context() -> None:
     later = NOW + timedelta(minutes=3)
     _, files = run(files_with(), heartbeat, "s1", ctx=ctx("s1", now=later))
     assert status_in(files, "s1").last_poll == later
+
+
+def test_claim_of_a_task_whose_owner_has_no_status_file_says_what_ends_it() -> None:
+    board = PHASE_0.replace("P0.2.1: Live lease", "P0.1.9: Live lease")
+    with pytest.raises(ConflictError) as err:
+        claim_task(snap_of(files_with(board=board)), "P0.1.9", ctx("s1"))
+    assert "session-7, and it has no STATUS file" in err.value.message
+    assert "never goes stale" in err.value.message
+    assert err.value.hint is not None and "--force" in err.value.hint
+    unreadable = files_with(board=board, session_7="session: session-7\nlast_poll: [\n")
+    with pytest.raises(ConflictError) as err:
+        claim_task(snap_of(unreadable), "P0.1.9", ctx("s1"))
+    assert "status/session-7.yaml cannot be read" in err.value.message
+    assert claim_task(snap_of(files_with(board=board)), "P0.1.9", ctx("s1", force=True)).changed

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 State = Literal["open", "claimed", "in_progress", "blocked", "review", "done", "cancelled"]
 STATES: tuple[State, ...] = ("open", "claimed", "in_progress", "blocked", "review", "done", "cancelled")
@@ -17,7 +17,14 @@ SessionState = Literal["polling", "working", "blocked", "idle", "offline", "done
 Mode = Literal["shared", "own-branch"]
 Severity = Literal["error", "warning", "note"]
 
-SESSION_NAME_PATTERN = r"^[a-z0-9._-]{1,64}$"
+# Words a board reads as "no owner": a session with one of these names would claim a task that
+# then reads back as unowned, and nobody could ever finish or free it.
+RESERVED_SESSION_NAMES = frozenset({"none", "null", "nobody", "unassigned", "n-a"})
+# \A..\Z, not ^..$: `$` also matches before a final newline, and "s2\n" is not a name. A name
+# starts with a letter or digit, so it can never be read as an option (`-`) or a path (`..`).
+SESSION_NAME_PATTERN = (
+    r"\A(?!(?:" + "|".join(sorted(RESERVED_SESSION_NAMES)) + r")\Z)[a-z0-9][a-z0-9._-]{0,63}\Z"
+)
 
 
 class Milestone(BaseModel):
@@ -111,18 +118,18 @@ class SessionStatus(BaseModel):
     status: SessionState | None = None
     current_task: str | None = None
     milestone: str | None = None
-    progress: int | None = None
+    progress: int | None = Field(default=None, ge=0, le=100)
     branch: str | None = None
     last_poll: datetime | None = None
     blocked_on: str | list[str] | None = None
     next_action: str | None = None
-    tests_passed: int | None = None
-    tests_failed: int | None = None
+    tests_passed: int | None = Field(default=None, ge=0)
+    tests_failed: int | None = Field(default=None, ge=0)
     completed: list[str] = Field(default_factory=list)
-    epoch: int | None = None  # fencing number of current_task's claim
+    epoch: int | None = Field(default=None, ge=0)  # fencing number of current_task's claim
     # own-branch mode: claims made in this file, and its logical clock
     claims: list[dict[str, Any]] = Field(default_factory=list)
-    clock: int = 0
+    clock: int = Field(default=0, ge=0)
 
     @field_validator("current_task", "blocked_on", "milestone", "next_action", mode="before")
     @classmethod
@@ -148,8 +155,14 @@ class SessionStatus(BaseModel):
         return v
 
 
+# Durations are finite, positive and bounded (a year): `.nan` would make leases never expire,
+# `0` or `-1` would make a live task stale a second after its claim, `poll_seconds: 0` would
+# make each loop hammer the remote.
+_YEAR = 365 * 24 * 3600.0
+
+
 class Config(BaseModel):
-    """`ifcoord.yaml` at the branch root; every field has a default."""
+    """`ifcoord.yaml` at the branch root; every field has a default, every value is checked."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -159,13 +172,30 @@ class Config(BaseModel):
     )
     exclude: list[str] = Field(default_factory=lambda: ["boards/README.md"])
     phases: list[str] = Field(default_factory=list)
-    lease_seconds: float = 600.0
-    heartbeat_seconds: float = 120.0
-    poll_seconds: float = 30.0
-    skew_seconds: float = 120.0
+    lease_seconds: float = Field(default=600.0, gt=0, le=_YEAR, allow_inf_nan=False)
+    heartbeat_seconds: float = Field(default=120.0, gt=0, le=_YEAR, allow_inf_nan=False)
+    poll_seconds: float = Field(default=30.0, ge=0.1, le=_YEAR, allow_inf_nan=False)
+    skew_seconds: float = Field(default=120.0, ge=0, le=_YEAR, allow_inf_nan=False)
     mode: Mode = "shared"
-    session_branches: str = "ifcoord-sessions/*"
+    session_branches: str = Field(default="ifcoord-sessions/*", min_length=1)
     dashboard: bool = True
+
+    @field_validator("boards", "status", "exclude")
+    @classmethod
+    def _globs(cls, v: list[str]) -> list[str]:
+        for glob in v:
+            if not glob.strip():
+                raise ValueError("an empty glob matches nothing; remove it")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat_seconds:g}) must be shorter than lease_seconds "
+                f"({self.lease_seconds:g}), or every working session would look stale between heartbeats"
+            )
+        return self
 
 
 class Snapshot(BaseModel):

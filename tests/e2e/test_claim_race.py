@@ -62,11 +62,13 @@ def claims_in_history(bare: Path, task: str) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("server", ["bare", "daemon"])
+@pytest.mark.parametrize("server", ["bare", "daemon", "http", "ssh"])
 def test_sixteen_processes_claim_one_task_exactly_one_wins(
-    server: str, bare_remote: Path, git_daemon: tuple[str, Path], tmp_path: Path
+    server: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    remote, bare = (str(bare_remote), bare_remote) if server == "bare" else git_daemon
+    fixture = {"bare": "bare_remote", "daemon": "git_daemon", "http": "http_remote", "ssh": "ssh_remote"}
+    served = request.getfixturevalue(fixture[server])
+    remote, bare = (str(served), served) if server == "bare" else (str(served[0]), served[1])
     setup_branch(remote, tmp_path, board_with(3))
     sessions = clones(remote, tmp_path, N)
     results = race(

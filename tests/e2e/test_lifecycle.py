@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import git, ifcoord_cmd, make_clone, run_ifcoord
 
 from ifcoord.core.snapshot import build_snapshot
@@ -57,11 +58,14 @@ def user_state(clone: Path) -> tuple[str, ...]:
     )
 
 
+@pytest.mark.timeout(300)  # over ssh and smart HTTP every step costs a handshake
 def test_the_whole_lifecycle_from_a_subfolder_never_touches_the_users_work(
-    bare_remote: Path, tmp_path: Path
+    served_remote: tuple[str, Path], tmp_path: Path
 ) -> None:
-    setup(bare_remote, tmp_path)
-    clone = make_clone(bare_remote, tmp_path / "dev")
+    """Over a file remote, smart HTTP and ssh."""
+    url, bare_remote = served_remote
+    setup(url, tmp_path)
+    clone = make_clone(url, tmp_path / "dev")
     git("checkout", "-q", "-b", "feature", cwd=clone)
     (clone / "app.py").write_text("print('edited, not committed')\n")
     (clone / "staged.txt").write_text("staged\n")
@@ -77,7 +81,7 @@ def test_the_whole_lifecycle_from_a_subfolder_never_touches_the_users_work(
         ("claim", "T2"), ("release", "T2"), ("heartbeat",),
     ]  # fmt: skip
     for step in steps:
-        done = ifc(sub, *step, remote=bare_remote)
+        done = ifc(sub, *step, remote=url)
         assert done.returncode == 0, (step, done.stderr)
     assert user_state(clone) == before
     board = remote_board(bare_remote)
@@ -145,7 +149,7 @@ def test_force_is_for_humans_and_is_recorded(bare_remote: Path, tmp_path: Path) 
 def test_stale_leases_can_be_reclaimed_live_ones_cannot_and_the_old_owner_is_fenced_out(
     bare_remote: Path, tmp_path: Path
 ) -> None:
-    setup(bare_remote, tmp_path, config="lease_seconds: 4\nskew_seconds: 0\n")
+    setup(bare_remote, tmp_path, config="lease_seconds: 4\nheartbeat_seconds: 1\nskew_seconds: 0\n")
     old = make_clone(bare_remote, tmp_path / "old")
     new = make_clone(bare_remote, tmp_path / "new")
     assert ifc(old, "claim", "T1", session="old", remote=bare_remote).returncode == 0

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import git, ifcoord_cmd, make_clone, run_ifcoord
 
 from ifcoord.demo import ScriptedWorker
@@ -79,16 +80,19 @@ def commits(bare: Path) -> int:
     return int(git("rev-list", "--count", "ifcoord", cwd=bare))
 
 
+@pytest.mark.timeout(300)  # over ssh and smart HTTP every step costs a handshake
 def test_sessions_polling_a_board_with_dependencies_finish_every_task_exactly_once(
-    bare_remote: Path, tmp_path: Path
+    served_remote: tuple[str, Path], tmp_path: Path
 ) -> None:
+    """Over a file remote, smart HTTP and ssh."""
+    url, _ = served_remote
     board = (
         "# Phase 0\n\n## T1: Base\n**Status:** open\n\n## T2: Left\n**Depends on:** T1\n\n"
         "## T3: Right\n**Depends on:** T1\n\n## T4: Join\n**Depends on:** T2, T3\n\n"
         "## Filler work\n\n### F1: Docs\n**Status:** open\n\n### F2: Fixtures\n**Status:** open\n"
     )
-    init_branch(bare_remote, tmp_path, board)
-    workers = [ScriptedWorker(f"s{i}", make_clone(bare_remote, tmp_path / f"s{i}"), str(bare_remote),
+    init_branch(url, tmp_path, board)
+    workers = [ScriptedWorker(f"s{i}", make_clone(url, tmp_path / f"s{i}"), url,
                               interval=0.2, step_seconds=(0.05, 0.1)) for i in range(3)]  # fmt: skip
     for w in workers:
         w.start()
@@ -104,7 +108,7 @@ def test_sessions_polling_a_board_with_dependencies_finish_every_task_exactly_on
         w.errors for w in workers
     ]
     log = json.loads(
-        run_ifcoord("log", "--remote", str(bare_remote), "--json", cwd=tmp_path / "admin").stdout
+        run_ifcoord("log", "--remote", url, "--json", cwd=tmp_path / "admin").stdout
     )
     completes = Counter(e["task"] for e in log["entries"] if e["op"] == "complete")
     assert completes == done

@@ -1,178 +1,246 @@
-"""Own-branch mode: sessions that may push only their own branch (protocol section 7)."""
+"""Own-branch mode: sessions propose on their own branch, one arbiter decides (protocol section 7,
+docs/modes.md section 3). Real remotes whose hook lets a session push only claude/<name>."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
-from collections import Counter
 from pathlib import Path
 
-import pytest
-from conftest import git, ifcoord_cmd, run_ifcoord
+from conftest import ROOT, ifcoord_cmd
 
-from ifcoord.core.snapshot import build_snapshot
-from ifcoord.demo import ScriptedWorker
-
-CONFIG = 'mode: own-branch\nsession_branches: "claude/*"\npoll_seconds: 0.3\nheartbeat_seconds: 120\n'
-HOOK = """#!/bin/sh
-# Only the arbiter may push the coordination branch; sessions push only claude/<their name>.
-while read old new ref; do
-  if [ "$ref" = "refs/heads/ifcoord" ] && [ "$IFCOORD_ROLE" != "arbiter" ]; then
-    echo "sessions may push only their own branch" >&2; exit 1
-  fi
-  if [ -n "$IFCOORD_SESSION_BRANCH" ] && [ "$ref" != "refs/heads/$IFCOORD_SESSION_BRANCH" ]; then
-    echo "session pushed $ref, not its own branch" >&2; exit 1
-  fi
-  if [ "$BLOCK_SESSION_PUSHES" = "1" ]; then echo "pushes paused" >&2; exit 1; fi
-done
-"""
-ARBITER = {"IFCOORD_ROLE": "arbiter"}
-
-
-def guarded_remote(tmp_path: Path) -> Path:
-    bare = tmp_path / "remote.git"
-    git("init", "-q", "--bare", str(bare))
-    hook = bare / "hooks" / "pre-receive"
-    hook.write_text(HOOK)
-    hook.chmod(0o755)
-    return bare
-
-
-def init_coordination(bare: Path, tmp_path: Path, board: str) -> Path:
-    admin = tmp_path / "admin"
-    git("init", "-q", str(admin))
-    (admin / "ifcoord.yaml").write_text(CONFIG)
-    (admin / "PHASE-0.md").write_text(board)
-    done = run_ifcoord("init", "--remote", str(bare), "--board", "PHASE-0.md", "--config", "ifcoord.yaml",
-                       cwd=admin, env=ARBITER)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return admin
-
-
-def session_clone(bare: Path, tmp_path: Path, name: str) -> Path:
-    """An agent's clone on its own branch claude/<name>, already pushed, joined as <name>."""
-    clone = tmp_path / name
-    git("init", "-q", str(clone))
-    git("remote", "add", "origin", str(bare), cwd=clone)
-    git("checkout", "-q", "-b", f"claude/{name}", cwd=clone)
-    (clone / "work.py").write_text(f"# {name}'s work\n")
-    git("add", "work.py", cwd=clone)
-    git("commit", "-q", "-m", "start", cwd=clone)
-    git("push", "-q", "origin", f"claude/{name}", cwd=clone)
-    assert run_ifcoord("join", name, cwd=clone).returncode == 0
-    return clone
-
-
-def env_for(name: str, **extra: str) -> dict[str, str]:
-    return {"IFCOORD_SESSION_BRANCH": f"claude/{name}", **extra}
-
-
-BOARD = (
-    "# Phase 0\n\n## T1: Base\n\n## T2: Left\n**Depends on:** T1\n\n## T3: Right\n**Depends on:** T1\n\n"
-    "## Filler work\n\n### F1: Docs\n\n### F2: Fixtures\n"
+sys.path.insert(0, str(ROOT))
+from testing.ownbranch_world import (  # noqa: E402
+    ARBITER_ENV,
+    arbitrate,
+    board_json,
+    config_text,
+    git,
+    guarded_remote,
+    ifcoord,
+    init_coordination,
+    owners,
+    reader_clone,
+    session_clone,
+    session_env,
+    wait_for,
 )
-ALL_TASKS = ("T1", "T2", "T3", "F1", "F2")
+
+TWO = "# P\n\n## T1: Contested\n\n## T2: Other\n"
 
 
-@pytest.mark.timeout(300)
-def test_four_own_branch_sessions_work_a_board_to_the_end_and_the_arbiter_shows_it(tmp_path: Path) -> None:
+def world(tmp_path: Path, board: str = TWO, **config: float) -> tuple[Path, Path]:
     bare = guarded_remote(tmp_path)
-    admin = init_coordination(bare, tmp_path, BOARD)
-    names = [f"s{i}" for i in range(4)]
-    workers = []
-    for name in names:
-        clone = session_clone(bare, tmp_path, name)
-        w = ScriptedWorker(name, clone, str(bare), interval=0.3, step_seconds=(0.05, 0.1), env=env_for(name))
-        w.start()
-        workers.append(w)
-    arbiter = subprocess.Popen([*ifcoord_cmd(), "arbitrate", "--interval", "0.5", "--remote", str(bare)],
-                               cwd=admin, env={**os.environ, **ARBITER},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    admin = init_coordination(str(bare), tmp_path, board, config_text(**config))
+    return bare, admin
+
+
+def op(clone: Path, name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return ifcoord(*args, cwd=clone, env=session_env(name, **env))
+
+
+def decided(admin: Path, session: str, seq: int, verdict: str = "accepted") -> bool:
+    """One arbiter round; whether it (or an earlier one) gave `session`'s proposal `seq` that verdict."""
+    arbitrate(admin)
+    status = git("show", f"ifcoord:status/{session}.yaml", cwd=admin.parent / "remote.git", check=False)
+    from ifcoord.files.status import parse_status
+
+    decisions = (parse_status(f"status/{session}.yaml", status.encode()).model_extra or {}).get(
+        "decisions"
+    ) or []
+    return any(d["seq"] == seq and d["verdict"] == verdict for d in decisions)
+
+
+def proposed_seq(done: subprocess.CompletedProcess[str]) -> int:
+    assert done.returncode == 0, done.stderr
+    return int(json.loads(done.stdout)["proposed"])
+
+
+def test_a_claim_that_lost_its_lease_stays_lost_and_its_late_completion_is_refused(tmp_path: Path) -> None:
+    """Issue 11, reproduction 1: lease 6 s, skew 2 s."""
+    bare, admin = world(tmp_path, lease=6, skew=2)
+    alice, bob = session_clone(str(bare), tmp_path, "alice"), session_clone(str(bare), tmp_path, "bob")
+    seq = proposed_seq(op(alice, "alice", "claim", "T1", "--json"))
+    assert owners(bob)["T1"][0] is None  # proposed is not decided: nobody holds T1 yet
+    assert board_json(bob)["pending"] == [
+        {"session": "alice", "seq": seq, "op": "claim", "task": "T1", "clock": 1}
+    ]
+    assert decided(admin, "alice", seq)
+    assert owners(bob)["T1"] == ("alice", "in_progress", 1)
+    # alice goes quiet; bob's claim is refused while her lease is live, then proposed once stale.
+    take = wait_for(lambda: (d := op(bob, "bob", "claim", "T1", "--json")).returncode == 0 and d, 30,
+                    every=0.5, what="bob to see alice's lease lapse")  # fmt: skip
+    wait_for(
+        lambda: decided(admin, "bob", proposed_seq(take)), 30, every=0.5, what="the arbiter to give bob T1"
+    )
+    assert owners(bob)["T1"] == ("bob", "in_progress", 2)
+    assert decided(admin, "bob", proposed_seq(op(bob, "bob", "complete", "T1", "--json")))
+    # alice comes back: she may claim T2, and T1 stays bob's and done for every reader.
+    assert decided(admin, "alice", proposed_seq(op(alice, "alice", "claim", "T2", "--json")))
+    carol = reader_clone(str(bare), tmp_path, "carol")
+    for reader in (carol, alice, bob, admin):
+        assert owners(reader)["T1"] == ("bob", "done", 2), reader
+        assert owners(reader)["T2"] == ("alice", "in_progress", 1), reader
+    late = op(alice, "alice", "complete", "T1")
+    assert late.returncode == 3 and "lease lost" in late.stderr, late.stderr
+    arbitrate(admin)
+    assert owners(carol)["T1"] == ("bob", "done", 2)
+    sessions = json.loads(ifcoord("status", "--json", cwd=carol).stdout)["sessions"]
+    assert {row["session"] for row in sessions} == {"alice", "bob"}
+    statuses = {n: git("show", f"ifcoord:status/{n}.yaml", cwd=bare) for n in ("alice", "bob")}
+    assert "T1" in statuses["bob"].split("completed:")[1].splitlines()[0]
+    assert "completed:" not in statuses["alice"]
+
+
+def test_the_arbiter_never_writes_a_done_task_back(tmp_path: Path) -> None:
+    """Issue 11, reproduction 2: the arbiter is down while alice is quiet, then decides bob's
+    completion; alice writing again (even a forged proposal) changes nothing."""
+    bare, admin = world(tmp_path, lease=3, skew=1)
+    alice, bob = session_clone(str(bare), tmp_path, "alice"), session_clone(str(bare), tmp_path, "bob")
+    assert decided(admin, "alice", proposed_seq(op(alice, "alice", "claim", "T1", "--json")))
+    # The arbiter is down: bob proposes the takeover; nothing is decided, nothing is lost.
+    take = wait_for(lambda: (d := op(bob, "bob", "claim", "T1", "--json")).returncode == 0 and d, 30,
+                    every=0.5, what="bob to see alice's lease lapse")  # fmt: skip
+    assert owners(alice)["T1"][0] == "alice"
+    refused = op(bob, "bob", "complete", "T1")  # bob may not work on T1 before the decision
+    assert refused.returncode == 3, refused.stderr
+    # The arbiter is back.
+    wait_for(lambda: decided(admin, "bob", proposed_seq(take)), 30, every=0.5, what="bob's takeover")
+    assert decided(admin, "bob", proposed_seq(op(bob, "bob", "complete", "T1", "--json")))
+    # alice writes again: a heartbeat, and a forged completion proposal with her old epoch.
+    assert op(alice, "alice", "heartbeat").returncode == 0
+    text = git("show", "claude/alice:status/alice.yaml", cwd=bare)
+    forged = text.replace("seq: 1\n", "seq: 2\n", 1).replace(
+        "proposals:\n", "proposals:\n  - {seq: 2, clock: 99, op: complete, task: T1, epoch: 1}\n", 1
+    )
+    (alice / "status" / "alice.yaml").write_text(forged)
+    git("commit", "-q", "-am", "forged", cwd=alice)
+    git("push", "-q", "origin", "claude/alice", cwd=alice, env=session_env("alice"))
+    assert decided(admin, "alice", 2, verdict="refused")
+    for _ in range(2):
+        arbitrate(admin)
+        assert owners(admin)["T1"] == ("bob", "done", 2)
+    late = op(alice, "alice", "complete", "T1")
+    assert late.returncode == 3 and "lease lost" in late.stderr, late.stderr
+    board = git("show", "ifcoord:boards/PHASE-0.md", cwd=bare)
+    assert board.count("**Owner:** bob") == 1 and "**Owner:** alice" not in board
+
+
+def test_readers_of_the_same_tips_agree_whatever_they_saw_before(tmp_path: Path) -> None:
+    """Issue 11, reproduction 3: lease 10 s, skew 30 s; a clone that saw alice's heartbeat early,
+    a fresh clone, a freshly started arbiter and a reader with a clock an hour off all name bob."""
+    from ifcoord.session.workspace import Workspace
+
+    bare, admin = world(tmp_path, lease=10, skew=30)
+    alice, bob = session_clone(str(bare), tmp_path, "alice"), session_clone(str(bare), tmp_path, "bob")
+    early = reader_clone(str(bare), tmp_path, "early")
+    assert decided(admin, "alice", proposed_seq(op(alice, "alice", "claim", "T1", "--json")))
+    owners(early)  # saw alice's heartbeat now
+    take = wait_for(lambda: (d := op(bob, "bob", "claim", "T1", "--json")).returncode == 0 and d, 40,
+                    every=0.5, what="bob (who saw alice early) to judge her stale")  # fmt: skip
+    wait_for(
+        lambda: decided(admin, "bob", proposed_seq(take)), 30, every=0.5, what="the arbiter to give bob T1"
+    )
+    fresh = reader_clone(str(bare), tmp_path, "fresh")
+    views = {
+        name: owners(c) for name, c in (("early", early), ("fresh", fresh), ("alice", alice), ("bob", bob))
+    }
+    second = reader_clone(str(bare), tmp_path, "second-arbiter")
+    after = arbitrate(second, "--session", "second")  # a new arbiter: no sightings of its own
+    assert after["decisions"] == []
+    views["second-arbiter"] = owners(second)
+    skewed = Workspace(start=fresh, session=None)
+    real = time.time
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and sum(len(w.completed) for w in workers) < len(ALL_TASKS):
-            time.sleep(0.3)
+        time.time = lambda: real() + 3600  # type: ignore[assignment]
+        state = skewed.read()
     finally:
-        for w in workers:
-            w.stop()
-        arbiter.terminate()
-        arbiter.wait(timeout=30)
-    done = Counter(t for w in workers for t in w.completed)
-    assert done == Counter(dict.fromkeys(ALL_TASKS, 1)), [w.errors for w in workers]
-    # Two sessions may claim one task in the same cycle; the loser is told "lease lost" and
-    # moves on. Nothing else may go wrong.
-    assert all("lease lost" in e for w in workers for e in w.errors), [w.errors for w in workers]
-    # One last fold, then the arbiter's board must say what the status files say.
-    final = run_ifcoord("arbitrate", "--once", "--remote", str(bare), cwd=admin, env=ARBITER)
-    assert final.returncode == 0, final.stderr
-    board = build_snapshot({"boards/PHASE-0.md": git("show", "ifcoord:boards/PHASE-0.md", cwd=bare).encode()})
-    by_status: dict[str, str] = {}
-    for name in names:
-        status = git("show", f"claude/{name}:status/{name}.yaml", cwd=bare)
-        snap = build_snapshot({f"status/{name}.yaml": status.encode()})
-        for task in snap.statuses[name].completed:
-            assert task not in by_status, f"{task} completed by {by_status.get(task)} and {name}"
-            by_status[task] = name
-    for task in board.tasks().values():
-        assert task.state == "done", task
-        assert task.owner == by_status[task.id]
-    # No session wrote outside its own branch: every ifcoord commit on claude/<name> touches
-    # only that session's status file, and the coordination branch has only init and the arbiter.
-    for name in names:
-        log = git("log", "--format=%x00%s", "--name-only", f"claude/{name}", cwd=bare)
-        for record in log.split("\x00")[1:]:
-            subject, *paths = [line for line in record.splitlines() if line]
-            if subject.startswith("ifcoord:"):
-                assert paths == [f"status/{name}.yaml"], (name, subject, paths)
-    authors = set(git("log", "--format=%an", "ifcoord", cwd=bare).splitlines())
-    assert authors <= {"ifcoord", "arbiter"}
+        time.time = real  # type: ignore[assignment]
+    views["skewed"] = {t.id: (t.owner, t.state, t.epoch) for t in state.snapshot.tasks().values()}
+    assert all(v == views["fresh"] for v in views.values()), views
+    assert views["fresh"]["T1"] == ("bob", "in_progress", 2)
+    assert op(bob, "bob", "complete", "T1").returncode == 0
+    late = op(alice, "alice", "complete", "T1")
+    assert late.returncode == 3 and "lease lost" in late.stderr
 
 
-def test_two_sessions_that_claim_one_task_concurrently_agree_on_the_winner(tmp_path: Path) -> None:
-    bare = guarded_remote(tmp_path)
-    init_coordination(bare, tmp_path, "# P\n\n## T1: Contested\n\n## T2: Other\n")
-    alice, bob = session_clone(bare, tmp_path, "alice"), session_clone(bare, tmp_path, "bob")
-    # Neither sees the other's claim: both commit it locally while pushes are paused.
+class Loop:
+    """A session's `ifcoord poll --json`, running; its events as they come."""
+
+    def __init__(self, clone: Path, name: str) -> None:
+        import threading
+
+        self.events: list[dict] = []
+        self.proc = subprocess.Popen([*ifcoord_cmd(), "poll", "--json", "--interval", "0.3"], cwd=clone,
+                                     env={**os.environ, **session_env(name)}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.append(json.loads(line))
+
+    def saw(self, event: str, task: str) -> dict | None:
+        return next((e for e in self.events if e["event"] == event and e["task"] == task), None)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def test_concurrent_claims_go_to_one_session_and_the_loser_is_told_lost(tmp_path: Path) -> None:
+    bare, admin = world(tmp_path)
+    alice, bob = session_clone(str(bare), tmp_path, "alice"), session_clone(str(bare), tmp_path, "bob")
+    # Neither sees the other's proposal: both propose T1 before the arbiter runs.
     for clone, name in ((alice, "alice"), (bob, "bob")):
-        paused = run_ifcoord("claim", "T1", cwd=clone, env=env_for(name, BLOCK_SESSION_PUSHES="1"))
-        assert paused.returncode == 5 and "retries next cycle" in paused.stderr, paused.stderr
-    # Pushes resume; each loop's next cycle pushes its claim and reads the other's.
-    for clone, name in ((bob, "bob"), (alice, "alice"), (bob, "bob")):
-        cycle = run_ifcoord("poll", "--once", "--json", cwd=clone, env=env_for(name))
-        assert cycle.returncode == 0, cycle.stderr
-        events = [json.loads(line) for line in cycle.stdout.splitlines()]
-        if name == "bob" and any(e["event"] == "lease-lost" for e in events):
-            lost = next(e for e in events if e["event"] == "lease-lost")
-            assert (lost["task"], lost["owner"]) == ("T1", "alice")
-            claimed = next(e for e in events if e["event"] == "claimed")
-            assert claimed["task"] == "T2"  # the loser moved on within the cycle
-    views = []
-    for clone, name in ((alice, "alice"), (bob, "bob")):
-        board = json.loads(run_ifcoord("board", "--json", cwd=clone, env=env_for(name)).stdout)
-        views.append({t["id"]: t["owner"] for t in board["tasks"]})
-    assert views[0] == views[1] == {"T1": "alice", "T2": "bob"}
-    refused = run_ifcoord("complete", "T1", cwd=bob, env=env_for("bob"))
+        assert op(clone, name, "claim", "T1").returncode == 0
+    # A loop tells its agent the claim is proposed, not yet its own.
+    cycle = op(bob, "bob", "poll", "--once", "--json")
+    events = [json.loads(line) for line in cycle.stdout.splitlines()]
+    assert [(e["event"], e["task"]) for e in events if e["task"]] == [("proposed", "T1")], events
+    assert "waiting for the arbiter" in events[0]["message"]
+    loop = Loop(bob, "bob")
+    try:
+        wait_for(lambda: loop.saw("proposed", "T1"), 30, what="bob's loop to wait for its proposal")
+        verdicts = arbitrate(admin)["decisions"]
+        assert [(d["session"], d["verdict"]) for d in verdicts] == [("alice", "accepted"), ("bob", "refused")]
+        lost = wait_for(lambda: loop.saw("lost", "T1"), 30, what="bob to be told he lost T1")
+        assert lost["owner"] == "alice"
+        wait_for(lambda: loop.saw("proposed", "T2"), 30, what="bob to propose another task")
+        assert not loop.saw("claimed", "T2")  # not before the arbiter decides
+        arbitrate(admin)
+        claimed = wait_for(lambda: loop.saw("claimed", "T2"), 30, what="bob's claim of T2 decided")
+        assert claimed["epoch"] == 1
+    finally:
+        loop.stop()
+    assert (
+        owners(alice) == owners(bob) == {"T1": ("alice", "in_progress", 1), "T2": ("bob", "in_progress", 1)}
+    )
+    refused = op(bob, "bob", "complete", "T1")
     assert refused.returncode == 3
 
 
 def test_own_branch_writes_touch_only_the_status_file_of_the_users_clone(tmp_path: Path) -> None:
-    bare = guarded_remote(tmp_path)
-    init_coordination(bare, tmp_path, "# P\n\n## T1: Work\n")
-    clone = session_clone(bare, tmp_path, "dana")
+    bare, admin = world(tmp_path, board="# P\n\n## T1: Work\n")
+    clone = session_clone(str(bare), tmp_path, "dana")
     (clone / "work.py").write_text("# edited, not committed\n")
     (clone / "notes.txt").write_text("untracked\n")
     before = git("status", "--porcelain", cwd=clone)
-    done = run_ifcoord("claim", "T1", cwd=clone, env=env_for("dana"))
+    done = op(clone, "dana", "claim", "T1")
     assert done.returncode == 0, done.stderr
     assert git("status", "--porcelain", cwd=clone) == before
     assert git("log", "-1", "--format=%s", cwd=clone) == "ifcoord: claim T1 by dana"
     assert git("diff", "--name-only", "HEAD~1", "HEAD", cwd=clone) == "status/dana.yaml"
     assert git("rev-parse", "claude/dana", cwd=bare) == git("rev-parse", "HEAD", cwd=clone)
+    arbitrate(admin)
     # A merge in progress: the write is refused with a clear line and nothing changes.
     (clone / ".git" / "MERGE_HEAD").write_text(git("rev-parse", "HEAD", cwd=clone) + "\n")
-    busy = run_ifcoord("progress", "T1", "50", cwd=clone, env=env_for("dana"))
+    busy = op(clone, "dana", "progress", "T1", "50")
     assert busy.returncode == 5 and "merge is in progress" in busy.stderr
     assert git("log", "-1", "--format=%s", cwd=clone) == "ifcoord: claim T1 by dana"
 
@@ -181,32 +249,31 @@ def test_a_coordination_branch_made_by_hand_with_plain_git_works(tmp_path: Path)
     bare = guarded_remote(tmp_path)
     by_hand = tmp_path / "by-hand"
     git("init", "-q", "-b", "ifcoord", str(by_hand))
-    (by_hand / "ifcoord.yaml").write_text(CONFIG)
+    (by_hand / "ifcoord.yaml").write_text(config_text())
     (by_hand / "boards").mkdir()
     (by_hand / "boards" / "PHASE-0.md").write_text("# Phase 0\n\n## T1: Hand-made task\n**Status:** TODO\n")
     git("add", ".", cwd=by_hand)
     git("commit", "-q", "-m", "a board, by hand", cwd=by_hand)
-    pushed = subprocess.run(["git", "push", "-q", str(bare), "ifcoord"], cwd=by_hand, capture_output=True,
-                            env={**os.environ, **ARBITER})  # fmt: skip
-    assert pushed.returncode == 0, pushed.stderr
-    clone = session_clone(bare, tmp_path, "erin")
-    done = run_ifcoord("claim", "--next", "--json", cwd=clone, env=env_for("erin"))
+    git("push", "-q", str(bare), "ifcoord", cwd=by_hand, env=ARBITER_ENV)
+    clone = session_clone(str(bare), tmp_path, "erin")
+    done = op(clone, "erin", "claim", "--next", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["task"]["id"] == "T1"
-    board = json.loads(run_ifcoord("board", "--json", cwd=clone, env=env_for("erin")).stdout)
-    assert board["tasks"][0]["owner"] == "erin"
-    log = json.loads(run_ifcoord("log", "T1", "--json", "--remote", str(bare), cwd=by_hand).stdout)
+    git("remote", "add", "origin", str(bare), cwd=by_hand)
+    arbitrate(by_hand)
+    assert board_json(clone)["tasks"][0]["owner"] == "erin"
+    log = json.loads(ifcoord("log", "T1", "--json", "--remote", str(bare), cwd=by_hand).stdout)
     assert [(e["op"], e["session"]) for e in log["entries"]] == [("claim", "erin")]
 
 
 def test_an_idle_own_branch_cycle_is_one_ls_remote_and_fetches_nothing(tmp_path: Path) -> None:
     from ifcoord.session.workspace import Workspace
 
-    bare = guarded_remote(tmp_path)
-    init_coordination(bare, tmp_path, "# P\n\n## T1: Work\n")
-    clone = session_clone(bare, tmp_path, "fay")
-    other = session_clone(bare, tmp_path, "gus")
-    assert run_ifcoord("claim", "T1", cwd=other, env=env_for("gus")).returncode == 0
+    bare, admin = world(tmp_path, board="# P\n\n## T1: Work\n")
+    clone = session_clone(str(bare), tmp_path, "fay")
+    other = session_clone(str(bare), tmp_path, "gus")
+    assert op(other, "gus", "claim", "T1").returncode == 0
+    arbitrate(admin)
     ws = Workspace(start=clone, session="fay")
     first = ws.poll_state()  # fetches the coordination branch and gus's branch
     assert first.snapshot.tasks()["T1"].owner == "gus"
@@ -214,3 +281,61 @@ def test_an_idle_own_branch_cycle_is_one_ls_remote_and_fetches_nothing(tmp_path:
     again = ws.poll_state()
     assert ws.runner.calls - calls == 1  # one ls-remote; nothing moved, nothing fetched
     assert again.snapshot.tasks()["T1"].owner == "gus"
+
+
+def test_one_arbiter_decides_at_a_time_and_a_dead_ones_lock_is_taken_over(tmp_path: Path) -> None:
+    bare, admin = world(tmp_path)
+    alice = session_clone(str(bare), tmp_path, "alice")
+    argv = [*ifcoord_cmd(), "arbitrate", "--interval", "0.5", "--json"]
+    env = {**os.environ, **ARBITER_ENV}
+    first = subprocess.Popen(argv, cwd=admin, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "holder: arbiter" in git("show", "ifcoord:arbiter.yaml", cwd=bare, check=False), 30)
+        second = reader_clone(str(bare), tmp_path, "second")
+        kept_out = arbitrate(second, "--session", "second")
+        assert kept_out["held_by"] == "arbiter" and not kept_out["changed"]
+        seq = proposed_seq(op(alice, "alice", "claim", "T1", "--json"))
+        wait_for(lambda: owners(alice)["T1"][0] == "alice", 30, what="the running arbiter to decide")
+        assert seq == 1
+    finally:
+        first.send_signal(signal.SIGKILL)  # dies holding the lock
+        first.wait(timeout=10)
+    t0 = time.monotonic()
+    took = wait_for(lambda: (r := arbitrate(second, "--session", "second"))["held_by"] is None and r, 30,
+                    what="the second arbiter to take over")  # fmt: skip
+    assert took["changed"] and time.monotonic() - t0 < 10
+    assert "holder: second\nterm: 2\n" in git("show", "ifcoord:arbiter.yaml", cwd=bare)
+
+
+def test_ci_workflow_files_are_yaml_with_the_trigger_and_their_command_decides(tmp_path: Path) -> None:
+    import shlex
+
+    from ruamel.yaml import YAML
+
+    bare, admin = world(tmp_path)
+    alice = session_clone(str(bare), tmp_path, "alice")
+    seq = proposed_seq(op(alice, "alice", "claim", "T1", "--json"))
+    wrote = ifcoord("ci", "github", "--json", cwd=admin)
+    assert wrote.returncode == 0, wrote.stderr
+    workflow = YAML(typ="safe").load((admin / ".github/workflows/ifcoord-arbiter.yml").read_text())
+    assert workflow["on"]["push"]["branches"] == ["claude/**"]
+    assert workflow["permissions"] == {"contents": "write"}
+    steps = workflow["jobs"]["arbitrate"]["steps"]
+    assert steps[0]["with"]["token"] == "${{ secrets.GITHUB_TOKEN }}"
+    command = next(s["run"] for s in steps if "arbitrate" in s.get("run", ""))
+    assert ifcoord("ci", "gitlab", cwd=admin).returncode == 0
+    job = YAML(typ="safe").load((admin / ".gitlab/ifcoord-arbiter.yml").read_text())["ifcoord-arbiter"]
+    assert "$CI_COMMIT_BRANCH =~ /^(?:claude\\/.*)\\Z/" in job["rules"][0]["if"]
+    assert job["script"] == [command]
+    again = ifcoord("ci", "github", cwd=admin)  # the same file again: no change, no refusal
+    assert again.returncode == 0
+    (admin / ".github/workflows/ifcoord-arbiter.yml").write_text("mine\n")
+    assert ifcoord("ci", "github", cwd=admin).returncode == 2
+    # Run the job's command as CI would, in a checkout of the repository with origin set.
+    argv = shlex.split(command)
+    assert argv[:3] == ["ifcoord", "arbitrate", "--once"]
+    ran = ifcoord(*argv[1:], "--json", cwd=admin, env=ARBITER_ENV)
+    assert ran.returncode == 0, ran.stderr
+    assert [(d["session"], d["seq"], d["verdict"]) for d in json.loads(ran.stdout)["decisions"]] == [
+        ("alice", seq, "accepted")
+    ]

@@ -1,1 +1,1 @@
-"""The command line: arguments in, exit codes and messages out."""
+"""The interfaces: the command line and the MCP server (requests in, exit codes and messages out)."""

@@ -1,4 +1,4 @@
-"""Commands a session runs: init, join, the lifecycle operations, poll, arbitrate."""
+"""Commands a session runs: init, join, the lifecycle operations, poll."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ifcoord.cli.common import (
     workspace,
 )
 from ifcoord.errors import UsageError
+from ifcoord.views.text import safe_markup
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +36,6 @@ def register(app: typer.Typer) -> None:
     app.command("release")(release)
     app.command("heartbeat")(heartbeat)
     app.command("poll")(poll)
-    app.command("arbitrate")(arbitrate)
 
 
 # -- connecting a clone ---------------------------------------------------------------------------
@@ -148,13 +148,13 @@ def reclaim(
 
 def progress(
     task: str = typer.Argument(..., help="Task ID you hold."),
-    percent: int = typer.Argument(..., help="0-100; ticks the milestones up to it."),
+    percent: int = typer.Argument(..., min=0, max=100, help="0-100; ticks the milestones up to it."),
     note_text: str | None = typer.Option(None, "--note", help="A short note on where you are."),
     tests_passed: int | None = typer.Option(
-        None, "--tests-passed", help="How many tests pass now; written on the task's Tests line."
+        None, "--tests-passed", min=0, help="How many tests pass now; written on the task's Tests line."
     ),
     tests_failed: int | None = typer.Option(
-        None, "--tests-failed", help="How many tests fail now; written on the task's Tests line."
+        None, "--tests-failed", min=0, help="How many tests fail now; written on the task's Tests line."
     ),
     session: str | None = SessionOpt,
     remote: str | None = RemoteOpt,
@@ -195,8 +195,16 @@ def block(
     Example: ifcoord block P0.1.5 --on P0.1.4 --reason "needs the latency fix"
     """
     from ifcoord.core.ops import block_task
+    from ifcoord.files.board import looks_like_task_id
 
     ids = [i.strip() for i in on.replace(" ", ",").split(",") if i.strip()]
+    junk = [i for i in ids if not looks_like_task_id(i)]
+    if junk:
+        # written to the board's Waiting on field: a path or `**Owner:**` there corrupts it
+        raise UsageError(
+            f"--on {', '.join(junk)}: not a task ID",
+            hint="give the IDs it waits for, comma-separated, e.g. --on P0.1.4,P0.1.6",
+        )
     ws = workspace(session, remote, branch)
     result, tx = ws.apply(
         lambda s, c: block_task(s, task, ids, c, reason), task_id=task, force=force, epoch=epoch
@@ -228,10 +236,10 @@ def complete(
     task: str = typer.Argument(..., help="Task ID you hold."),
     deliverable: str | None = typer.Option(None, "--deliverable", help="Path of what you delivered."),
     tests_passed: int | None = typer.Option(
-        None, "--tests-passed", help="How many tests pass now; written on the task's Tests line."
+        None, "--tests-passed", min=0, help="How many tests pass now; written on the task's Tests line."
     ),
     tests_failed: int | None = typer.Option(
-        None, "--tests-failed", help="How many tests fail now; written on the task's Tests line."
+        None, "--tests-failed", min=0, help="How many tests fail now; written on the task's Tests line."
     ),
     session: str | None = SessionOpt,
     remote: str | None = RemoteOpt,
@@ -335,43 +343,8 @@ def poll(
                 "error": "red",
             }.get(event.name, "")
             when = event.time.strftime("%H:%M:%S")
-            con.print(
-                f"{when} [{style}]{event.name}[/{style}] {event.message}"
-                if style
-                else f"{when} {event.name} {event.message}"
-            )
+            message = safe_markup(event.message)  # quotes board text: no escape sequences
+            shown = f"[{style}]{event.name}[/{style}]" if style else event.name
+            con.print(f"{when} {shown} {message}")
 
     raise typer.Exit(PollLoop(ws, show, claim=not no_claim, interval=interval).run(once=once))
-
-
-def arbitrate(
-    once: bool = typer.Option(False, "--once", help="Fold once and exit."),
-    interval: float = typer.Option(10.0, "--interval", help="Seconds between folds."),
-    session: str | None = typer.Option("arbiter", "--session", "-s", help="Name recorded in the commits."),
-    remote: str | None = RemoteOpt,
-    branch: str | None = BranchOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Own-branch mode: fold every session branch's claims and progress into the boards.
-
-    Run it where the coordination branch may be pushed. Example: ifcoord arbitrate --interval 30
-    """
-    from ifcoord.ownbranch.arbiter import arbitrate_forever, arbitrate_once
-    from ifcoord.session.stopping import StopSignal
-
-    ws = workspace(session, remote, branch)
-
-    def report(result: dict) -> None:
-        if as_json:
-            emit(result)
-        elif "error" in result:
-            note(f"ifcoord: {result['error']}")
-        elif result["changed"]:
-            note(f"folded into {ws.branch}: {', '.join(result['files'])}")
-
-    if once:
-        report(arbitrate_once(ws))
-        return
-    stop = StopSignal()
-    stop.install()
-    arbitrate_forever(ws, interval, report, stop)

@@ -7,12 +7,14 @@ failure into one line and the documented exit code.
 
 from __future__ import annotations
 
+import gc
 import os
 
 import typer
 
 from ifcoord.cli.common import emit, note, readable_metavars
 from ifcoord.errors import IfcoordError
+from ifcoord.views.text import has_control, safe
 
 app = typer.Typer(
     name="ifcoord",
@@ -47,11 +49,15 @@ def _options(
     pass
 
 
-from ifcoord.cli import agents, people, reads  # noqa: E402
+from ifcoord.cli import agents, ci, people, reads  # noqa: E402
 
 reads.register(app)
 agents.register(app)
 people.register(app)
+ci.register(app)
+from ifcoord.cli import agent as agent_commands  # noqa: E402
+
+agent_commands.register(app)
 
 # -- the entry point ------------------------------------------------------------------------------
 
@@ -59,11 +65,25 @@ people.register(app)
 def run(argv: list[str]) -> int:
     """Run the CLI; every failure becomes one line on stderr (or a JSON error) and an exit code."""
     wants_json = "--json" in argv
+    bad = next((i for i, arg in enumerate(argv) if has_control(arg)), None)
+    if bad is not None:
+        # A newline in a note becomes a second line in a board or a commit message, an ESC
+        # sequence reaches every reader's terminal, bytes that are not UTF-8 reach no one intact.
+        return report(
+            wants_json, 2,
+            f"argument {bad + 1} ({safe(argv[bad])[:60]}) holds a control character, a line break "
+            "or bytes that are not UTF-8",
+            "pass one line of plain text",
+        )  # fmt: skip
+    # A command's objects (parsed boards) live until it exits; Python's default collector
+    # thresholds rescan them again and again, which made a 50,000-task board cost 3x more.
+    gc.set_threshold(100_000, 50, 100)
     try:
+        # standalone_mode=False makes click return the code of `typer.Exit` instead of exiting
         command = typer.main.get_command(app)
         readable_metavars(command)
-        command(args=argv, prog_name="ifcoord", standalone_mode=False)
-        return 0
+        code = command(args=argv, prog_name="ifcoord", standalone_mode=False)
+        return code if isinstance(code, int) and not isinstance(code, bool) else 0
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import typer
 
 from ifcoord.errors import UsageError
+
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 # Options shared by many commands.
 SessionOpt = typer.Option(
@@ -24,11 +27,15 @@ DirOpt = typer.Option(None, "--dir", help="Read boards from this folder instead 
 ForceOpt = typer.Option(
     False, "--force", help="For humans: do it even though it is refused; recorded as forced."
 )
-EpochOpt = typer.Option(None, "--epoch", help="The fencing number you hold (from `claim --json`).")
+EpochOpt = typer.Option(None, "--epoch", min=0, help="The fencing number you hold (from `claim --json`).")
 
 
 def emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    # json escapes C0 controls but not C1 (U+009B is a one-character CSI) or bidi overrides
+    text = _JSON_UNSAFE.sub(
+        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False, default=str)
+    )
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
@@ -39,8 +46,11 @@ def console():  # type: ignore[no-untyped-def]
 
 
 def note(message: str) -> None:
-    """A message for the person: stderr, so that --json stdout stays one document."""
-    sys.stderr.write(message + "\n")
+    """A message for the person: stderr, so that --json stdout stays one document. Reasons and
+    notes quote board text, so control characters are shown as escapes (views/text.py)."""
+    from ifcoord.views.text import safe
+
+    sys.stderr.write(safe(message, lines=True) + "\n")
 
 
 def workspace(session: str | None = None, remote: str | None = None, branch: str | None = None):  # type: ignore[no-untyped-def]
@@ -57,7 +67,9 @@ def read_state(dir: Path | None, remote: str | None, branch: str | None, session
     if dir is not None:
         return load_folder(dir), frozenset(), None
     ws = workspace(session, remote, branch)
-    state = ws.read()
+    state, offline = ws.read_for_view()
+    if offline:
+        note(f"warning: {offline}")
     if state.commit is None:
         raise UsageError(
             f"no branch {ws.branch} on {ws.remote}",
@@ -66,27 +78,33 @@ def read_state(dir: Path | None, remote: str | None, branch: str | None, session
     return state, ws.stale(state.snapshot), ws
 
 
-def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def op_json(result, tx, ws) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """An operation's JSON answer (docs/protocol.md, section 10), with the task as it is after the change."""
     from ifcoord.core.rows import row_for, task_json
+    from ifcoord.ownbranch.proposals import Proposed
 
+    proposed = tx.payload if isinstance(tx.payload, Proposed) else None
     row = None
     if result.task_id and tx.state is not None:
-        # Show the task as it is after the change.
         after = ws.read(fetch=False) if tx.landed else tx.state
         row = row_for(after.snapshot, result.task_id, frozenset())
+    return {
+        "task": task_json(row) if row else None,
+        "op": result.op,
+        "reason": result.reason,
+        "epoch": result.epoch,
+        "commit": tx.commit,
+        "changed": tx.landed,
+        "forced": result.forced,
+        "attempts": tx.attempts,
+        "op_id": tx.op_id,
+        "proposed": proposed.seq if proposed else None,  # own-branch: pending, not decided
+    }
+
+
+def op_output(result, tx, ws, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     if as_json:
-        emit(
-            {
-                "task": task_json(row) if row else None,
-                "op": result.op,
-                "reason": result.reason,
-                "epoch": result.epoch,
-                "commit": tx.commit,
-                "changed": tx.landed,
-                "forced": result.forced,
-                "attempts": tx.attempts,
-            }
-        )
+        emit(op_json(result, tx, ws))
     else:
         note(result.reason + ("" if tx.landed else " (no change)"))
 

@@ -261,6 +261,11 @@ def add_task_files(
     if clash is not None:
         raise UsageError(f"task {clash.id} is already on {clash.file}:{clash.line}", hint="pick another ID")
     path = pick_board(snapshot, board_file, phase_sort_key)
+    if path in state.blocked:
+        raise UsageError(
+            f"{path} on the branch is a folder, a symlink or a gitlink, not a board",
+            hint="ifcoord never writes over it; pass --board with another path",
+        )
     board = next((b for b in snapshot.boards if b.path == path), None)
     text = state.raw[path].decode("utf-8") if path in state.raw else "# Phase 0\n"
     wanted = {k: v for k, v in fields.items() if v}
@@ -289,7 +294,7 @@ def add_task_files(
     data = new_text.encode("utf-8")
     files: dict[str, bytes | None] = {path: data}
     if snapshot.config.dashboard:
-        files.update(dashboard_change(state.raw, files, render_dashboard))
+        files.update(dashboard_change(state.raw, files, render_dashboard, blocked=state.blocked))
     return files, path
 
 

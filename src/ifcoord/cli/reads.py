@@ -19,7 +19,7 @@ from ifcoord.cli.common import (
     read_state,
     workspace,
 )
-from ifcoord.errors import UsageError
+from ifcoord.errors import NotReady, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -77,10 +77,15 @@ def board(
 
     state, stale, _ = read_state(dir, remote, branch)
     rows = [r for r in task_rows(state.snapshot, stale) if phase is None or r.task.phase == phase]
+    from ifcoord.ownbranch.proposals import pending_json
+
+    waiting = pending_json(state.snapshot)  # own-branch: proposals the arbiter has not decided
     if as_json:
-        emit({"commit": state.commit, "tasks": [task_json(r) for r in rows]})
+        emit({"commit": state.commit, "tasks": [task_json(r) for r in rows], "pending": waiting})
         return
     console().print(board_view(state.snapshot, rows))
+    for p in waiting:
+        note(f"pending: {p['session']} proposes {p['op']} {p['task']} (waiting for the arbiter)")
 
 
 def show(
@@ -145,9 +150,13 @@ def next_(
             }
         )
     else:
-        console().print(
-            pick.reason if pick.task is None else f"[bold]{pick.task.id}[/] {pick.task.title}\n{pick.reason}"
-        )
+        from ifcoord.views.text import safe_markup
+
+        reason = safe_markup(pick.reason)
+        if pick.task is None:
+            console().print(reason)
+        else:
+            console().print(f"[bold]{safe_markup(pick.task.id)}[/] {safe_markup(pick.task.title)}\n{reason}")
     if pick.task is None:
         raise typer.Exit(4)
 
@@ -155,20 +164,36 @@ def next_(
 def log(
     task: str | None = typer.Argument(None, help="Only this task's history."),
     limit: int = typer.Option(200, "--limit", help="At most this many entries."),
+    op: str | None = typer.Option(
+        None, "--op", help="Only the operation with this id; exit 4 when it is not on the branch."
+    ),
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """The history of operations, read from the commit trailers.
 
-    Example: ifcoord log P0.1.5
+    Example: ifcoord log P0.1.5    (ifcoord log --op ID: did that operation land?)
     """
-    from ifcoord.git.history import read_log
+    from ifcoord.git.history import find_operation, read_log
     from ifcoord.views.terminal import log_view
 
     ws = workspace(None, remote, branch)
     state = ws.read()
     sessions = [ws.store.mirror_ref(b) for b in ws.session_branch_tips()] if ws.own_branch_mode() else []
+    if op is not None:
+        entries = find_operation(ws.store, state.commit, op.strip().lower(), sessions)
+        if as_json:
+            emit({"op_id": op, "landed": bool(entries), "entries": [e.to_json() for e in entries]})
+        elif entries:
+            console().print(log_view(entries))
+        if not entries:
+            at = (state.commit or "no commit")[:10]
+            raise NotReady(
+                f"operation {op} is not on {ws.branch} at {at}: it did not land",
+                hint="it is safe to run the operation again",
+            )
+        return
     entries = read_log(ws.store, state.commit, task, limit, sessions)
     details = log_details(ws, entries)
     if as_json:
@@ -211,9 +236,12 @@ def status(
     """
     from ifcoord.views.terminal import session_rows, status_view
 
-    state, stale, _ = read_state(dir, remote, branch)
+    state, stale, ws = read_state(dir, remote, branch)
     rows = session_rows(state.snapshot, stale)
+    warnings = ws.clock_warnings(state.snapshot) if ws is not None else []
     if as_json:
-        emit({"commit": state.commit, "sessions": rows})
+        emit({"commit": state.commit, "sessions": rows, "clock_warnings": warnings})
         return
     console().print(status_view(rows))
+    for warning in warnings:
+        note(f"warning: {warning}")

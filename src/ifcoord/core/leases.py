@@ -3,6 +3,14 @@
 A heartbeat is a session's `last_poll`. Staleness is judged from the local clock at the moment
 this clone first saw the current heartbeat value (no trust in other machines' clocks), and only
 when that was never observed, from the written timestamp plus a clock-skew margin.
+
+The clock rule (docs/protocol.md, section 5): a heartbeat counts from the local moment it is
+first seen, unless its written time is more than MAX_CLOCK_SKEW from the local clock. So a live
+session that heartbeats on time never loses its lease to an observer, or because of an owner,
+whose clock is off by up to MAX_CLOCK_SKEW (one hour); the price is that a heartbeat first met
+when already up to an hour old is given one lease from that moment. A heartbeat value older
+than one already seen (the branch was rewound) is no evidence at all: staleness is judged from
+the newest heartbeat seen, never from one that went backwards.
 """
 
 from __future__ import annotations
@@ -10,10 +18,29 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ifcoord.models import SessionStatus
+
+MAX_CLOCK_SKEW = 3600.0  # seconds: how far off a clock may be without costing a live lease
+
+
+def _written(value: str) -> float:
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.timestamp()
+
+
+def _covers(observation: Observation | None, status: SessionStatus) -> bool:
+    """The observation is of this heartbeat, or of a newer one (the branch went back since)."""
+    if observation is None or status.last_poll is None:
+        return False
+    return _written(observation.heartbeat) >= status.last_poll.timestamp()
 
 
 @dataclass(frozen=True)
@@ -32,7 +59,7 @@ def heartbeat_age(status: SessionStatus | None, observation: Observation | None,
     """Seconds since the session's heartbeat, by the best evidence; None when it never beat."""
     if status is None or status.last_poll is None:
         return None
-    if observation is not None and observation.heartbeat == status.last_poll.isoformat():
+    if observation is not None and _covers(observation, status):
         return max(0.0, now - observation.seen_at)
     return max(0.0, now - status.last_poll.timestamp())
 
@@ -51,7 +78,7 @@ def session_is_stale(
         return False
     if status.status == "offline":
         return True
-    if observation is not None and observation.heartbeat == status.last_poll.isoformat():
+    if observation is not None and _covers(observation, status):
         return now - observation.seen_at > policy.lease_seconds
     return now - status.last_poll.timestamp() > policy.lease_seconds + policy.skew_seconds
 
@@ -86,6 +113,8 @@ def observe(
         if status.last_poll is None:
             continue
         value = status.last_poll.isoformat()
+        if name in out and _covers(out[name], status):
+            continue  # the same heartbeat, or one older than seen (a rewind): no new sighting
         if name not in out or out[name].heartbeat != value:
             out[name] = Observation(value, min(now, status.last_poll.timestamp() + skew_seconds))
     return out

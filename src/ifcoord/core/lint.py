@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from ifcoord.core.scheduler import resolve_dependencies
-from ifcoord.models import Diagnostic, Snapshot, Task
+from ifcoord.models import Diagnostic, Severity, Snapshot, Task
 
 
 def lint_snapshot(snapshot: Snapshot) -> list[Diagnostic]:
@@ -17,8 +17,44 @@ def lint_snapshot(snapshot: Snapshot) -> list[Diagnostic]:
     deps = resolve_dependencies(tasks)
     diags.extend(unknown_dependencies(tasks, deps))
     diags.extend(cycles(tasks, deps))
+    diags.extend(owners_without_status(snapshot, tasks))
     order = {"error": 0, "warning": 1, "note": 2}
     return sorted(diags, key=lambda d: (d.file, d.line, order[d.severity]))
+
+
+HELD = ("claimed", "in_progress", "blocked", "review")
+
+
+def owners_without_status(snapshot: Snapshot, tasks: dict[str, Task]) -> list[Diagnostic]:
+    """Held tasks whose owner has no readable STATUS file: no heartbeat can go stale, so the
+    claim is read as a person's and lasts until someone acts (a typo in Owner does the same)."""
+    out = []
+    for task in tasks.values():
+        if not task.owner or task.state not in HELD or task.owner in snapshot.statuses:
+            continue
+        path = snapshot.status_paths.get(task.owner)
+        line = next((f.line for f in task.fields if f.key == "owner"), task.line)
+        severity: Severity
+        if path:
+            severity, message = (
+                "warning",
+                (
+                    f"{task.id} is held by {task.owner}, whose STATUS file {path} cannot be read: "
+                    "the claim never goes stale until the file is fixed"
+                ),
+            )
+        else:
+            severity, message = (
+                "note",
+                (
+                    f"{task.id} is held by {task.owner}, which has no STATUS file: read as a person's "
+                    "claim that never goes stale (if it is a session that is gone, a person may "
+                    "take the task with --force)"
+                ),
+            )
+        out.append(Diagnostic(severity=severity, file=task.file, line=line, code="owner-without-status",
+                              message=message))  # fmt: skip
+    return out
 
 
 def duplicate_ids(snapshot: Snapshot) -> list[Diagnostic]:
@@ -67,44 +103,95 @@ def dependency_line(task: Task) -> int:
 
 
 def cycles(tasks: dict[str, Task], deps: dict[str, list[str]]) -> list[Diagnostic]:
-    """One diagnostic per dependency cycle, at the cycle's first task in board order."""
-    white, grey, black = 0, 1, 2
-    color = dict.fromkeys(tasks, white)
-    found: list[list[str]] = []
+    """One diagnostic per group of tasks that wait on each other (a strongly connected
+    component), at its first task in board order, showing one cycle through that task.
 
-    def visit(start: str) -> None:
-        stack: list[tuple[str, int]] = [(start, 0)]
-        path: list[str] = []
-        while stack:
-            node, i = stack.pop()
-            if i == 0:
-                color[node] = grey
-                path.append(node)
-            edges = [d for d in deps.get(node, []) if d in tasks]
-            if i < len(edges):
-                stack.append((node, i + 1))
-                nxt = edges[i]
-                if color[nxt] == grey:
-                    found.append(path[path.index(nxt) :] + [nxt])
-                elif color[nxt] == white:
-                    stack.append((nxt, 0))
-            else:
-                color[node] = black
-                path.pop()
-
-    for task_id in tasks:
-        if color[task_id] == white:
-            visit(task_id)
+    Linear in tasks and dependencies: a board whose tasks depend on their own group has a cycle
+    through every pair, and reporting each of them made megabytes of output."""
+    order = {tid: i for i, tid in enumerate(tasks)}
+    adj = {tid: [d for d in deps.get(tid, []) if d in tasks] for tid in tasks}
     out = []
-    for cycle in found:
-        head = tasks[cycle[0]]
+    for component in _components(adj):
+        members = set(component)
+        head = min(component, key=order.__getitem__)
+        cycle = _cycle_through(head, adj, members)
+        text = "dependency cycle " + " -> ".join(cycle)
+        if len(members) > len(cycle) - 1:
+            shown = sorted(members, key=order.__getitem__)
+            more = f" (+{len(shown) - 10} more)" if len(shown) > 10 else ""
+            text += f"; {len(shown)} tasks wait on each other: {', '.join(shown[:10])}{more}"
+        task = tasks[head]
         out.append(
             Diagnostic(
                 severity="error",
-                file=head.file,
-                line=dependency_line(head),
+                file=task.file,
+                line=dependency_line(task),
                 code="dependency-cycle",
-                message="dependency cycle " + " -> ".join(cycle) + "; none of these can ever start",
+                message=text + "; none of these can ever start",
             )
         )
     return out
+
+
+def _components(adj: dict[str, list[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one task (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for root in adj:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, i = work[-1]
+            edges = adj[node]
+            if i < len(edges):
+                work[-1] = (node, i + 1)
+                nxt = edges[i]
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(component)
+    return found
+
+
+def _cycle_through(head: str, adj: dict[str, list[str]], members: set[str]) -> list[str]:
+    """The shortest cycle from `head` back to itself within one component (breadth first)."""
+    parent: dict[str, str] = {}
+    queue = [head]
+    for node in queue:  # the list grows as it is walked: a queue without deque
+        for nxt in adj[node]:
+            if nxt not in members:
+                continue
+            if nxt == head:
+                path = [node]
+                while path[-1] != head:
+                    path.append(parent[path[-1]])
+                return [*reversed(path), head]
+            if nxt not in parent:
+                parent[nxt] = node
+                queue.append(nxt)
+    return [head, head]  # not reached: every member of a component lies on a cycle

@@ -96,6 +96,24 @@ def verdict(
     )
 
 
+def no_status_refusal(snapshot: Snapshot, task: Task, ctx: OpContext) -> ConflictError | None:
+    """A claim of a task whose owner has no readable STATUS file: no heartbeat can ever go
+    stale, so "wait for the lease" would be forever; say what ends it instead."""
+    if ctx.force or not task.owner or task.owner == ctx.session or task.state not in lifecycle.HELD:
+        return None
+    if task.owner in snapshot.statuses or task.owner in ctx.stale:
+        return None
+    path = snapshot.status_paths.get(task.owner)
+    why = f"its STATUS file {path} cannot be read" if path else "it has no STATUS file"
+    return ConflictError(
+        f"{task.id} is held by {task.owner}, and {why}, "
+        "so the claim reads as a person's and never goes stale",
+        hint=(f"fix {path} (`ifcoord lint` says what is wrong)" if path else
+              f"if {task.owner} is a session that is gone, a person may take the task with --force")
+        + "; or take a ready task (`ifcoord claim --next`)",
+    )  # fmt: skip
+
+
 def unchanged(op: str, task: Task, why: lifecycle.Verdict) -> OpResult:
     return OpResult(op, task.id, why.reason, epoch=task.epoch, changed=False)
 
@@ -112,6 +130,8 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
             f"{task.id} is reserved for {', '.join(task.sessions)}, not {ctx.session}",
             hint="take a task meant for this session (`ifcoord next`)",
         )
+    if (refusal := no_status_refusal(snapshot, task, ctx)) is not None:
+        raise refusal
     unmet = lifecycle.unmet_dependencies(task, tasks, resolve_dependencies(tasks))
     v = verdict(op, snapshot, task, ctx, unmet)
     if v.no_change:

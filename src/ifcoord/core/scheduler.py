@@ -7,7 +7,7 @@ is the lifecycle's answer (core/lifecycle.py); which sessions are stale is passe
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ifcoord.core import lifecycle
@@ -34,32 +34,48 @@ def resolve_dependencies(tasks: dict[str, Task]) -> dict[str, list[str]]:
             groups.setdefault(".".join(parts[:i]), []).append(task_id)
     resolved: dict[str, list[str]] = {}
     for task_id, task in tasks.items():
-        deps: list[str] = []
+        deps: dict[str, None] = {}  # ordered and O(1) to test: a group holds thousands of tasks
         for token in task.depends_tokens:
             members = [token] if token in tasks else groups.get(token, [token])
-            deps.extend(m for m in members if m != task_id and m not in deps)
-        resolved[task_id] = deps
+            deps.update((m, None) for m in members if m != task_id)
+        resolved[task_id] = list(deps)
     return resolved
 
 
-def dependants(deps: dict[str, list[str]]) -> dict[str, set[str]]:
-    """For each task, every task that waits on it directly or indirectly."""
-    direct: dict[str, set[str]] = {}
-    for tid, ds in deps.items():
-        for d in ds:
-            direct.setdefault(d, set()).add(tid)
-    out: dict[str, set[str]] = {}
-    for tid in deps:
+class _Dependants(Mapping[str, set[str]]):
+    """Each task's transitive dependants, walked when asked: the scheduler asks only about the
+    ready tasks, and holding every set at once is quadratic (a 10,000-task chain took 3 GB)."""
+
+    def __init__(self, deps: dict[str, list[str]]) -> None:
+        self._keys = deps
+        self._direct: dict[str, list[str]] = {}
+        for tid, ds in deps.items():
+            for d in ds:
+                self._direct.setdefault(d, []).append(tid)
+
+    def __getitem__(self, tid: str) -> set[str]:
+        if tid not in self._keys:
+            raise KeyError(tid)
         seen: set[str] = set()
-        stack = list(direct.get(tid, ()))
+        stack = list(self._direct.get(tid, ()))
         while stack:
             nxt = stack.pop()
             if nxt not in seen:
                 seen.add(nxt)
-                stack.extend(direct.get(nxt, ()))
+                stack.extend(self._direct.get(nxt, ()))
         seen.discard(tid)
-        out[tid] = seen
-    return out
+        return seen
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def dependants(deps: dict[str, list[str]]) -> Mapping[str, set[str]]:
+    """For each task, every task that waits on it directly or indirectly (computed on lookup)."""
+    return _Dependants(deps)
 
 
 def may_take(task: Task, session: str) -> bool:
@@ -102,7 +118,7 @@ class Pick:
     blocked: list[str] = field(default_factory=list)
 
 
-def order_key(task: Task, unblocks: dict[str, set[str]], phase_key: Callable[[str], tuple]) -> tuple:
+def order_key(task: Task, unblocks: Mapping[str, set[str]], phase_key: Callable[[str], tuple]) -> tuple:
     return (
         priority_rank(task.priority),
         -len(unblocks.get(task.id, ())),
@@ -151,11 +167,10 @@ def next_for(
         why_first = explain_order(primaries, deps, phase_key)
         return Pick(pick, "primary", f"{pick.id} is the ready primary task to take first: {why_first}", ready)
     waiting = blocked_primaries(session, tasks, stale, deps)
-    why = (
-        "its primary tasks are blocked: " + "; ".join(f"{t.id} {r}" for t, r in waiting)
-        if waiting
-        else "no primary task is ready for it"
-    )
+    # a reason is one line for a person: the first few, not every task times its dependencies
+    shown = "; ".join(f"{t.id} {_clip(r)}" for t, r in waiting[:5])
+    more = f"; and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+    why = f"its primary tasks are blocked: {shown}{more}" if waiting else "no primary task is ready for it"
     blocked = [t.id for t, _ in waiting]
     if fillers:
         pick = fillers[0]
@@ -188,6 +203,10 @@ def explain_order(ordered: list[Task], deps: dict[str, list[str]], phase_key: Ca
     if a[3] != b[3]:
         return f"its board {first.file} comes before {second.file}"
     return f"same priority, unblocks {n}, same phase: it comes before {second.id} on {first.file}"
+
+
+def _clip(reason: str, limit: int = 300) -> str:
+    return reason if len(reason) <= limit else reason[:limit].rsplit(", ", 1)[0] + ", ..."
 
 
 def blocked_primaries(

@@ -7,6 +7,7 @@ boards and status files by blob id, so an unchanged board is never parsed twice 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +18,26 @@ from ifcoord.files.config import CONFIG_PATH, is_board_path, is_status_path, par
 from ifcoord.files.status import parse_status, session_from_path
 from ifcoord.models import Board, Config, Diagnostic, SessionStatus, Snapshot
 
+# A board larger than this is not read (lint names it): a 20 MB board made every command, even
+# `status`, take seconds and hundreds of MB. 2 MiB holds about 10,000 fully written tasks.
+MAX_BOARD_BYTES = 2 * 1024 * 1024
+
+# Tree entry modes that are plain files; anything else (symlink 120000, gitlink 160000) is
+# never read as a board or STATUS file and never written over.
+REGULAR_MODES = (0o100644, 0o100755)
+
 
 @dataclass
 class BranchState:
-    """A snapshot together with the raw bytes it was parsed from (edits start from these)."""
+    """A snapshot together with the raw bytes it was parsed from (edits start from these).
+
+    `blocked`: paths ifcoord must never write a file to: symlinks, gitlinks, and folders
+    (writing `status/s1.yaml` over a folder of that name would delete what is inside it).
+    """
 
     snapshot: Snapshot
     raw: dict[str, bytes] = field(default_factory=dict)
+    blocked: frozenset[str] = frozenset()
 
     @property
     def commit(self) -> str | None:
@@ -37,6 +51,14 @@ def decode_board(path: str, data: bytes, config: Config) -> Board:
 
 @functools.lru_cache(maxsize=512)
 def _decode_board_cached(path: str, data: bytes, phases: tuple[str, ...]) -> Board:
+    if len(data) > MAX_BOARD_BYTES:
+        board = unreadable_board(
+            path,
+            f"board is {len(data)} bytes, over the {MAX_BOARD_BYTES // (1024 * 1024)} MiB limit; "
+            "split it into several boards (one per phase)",
+        )
+        board.diagnostics[0].code = "board-too-large"
+        return board
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -60,7 +82,7 @@ def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | Non
             ),
         )
     try:
-        return session, parse_status(path, data), None
+        status = parse_status(path, data)
     except InvalidData as exc:
         return (
             session,
@@ -69,11 +91,30 @@ def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | Non
                 severity="error", file=path, line=exc.line_no or 0, code="unreadable", message=exc.reason
             ),
         )
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop every command
+        message = f"status file could not be read: {type(exc).__name__}"
+        return session, None, Diagnostic(severity="error", file=path, code="unreadable", message=message)
+    return session, status, None
 
 
 def read_config(files: Mapping[str, bytes]) -> tuple[Config, list[Diagnostic]]:
     config, diags = _read_config_cached(files.get(CONFIG_PATH))
     return config, list(diags)
+
+
+def config_or_raise(files: Mapping[str, bytes]) -> Config:
+    """The branch's config; InvalidData (exit 6, file:line) when it is bad: a typo or an
+    out-of-range value must never quietly become the defaults for some commands."""
+    config, diags = _read_config_cached(files.get(CONFIG_PATH))
+    if diags:
+        try:
+            parse_config(files.get(CONFIG_PATH))  # raises again, with its own hint
+        except InvalidData as exc:
+            exc.hint = f"{exc.hint}; every command refuses until ifcoord.yaml is fixed" if exc.hint else (
+                "fix ifcoord.yaml on the branch; every command refuses until then"
+            )
+            raise
+    return config
 
 
 @functools.lru_cache(maxsize=64)
@@ -94,16 +135,30 @@ def build_snapshot(files: Mapping[str, bytes], commit: str | None = None) -> Sna
     statuses: dict[str, SessionStatus] = {}
     status_paths: dict[str, str] = {}
     for path in sorted(files):
+        if path == DASHBOARD_FALLBACK:
+            continue  # the dashboard's second home is never a board, whatever the globs say
         if is_board_path(config, path):
             boards.append(decode_board(path, files[path], config))
         elif is_status_path(config, path):
             session, status, diag = read_status(path, files[path])
             if diag:
                 diags.append(diag)
+            if session and session in status_paths:
+                # Reads would use one file and writes the other: a live session would look
+                # stale. The first (in path order) is its truth; the other is never read.
+                diags.append(
+                    Diagnostic(
+                        severity="error", file=path, code="duplicate-status",
+                        message=f"a second STATUS file for session {session} (the first is "
+                        f"{status_paths[session]}); it is ignored: delete one of them",
+                    )
+                )  # fmt: skip
+                continue
             if session:
                 status_paths[session] = path
             if session and status:
                 statuses[session] = status
+    diags.extend(_dashboard_notes(files))
     return Snapshot(
         commit=commit,
         config=config,
@@ -115,29 +170,100 @@ def build_snapshot(files: Mapping[str, bytes], commit: str | None = None) -> Sna
 
 
 DASHBOARD_PATH = "boards/README.md"
+# Where the dashboard goes when boards/README.md is a person's own file (it lacks the marker).
+DASHBOARD_FALLBACK = "IFCOORD-DASHBOARD.md"
+DASHBOARD_MARK = "<!-- generated by ifcoord: do not edit, your changes would be overwritten -->"
+
+
+def is_generated(data: bytes | None) -> bool:
+    """Whether a dashboard file carries ifcoord's marker on its first line (or is absent)."""
+    return data is None or data.split(b"\n", 1)[0].strip() == DASHBOARD_MARK.encode()
+
+
+def dashboard_target(raw: Mapping[str, bytes], blocked: frozenset[str] = frozenset()) -> str | None:
+    """Where the dashboard may be written: boards/README.md when it is absent or ifcoord's own,
+    else IFCOORD-DASHBOARD.md; None when neither may be (a person's file or a link at both)."""
+    for path in (DASHBOARD_PATH, DASHBOARD_FALLBACK):
+        if path not in blocked and is_generated(raw.get(path)):
+            return path
+    return None
+
+
+def _dashboard_notes(files: Mapping[str, bytes]) -> list[Diagnostic]:
+    if is_generated(files.get(DASHBOARD_PATH)):
+        return []
+    target = DASHBOARD_FALLBACK if is_generated(files.get(DASHBOARD_FALLBACK)) else None
+    where = f"the dashboard is written to {target} instead" if target else "no dashboard is written"
+    return [
+        Diagnostic(
+            severity="note", file=DASHBOARD_PATH, code="dashboard-moved",
+            message=f"{DASHBOARD_PATH} was not written by ifcoord (no generated marker), so it is "
+            f"left alone; {where}",
+        )
+    ]  # fmt: skip
 
 
 def relevant_paths(config: Config, paths: Iterable[str]) -> list[str]:
     """The files ifcoord reads: config, boards, status files, and the dashboard it writes."""
     return [
         p for p in paths
-        if p in (CONFIG_PATH, DASHBOARD_PATH) or is_board_path(config, p) or is_status_path(config, p)
+        if p in (CONFIG_PATH, DASHBOARD_PATH, DASHBOARD_FALLBACK)
+        or is_board_path(config, p) or is_status_path(config, p)
     ]  # fmt: skip
 
 
 def load_folder(root: Path) -> BranchState:
-    """A folder laid out like the branch (boards/, status/, legacy names at the top)."""
+    """A folder laid out like the branch (boards/, status/, legacy names at the top).
+
+    Symlinks are not followed: a link pointing out of the folder would show files from elsewhere
+    as if they were boards (and inside, it would be read twice)."""
     if not root.is_dir():
         raise InvalidData(f"{root} is not a folder", hint="pass --dir with a folder holding boards/")
     cfg_file = root / CONFIG_PATH
-    config, _ = read_config({CONFIG_PATH: cfg_file.read_bytes()} if cfg_file.is_file() else {})
-    present = {
-        f.relative_to(root).as_posix(): f
-        for f in root.rglob("*")
-        if f.is_file() and ".git" not in f.relative_to(root).parts
-    }
+    config_files = (
+        {CONFIG_PATH: cfg_file.read_bytes()} if cfg_file.is_file() and not cfg_file.is_symlink() else {}
+    )
+    config = config_or_raise(config_files)
+    present: dict[str, Path] = {}
+    skipped: list[str] = []
+    for folder, dirnames, filenames in os.walk(root):  # os.walk does not follow links to folders
+        base = Path(folder)
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        for name in filenames:
+            f = base / name
+            rel = f.relative_to(root).as_posix()
+            if f.is_symlink() or not f.is_file():
+                skipped.append(rel)
+            else:
+                present[rel] = f
+        skipped += [(base / d).relative_to(root).as_posix() for d in dirnames if (base / d).is_symlink()]
     raw = {rel: present[rel].read_bytes() for rel in relevant_paths(config, present)}
-    return BranchState(build_snapshot(raw), raw)
+    snapshot = build_snapshot(raw)
+    snapshot.diagnostics += _skipped_entries(config, skipped, "a symlink or not a regular file")
+    return BranchState(snapshot, raw, frozenset(skipped))
+
+
+def _skipped_entries(config: Config, paths: Iterable[str], what: str) -> list[Diagnostic]:
+    return [
+        Diagnostic(
+            severity="warning",
+            file=p,
+            code="not-a-file",
+            message=f"{what}: not read as a board or STATUS file, and never written over",
+        )  # fmt: skip
+        for p in sorted(paths)
+        if relevant_paths(config, [p])
+    ]
+
+
+def _folders(paths: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for p in paths:
+        head = p.rpartition("/")[0]
+        while head and head not in out:
+            out.add(head)
+            head = head.rpartition("/")[0]
+    return out
 
 
 class SnapshotLoader:
@@ -151,13 +277,23 @@ class SnapshotLoader:
         if commit is None:
             return BranchState(Snapshot(), {})
         entries = self.store.list_tree(commit)
-        shas = {path: entry.sha for path, entry in entries.items()}
-        config, _ = read_config({CONFIG_PATH: self._blob(shas[CONFIG_PATH])} if CONFIG_PATH in shas else {})
+        special = {p for p, e in entries.items() if e.mode not in REGULAR_MODES}
+        shas = {path: entry.sha for path, entry in entries.items() if path not in special}
+        if CONFIG_PATH in special:
+            raise InvalidData(
+                "is a symlink or a gitlink, not a file", file=CONFIG_PATH,
+                hint="replace it with the file itself (docs/board-format.md, ifcoord.yaml, lists every key)",
+            )  # fmt: skip
+        config = config_or_raise({CONFIG_PATH: self._blob(shas[CONFIG_PATH])} if CONFIG_PATH in shas else {})
         wanted = relevant_paths(config, shas)
         raw = {p: self._blob(shas[p]) for p in wanted}
         # keep only this tree's blobs, so a loop running for days does not grow
         self._blobs = {shas[p]: raw[p] for p in wanted}
-        return BranchState(build_snapshot(raw, commit), raw)
+        snapshot = build_snapshot(raw, commit)
+        kinds = {p: "a gitlink (submodule)" if entries[p].mode == 0o160000 else "a symlink" for p in special}
+        for p in sorted(special):
+            snapshot.diagnostics += _skipped_entries(config, [p], f"{kinds[p]}")
+        return BranchState(snapshot, raw, frozenset(special | _folders(entries)))
 
     def _blob(self, sha: str) -> bytes:
         if sha not in self._blobs:

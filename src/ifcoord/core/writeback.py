@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ifcoord.core.ops import OpResult
-from ifcoord.core.snapshot import DASHBOARD_PATH, BranchState, build_snapshot
+from ifcoord.core.snapshot import DASHBOARD_PATH as DASHBOARD_PATH  # re-exported for callers
+from ifcoord.core.snapshot import BranchState, build_snapshot, dashboard_target
+from ifcoord.errors import InvalidData
 from ifcoord.files.board import apply_edits
 from ifcoord.files.status import render_status, status_path_for
 from ifcoord.models import Snapshot
@@ -38,14 +40,29 @@ def changed_files(
             files[board.path] = apply_edits(board.path, old.decode("utf-8"), edits).encode("utf-8")
     if result.status_updates or result.status_remove:
         path = state.snapshot.status_paths.get(session) or status_path_for(session, list(state.raw), None)
+        if path in state.blocked:
+            raise InvalidData(
+                f"{path} on the branch is a folder, a symlink or a gitlink, not {session}'s STATUS file",
+                hint="ifcoord never writes over it: move it away with git, then run the command again",
+            )
+        if path in state.raw and session not in state.snapshot.statuses:
+            # Rewriting it would erase what a person or another tool wrote there (a wrong
+            # `session:`, a bad timestamp): the spec says such a file is refused, not rewritten.
+            why = next((d.message for d in state.snapshot.diagnostics if d.file == path), "unreadable")
+            line = next((d.line for d in state.snapshot.diagnostics if d.file == path and d.line), None)
+            raise InvalidData(
+                f"{session}'s STATUS file cannot be read: {why}", file=path, line=line,
+                hint="fix the file on the branch (`ifcoord lint` shows every problem); "
+                "ifcoord does not rewrite it",
+            )  # fmt: skip
         updates = {"session": session, **result.status_updates}
-        files[path] = render_status(state.raw.get(path), updates, list(result.status_remove))
+        files[path] = render_status(state.raw.get(path), updates, list(result.status_remove), path=path)
     if (
         dashboard is not None
         and state.snapshot.config.dashboard
         and not heartbeat_only(state, result, session)
     ):
-        files.update(dashboard_change(state.raw, files, dashboard))
+        files.update(dashboard_change(state.raw, files, dashboard, blocked=state.blocked))
     return files
 
 
@@ -54,14 +71,21 @@ def dashboard_change(
     files: dict[str, bytes | None],
     dashboard: DashboardRenderer,
     base: dict[str, bytes] | None = None,
+    blocked: frozenset[str] = frozenset(),
 ) -> dict[str, bytes | None]:
     """The dashboard for the branch as it will be once `files` are written over `raw` (or over
     `base`, when the files read differ from the tip's, as the arbiter's folded boards do): the one
-    place it is refreshed (operations, `task add`, the arbiter). Empty when it would not change."""
+    place it is refreshed (operations, `task add`, the arbiter). Empty when it would not change.
+
+    It is written only over a file that carries its generated marker (or none): a person's own
+    boards/README.md is left alone and the dashboard goes to IFCOORD-DASHBOARD.md (lint says so)."""
+    target = dashboard_target(raw, blocked)
+    if target is None:
+        return {}
     start = raw if base is None else base
     after = build_snapshot({**start, **{k: v for k, v in files.items() if v is not None}})
     text = dashboard(after).encode("utf-8")
-    return {} if raw.get(DASHBOARD_PATH) == text else {DASHBOARD_PATH: text}
+    return {} if raw.get(target) == text else {target: text}
 
 
 def heartbeat_only(state: BranchState, result: OpResult, session: str) -> bool:

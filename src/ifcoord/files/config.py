@@ -55,7 +55,7 @@ def parse_config(data: bytes | None, path: str = CONFIG_PATH) -> Config:
             "the config must be a YAML mapping of `key: value` lines",
             file=path,
             line=1,
-            hint="see `ifcoord config --default` for a commented example",
+            hint="docs/board-format.md (ifcoord.yaml) shows every key with its default",
         )
     valid = list(Config.model_fields)
     values: dict[str, Any] = {}
@@ -74,19 +74,38 @@ def parse_config(data: bytes | None, path: str = CONFIG_PATH) -> Config:
         # `phases: [0, 1, 2]` is how people write it; phase names are strings
         values["phases"] = [str(p) if isinstance(p, int) else p for p in values["phases"]]
     try:
-        return Config.model_validate(values)
+        config = Config.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        first = errors[0]
         key = str(first["loc"][0]) if first["loc"] else ""
         where = ".".join(str(part) for part in first["loc"])
         field = Config.model_fields.get(key)
         default = field.get_default(call_default_factory=True) if field is not None else None
+        line = _line_in(doc, key or "heartbeat_seconds") or _line_in(doc, "lease_seconds")
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
         raise InvalidData(
-            f"{where or 'config'}: {first['msg']}",
+            f"{where + ': ' if where else ''}{message}{more}",
             file=path,
-            line=_line_in(doc, key),
-            hint=f"the default is `{key}: {_yaml_value(default)}`" if field is not None else None,
+            line=line,
+            hint=f"the default is `{key}: {_yaml_value(default)}`" if field is not None else "fix the values",
         ) from None
+    for key in ("boards", "status", "exclude"):
+        for glob in getattr(config, key):
+            problem = glob_problem(glob)
+            if problem:
+                raise InvalidData(
+                    f"{key}: glob {glob!r} {problem}", file=path, line=_line_in(doc, key),
+                    hint="write a glob such as `boards/*.md` (`[a-z]` ranges go upwards)",
+                )  # fmt: skip
+    if problem := glob_problem(config.session_branches):
+        raise InvalidData(
+            f"session_branches: glob {config.session_branches!r} {problem}",
+            file=path, line=_line_in(doc, "session_branches"),
+            hint="write a glob such as `ifcoord-sessions/*`",
+        )  # fmt: skip
+    return config
 
 
 def _yaml_value(value: Any) -> str:
@@ -123,7 +142,26 @@ def render_default_config() -> str:
 
 @lru_cache(maxsize=256)
 def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Glob -> regex over a whole path: `*` and `?` stay within one folder, `**` spans folders."""
+    """Glob -> regex over a whole path: `*` and `?` stay within one folder, `**` spans folders.
+
+    A glob that makes no regex (`[z-a]`) matches nothing rather than raising: parse_config
+    refuses it, and a Config built some other way must not stop every command."""
+    try:
+        return re.compile(_glob_source(pattern))
+    except re.error:
+        return re.compile(r"(?!)")
+
+
+def glob_problem(pattern: str) -> str | None:
+    """What is wrong with a glob, or None."""
+    try:
+        re.compile(_glob_source(pattern))
+    except re.error as exc:
+        return f"is not a valid glob ({exc.msg})"
+    return None
+
+
+def _glob_source(pattern: str) -> str:
     out: list[str] = []
     i = 0
     while i < len(pattern):
@@ -154,7 +192,7 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(char))
         i += 1
-    return re.compile("".join(out))
+    return "".join(out)
 
 
 def glob_match(pattern: str, path: str) -> bool:

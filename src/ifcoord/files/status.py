@@ -556,14 +556,16 @@ def _matches(text: str, expected: dict[str, Any]) -> bool:
     return {str(k): _normal(v) for k, v in loaded.items()} == expected
 
 
-def render_status(old: bytes | None, updates: Mapping[str, Any], remove: Iterable[str] = ()) -> bytes:
+def render_status(
+    old: bytes | None, updates: Mapping[str, Any], remove: Iterable[str] = (), path: str = _RENDER_LABEL
+) -> bytes:
     """`old` with `updates` set and `remove` dropped, everything else kept byte for byte.
 
     New keys go after the last one. A datetime is written `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole
     seconds; a naive one is a ValueError). Lists keep the flow/block style of the key they
     replace; new lists of scalars are flow (`[F4.1, F4.3]`). When the file uses the legacy
     `timestamp:` and no `last_poll:`, a last_poll update is written to `timestamp:`.
-    Raises InvalidData when `old` is not a usable status mapping.
+    Raises InvalidData when `old` is not a usable status mapping (naming `path` when given).
     """
     updates = dict(updates)
     remove_list = list(dict.fromkeys(remove))
@@ -572,11 +574,11 @@ def render_status(old: bytes | None, updates: Mapping[str, Any], remove: Iterabl
     for key, value in updates.items():
         _check_writable(key, value)
 
-    text = "" if old is None else _decode(_RENDER_LABEL, old, MAX_STATUS_BYTES)
+    text = "" if old is None else _decode(path, old, MAX_STATUS_BYTES)
     bom = "\ufeff" if old is not None and old.startswith(b"\xef\xbb\xbf") else ""
-    doc = load_safe_yaml(_RENDER_LABEL, text) if text.strip() else None
+    doc = load_safe_yaml(path, text) if text.strip() else None
     if doc is not None and not isinstance(doc, CommentedMap):
-        raise InvalidData(f"a status file must be a YAML mapping, found {_kind(doc)}", file=_RENDER_LABEL)
+        raise InvalidData(f"a status file must be a YAML mapping, found {_kind(doc)}", file=path)
     present = set(map(str, doc)) if doc is not None else set()
     if "last_poll" not in present and "timestamp" in present:
         if "last_poll" in updates:
@@ -605,6 +607,7 @@ def render_status(old: bytes | None, updates: Mapping[str, Any], remove: Iterabl
         raise InvalidData(
             f"the update would make the status file {len(out)} bytes, over the "
             f"{MAX_STATUS_BYTES // 1024} KiB limit",
+            file=None if path == _RENDER_LABEL else path,
             hint="shorten the values written to it",
         )
     return out

@@ -5,6 +5,7 @@ bounded size, and file:line in every error. Also the round-trip YAML instance th
 from __future__ import annotations
 
 import io
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +23,9 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from ifcoord.errors import InvalidData
 
 MAX_YAML_BYTES = 64 * 1024
+# ifcoord's own files nest three levels at most; the YAML parser recurses once per level (and
+# its scanner slows down sharply with deep flow collections), so depth is bounded before it runs.
+MAX_YAML_DEPTH = 16
 
 
 def _new_yaml() -> YAML:
@@ -87,6 +91,55 @@ def _syntax_error(path: str, text: str, exc: YAMLError) -> InvalidData:
     return InvalidData(reason, file=path, line=line, hint="fix the YAML at that line")
 
 
+def _refuse_deep(path: str, text: str) -> None:
+    """Refuse nesting deeper than MAX_YAML_DEPTH, from the text alone, in one linear pass.
+
+    It over-counts rather than under-counts (a bracket inside a plain scalar counts too), which
+    only matters for files nesting brackets this deep, and those are never ifcoord's."""
+    indents: list[int] = []
+    flow = 0
+    quote = ""
+    for number, line in enumerate(text.split("\n"), 1):
+        depth = flow
+        if not flow and not quote:
+            stripped = line.lstrip(" ")
+            if stripped and not stripped.startswith("#"):
+                indent = len(line) - len(stripped)
+                while indents and indents[-1] >= indent:
+                    indents.pop()
+                indents.append(indent)
+                dashes = len(_DASHES.match(stripped).group().split("-")) - 1  # type: ignore[union-attr]
+                depth = len(indents) + dashes
+        i = 0
+        while i < len(line) and depth <= MAX_YAML_DEPTH:
+            char = line[i]
+            if quote:
+                if char == "\\" and quote == '"':
+                    i += 1
+                elif char == quote:
+                    quote = ""
+            elif char in "\"'" and (i == 0 or line[i - 1] in " \t[{,:-"):
+                quote = char
+            elif char == "#" and (i == 0 or line[i - 1] in " \t"):
+                break
+            elif char in "[{":
+                flow += 1
+                depth = max(depth, flow + len(indents))
+            elif char in "]}":
+                flow = max(0, flow - 1)
+            i += 1
+        if depth > MAX_YAML_DEPTH:
+            raise InvalidData(
+                f"nested more than {MAX_YAML_DEPTH} levels deep",
+                file=path,
+                line=number,
+                hint="a status or config file this deep is not something ifcoord wrote; flatten it",
+            )
+
+
+_DASHES = re.compile(r"(?:-[ \t]+)*")
+
+
 def _refuse_unsafe(path: str, text: str) -> None:
     """Refuse anchors, aliases, tags and extra documents before anything is built.
 
@@ -138,6 +191,7 @@ def load_safe_yaml(path: str, data: bytes | str, *, max_bytes: int = MAX_YAML_BY
     Errors are InvalidData naming `path` and the line.
     """
     text = _decode(path, data, max_bytes)
+    _refuse_deep(path, text)
     _refuse_unsafe(path, text)
     try:
         return _new_yaml().load(text)

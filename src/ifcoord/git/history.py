@@ -20,6 +20,7 @@ class LogEntry:
     session: str | None
     epoch: int | None
     forced: bool
+    op_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -31,6 +32,7 @@ class LogEntry:
             "session": self.session,
             "epoch": self.epoch,
             "forced": self.forced,
+            "op_id": self.op_id,
         }
 
 
@@ -45,8 +47,10 @@ def parse_trailers(message: str) -> dict[str, str]:
     return out
 
 
-def entry_from(commit: str, unix_time: int, message: str) -> LogEntry:
-    trailers = parse_trailers(message)
+def entry_from(commit: str, unix_time: int, message: str, made_by_ifcoord: bool = True) -> LogEntry:
+    """A log entry; trailers count only on a commit ifcoord made (anyone can type them into a
+    message of their own: such a commit is listed as a person's edit)."""
+    trailers = parse_trailers(message) if made_by_ifcoord else {}
     epoch = trailers.get("epoch")
     return LogEntry(
         commit=commit,
@@ -57,6 +61,7 @@ def entry_from(commit: str, unix_time: int, message: str) -> LogEntry:
         session=trailers.get("session"),
         epoch=int(epoch) if epoch and epoch.isdigit() else None,
         forced=trailers.get("forced") == "true",
+        op_id=trailers.get("op-id"),
     )
 
 
@@ -71,8 +76,21 @@ def read_log(  # type: ignore[no-untyped-def]
     tips = list(session_tips)
     if tips:
         rows += store.history(*tips, max_count=limit, grep=grep or "^Ifcoord-Op: ")
-    entries = [entry_from(sha, ts, body) for sha, ts, body in rows]
+    entries = [entry_from(sha, ts, body, made) for sha, ts, body, made in rows]
     if task:
         entries = [e for e in entries if e.task and e.task.lower() == task.lower()]
     entries.sort(key=lambda e: e.time, reverse=True)
     return entries[:limit]
+
+
+def find_operation(store, tip: str | None, op_id: str, session_tips: Iterable[str] = ()) -> list[LogEntry]:  # type: ignore[no-untyped-def]
+    """The commits carrying `Ifcoord-Op-Id: op_id` (one when it landed, none when it did not)."""
+    import re
+
+    if not re.fullmatch(r"[0-9a-f]{8,64}", op_id):
+        return []
+    tips = [t for t in (tip, *session_tips) if t]
+    if not tips:
+        return []
+    rows = store.history(*tips, grep=f"^Ifcoord-Op-Id: {op_id}$")
+    return [e for e in (entry_from(sha, ts, body) for sha, ts, body in rows) if e.op_id == op_id]

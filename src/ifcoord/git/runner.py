@@ -1,20 +1,69 @@
-"""The one place ifcoord starts git: a fixed, non-interactive environment, no inherited GIT_* variables."""
+"""The one place ifcoord starts git: a fixed, non-interactive environment, no inherited GIT_* variables.
+
+Run from a git hook (or any shell that exported them), `GIT_DIR`, `GIT_INDEX_FILE`,
+`GIT_OBJECT_DIRECTORY`, `GIT_WORK_TREE` and friends would point ifcoord's plumbing at the user's
+repository or index; like pre-commit's `no_git_env`, every `GIT_*` variable is dropped except
+the few that only say how to reach a remote or which config to read.
+
+Git children run in their own process group: Ctrl-C sent to a terminal's foreground group
+(`ifcoord poll` stopping) reaches ifcoord, which finishes its step and says goodbye, and not
+the git process it is waiting for.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from ifcoord.errors import UsageError
 
-ENV = {
+# Kept from the caller's environment: how to reach remotes (ssh command, proxies set by the
+# user's git) and which config files to read; nothing that names a repository, index or tree.
+KEPT_GIT_VARIABLES = frozenset(
+    {
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSH_VARIANT",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_EXEC_PATH",
+        "GIT_HTTP_LOW_SPEED_LIMIT",
+        "GIT_HTTP_LOW_SPEED_TIME",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_SSL_CAINFO",
+        "GIT_TRACE",
+        "GIT_TRACE_PACKET",
+        "GIT_CURL_VERBOSE",
+    }
+)
+
+FIXED = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_ASKPASS": "true",
     "SSH_ASKPASS": "true",
-    "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
     "LC_ALL": "C",
 }
+
+
+def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for every git process ifcoord starts (GitPython's included)."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith("GIT_") or k in KEPT_GIT_VARIABLES}
+    env.update(FIXED)
+    ssh = env.get("GIT_SSH_COMMAND", "ssh")
+    if "BatchMode" not in ssh and "GIT_SSH" not in env:
+        # Never wait for a password or a host-key question nobody will answer.
+        env["GIT_SSH_COMMAND"] = f"{ssh} -o BatchMode=yes"
+    return env
+
+
+def stripped_variables(base: Mapping[str, str] | None = None) -> list[str]:
+    """The GIT_* variables `git_env` drops (GitPython's own environment is cleaned of them)."""
+    source = os.environ if base is None else base
+    return [k for k in source if k.startswith("GIT_") and k not in KEPT_GIT_VARIABLES and k not in FIXED]
 
 
 class GitFailed(Exception):
@@ -28,6 +77,29 @@ class GitFailed(Exception):
         self.stderr = stderr
 
 
+def run_git(
+    args: list[str],
+    *,
+    cwd: Path | None = None,
+    input: bytes | None = None,
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[bytes]:
+    """Start one git process with ifcoord's environment, in its own process group."""
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            env=git_env(),
+            timeout=timeout,
+            check=False,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitFailed(list(args), 124, "", f"timed out after {timeout:.0f}s") from exc
+
+
 class GitRunner:
     """Runs git in one repository with a fixed, non-interactive environment."""
 
@@ -39,14 +111,7 @@ class GitRunner:
 
     def run(self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 60.0) -> str:
         self.calls += 1
-        cmd = ["git", f"--git-dir={self.git_dir}", *args]
-        env = {**os.environ, **ENV}
-        try:
-            proc = subprocess.run(
-                cmd, input=input, capture_output=True, env=env, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise GitFailed(list(args), 124, "", f"timed out after {timeout:.0f}s") from exc
+        proc = run_git([f"--git-dir={self.git_dir}", *args], input=input, timeout=timeout)
         self.last_code = proc.returncode
         out = proc.stdout.decode("utf-8", "replace")
         err = proc.stderr.decode("utf-8", "replace")
@@ -57,23 +122,10 @@ class GitRunner:
 
 def find_repository(start: Path) -> tuple[Path, Path | None]:
     """The git dir (common dir for worktrees) and top-level of the clone containing `start`."""
-    env = {**os.environ, **ENV}
-    proc = subprocess.run(
-        ["git", "rev-parse", "--git-common-dir", "--show-toplevel"],
-        cwd=start,
-        capture_output=True,
-        env=env,
-        check=False,
-    )
+    proc = run_git(["rev-parse", "--git-common-dir", "--show-toplevel"], cwd=start)
     if proc.returncode != 0:
         # A bare repository has no top level; try again without it.
-        proc = subprocess.run(
-            ["git", "rev-parse", "--git-common-dir"],
-            cwd=start,
-            capture_output=True,
-            env=env,
-            check=False,
-        )
+        proc = run_git(["rev-parse", "--git-common-dir"], cwd=start)
         if proc.returncode != 0:
             raise UsageError(
                 f"{start} is not inside a git repository",

@@ -8,6 +8,7 @@ starts few processes and never touches the user's working tree, index, HEAD or b
 from __future__ import annotations
 
 import enum
+import os
 import re
 import stat
 from collections.abc import Iterable, Mapping
@@ -18,13 +19,41 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ifcoord.errors import IfcoordError, RemoteUnreachable, UsageError
-from ifcoord.git.runner import GitFailed, GitRunner
+from ifcoord.git.runner import GitFailed, GitRunner, stripped_variables
 
 if TYPE_CHECKING:
     from git import Repo
 
 PRIVATE_PREFIX = "refs/ifcoord"
+IFCOORD_EMAIL_DOMAIN = "@ifcoord.invalid"  # ifcoord's commits, and only they, carry it
 MISSING_REF_PATTERNS = ("couldn't find remote ref", "could not find remote ref")
+# git's words for a local object store that lacks what a ref promises (a fetch killed part-way).
+BROKEN_CLONE_PATTERNS = (
+    "unresolved deltas", "missing blob", "missing tree", "missing commit", "bad object",
+    "did not send all necessary objects", "is corrupt", "unable to read", "not our ref",
+    "fatal: missing", "could not parse",
+)  # fmt: skip
+# git's words for a remote that will not answer differently if asked again: no such repository,
+# no such host, no permission. These fail at once with git's own message; anything else
+# (refused or dropped connections, timeouts) is an outage, retried until the deadline.
+PERMANENT_PATTERNS = (
+    "does not appear to be a git repository", "repository not found", "not found",
+    "no such file or directory", "could not resolve host", "could not resolve hostname",
+    "name or service not known", "permission denied", "authentication failed",
+    "access denied", "no such repository", "not a git repository", "unsupported protocol",
+    "protocol error: bad line length", "no such device or address",
+)  # fmt: skip
+
+
+class MissingObject(IfcoordError):
+    """An object the coordination branch needs is not in this clone (a fetch killed part-way);
+    the transaction layer heals it by forgetting the private ref and fetching again."""
+
+    exit_code = 1
+
+
+class RemoteMissing(RemoteUnreachable):
+    """The remote answered that the repository is not there (or not for us): not retried."""
 
 
 class PushOutcome(enum.Enum):
@@ -48,7 +77,11 @@ def looks_like_location(remote: str) -> bool:
 def ref_slug(remote: str) -> str:
     """A ref-safe name for a remote name or URL, stable across runs."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", remote).strip("._-")
-    return slug[-80:] or "remote"
+    # cut, then strip again: a ref component may not start with "." (a long ssh URL's tail did)
+    slug = re.sub(r"\.{2,}", "_", slug[-80:]).strip("._-")
+    if slug.endswith(".lock"):
+        slug += "_"
+    return slug or "remote"
 
 
 class BranchStore:
@@ -74,6 +107,21 @@ class BranchStore:
         self.fetch_url = config.get(f"remote.{remote}.url", remote)
         self.push_url = config.get(f"remote.{remote}.pushurl", self.fetch_url)
         self.known_remote = f"remote.{remote}.url" in config or looks_like_location(remote)
+        # touched at every fetch that succeeded: how old the state is when the remote is down
+        self.fetch_stamp = git_dir / "ifcoord" / "fetched" / f"{ref_slug(remote)}--{ref_slug(branch)}"
+
+    def mark_fetched(self) -> None:
+        try:
+            self.fetch_stamp.parent.mkdir(parents=True, exist_ok=True)
+            self.fetch_stamp.touch()
+        except OSError:
+            pass  # only the age shown when offline depends on it
+
+    def fetched_at(self) -> float | None:
+        try:
+            return self.fetch_stamp.stat().st_mtime
+        except OSError:
+            return None
 
     def _remote_config(self) -> dict[str, str]:
         out = self.git.run("config", "--get-regexp", r"^remote\.", check=False)
@@ -86,6 +134,10 @@ class BranchStore:
         if self._repo is None:
             from git import Repo
 
+            # GitPython reads GIT_OBJECT_DIRECTORY and friends in-process, and passes them on to
+            # its persistent cat-file: this process drops them (they name the user's repository).
+            for name in stripped_variables():
+                os.environ.pop(name, None)
             self._repo = Repo(self.git_dir)
         return self._repo
 
@@ -95,7 +147,25 @@ class BranchStore:
             self._repo = None
 
     def read_object(self, sha: str) -> bytes:
-        return self.repo.odb.stream(bytes.fromhex(sha)).read()
+        """One object's bytes. GitPython's persistent `cat-file` may have died under us (a
+        Ctrl-C sent to the whole process group): it is restarted once. A missing object is
+        MissingObject, never mistaken for an absent branch."""
+        for attempt in (1, 2):
+            try:
+                return self.repo.odb.stream(bytes.fromhex(sha)).read()
+            except (OSError, AssertionError) as exc:  # BrokenPipe, or a half-read answer
+                self.repo.git.clear_cache()
+                if attempt == 2:
+                    raise MissingObject(f"could not read object {sha}: {exc}") from exc
+            except ValueError as exc:
+                if "missing" not in str(exc).lower() and attempt == 1:
+                    self.repo.git.clear_cache()
+                    continue
+                raise MissingObject(
+                    f"object {sha} is missing from this clone",
+                    hint="run the command again: ifcoord fetches the branch afresh",
+                ) from exc
+        raise AssertionError("unreachable")
 
     def list_tree(self, commit: str, dirs: Iterable[str] | None = None) -> dict[str, TreeEntry]:
         """Files of a commit's tree by path: all of them, or only the top level and the given
@@ -196,7 +266,7 @@ class BranchStore:
             root = self._store(b"tree", b"")
         when = when or datetime.now(timezone.utc)
         stamp = f"{int(when.timestamp())} +0000"
-        ident = f"{author} <{author}@ifcoord.invalid> {stamp}"
+        ident = f"{author} <{author}{IFCOORD_EMAIL_DOMAIN}> {stamp}"
         lines = [f"tree {root.hex()}"]
         if parent is not None:
             lines.append(f"parent {parent}")
@@ -210,10 +280,12 @@ class BranchStore:
         return self.read_ref(self.private_ref)
 
     def read_ref(self, ref: str) -> str | None:
-        from git.refs import Reference
+        """A ref's value from the ref files alone (loose or packed): no object lookup, so a
+        dead `cat-file` or a missing object can never make a branch look absent."""
+        from git.refs import SymbolicReference
 
         try:
-            return Reference(self.repo, ref, check_path=False).object.hexsha
+            return str(SymbolicReference.dereference_recursive(self.repo, ref))
         except (ValueError, OSError):
             return None
 
@@ -260,19 +332,46 @@ class BranchStore:
         return None
 
     def fetch(self) -> str | None:
-        """Bring the branch into the private ref; its tip, or None when the branch is absent."""
-        try:
-            self.git.run(
-                "fetch", "-q", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
-                "--no-recurse-submodules", self.fetch_url,
-                f"+refs/heads/{self.branch}:{self.private_ref}",
-            )  # fmt: skip
-        except GitFailed as exc:
-            if any(p in exc.stderr for p in MISSING_REF_PATTERNS):
-                self._forget()
-                return None
-            raise self._unreachable(exc) from exc
+        """Bring the branch into the private ref; its tip, or None when the branch is absent.
+
+        git moves the ref only after the pack is complete and connected, so a fetch killed
+        part-way leaves the ref where it was. A clone already broken (a ref on a commit whose
+        objects are missing: git then fails with "unresolved deltas") heals here: the private
+        ref is dropped, so that nothing broken is offered to the server, and fetched afresh."""
+        for attempt in (1, 2):
+            try:
+                self.git.run(
+                    "fetch", "-q", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
+                    "--no-recurse-submodules", self.fetch_url,
+                    f"+refs/heads/{self.branch}:{self.private_ref}",
+                )  # fmt: skip
+            except GitFailed as exc:
+                if any(p in exc.stderr for p in MISSING_REF_PATTERNS):
+                    self._forget()
+                    return None
+                if attempt == 1 and any(p in exc.stderr.lower() for p in BROKEN_CLONE_PATTERNS):
+                    self.heal()
+                    continue
+                raise self._unreachable(exc) from exc
+            break
+        self.mark_fetched()
         return self.local_tip()
+
+    def heal(self) -> None:
+        """Forget every private ref of this remote: the next fetch starts from what is whole."""
+        out = self.git.run(
+            "for-each-ref", "--format=%(refname)", f"{PRIVATE_PREFIX}/{ref_slug(self.remote)}/", check=False
+        )
+        for ref in out.split():
+            self.git.run("update-ref", "-d", ref, check=False)
+
+    def is_connected(self, tip: str, base: str | None = None) -> bool:
+        """Whether every object reachable from `tip` (and not from `base`) is in this clone."""
+        args = ["rev-list", "--quiet", "--objects", tip]
+        if base is not None and self.has_object(base):
+            args += ["--not", base]
+        self.git.run(*args, check=False)
+        return self.git.last_code == 0
 
     def sync(self) -> str | None:
         """Fetch only when the remote tip moved: the cheap check the loop runs each cycle."""
@@ -280,15 +379,24 @@ class BranchStore:
         if tip is None:
             self._forget()
             return None
-        if tip == self.local_tip():
+        local = self.local_tip()
+        if tip == local:
+            self.mark_fetched()
             return tip
-        if self.has_object(tip):
+        # Another process of this clone may have the objects already (it pushed them); but a
+        # fetch killed mid-unpack leaves a commit without its blobs: move only onto a whole one.
+        if self.has_object(tip) and self.is_connected(tip, local):
             self.set_private_ref(tip)
+            self.mark_fetched()
             return tip
         return self.fetch()
 
     def has_object(self, sha: str) -> bool:
-        return self.repo.odb.has_object(bytes.fromhex(sha))
+        try:
+            return self.repo.odb.has_object(bytes.fromhex(sha))
+        except (OSError, AssertionError):  # the persistent cat-file died: start it again
+            self.repo.git.clear_cache()
+            return self.repo.odb.has_object(bytes.fromhex(sha))
 
     def is_ancestor(self, commit: str, tip: str) -> bool:
         self.git.run("merge-base", "--is-ancestor", commit, tip, check=False)
@@ -302,13 +410,13 @@ class BranchStore:
     def _forget(self) -> None:
         self.git.run("update-ref", "-d", self.private_ref, check=False)
 
-    def push(self, commit: str, expected: str | None) -> PushOutcome:
+    def push(self, commit: str, expected: str | None, timeout: float = 60.0) -> PushOutcome:
         """Compare-and-swap the remote branch from `expected` (None: must not exist) to `commit`."""
         lease = f"--force-with-lease=refs/heads/{self.branch}:{expected or ''}"
         try:
             out = self.git.run(
                 "push", "--porcelain", "--no-verify", lease, self.push_url,
-                f"{commit}:refs/heads/{self.branch}",
+                f"{commit}:refs/heads/{self.branch}", timeout=timeout,
             )  # fmt: skip
         except GitFailed as exc:
             if (
@@ -340,7 +448,12 @@ class BranchStore:
                 f"this clone has no remote named {self.remote!r}",
                 hint="pass --remote NAME-OR-URL, set IFCOORD_REMOTE, or `ifcoord join NAME --remote ...`",
             )
-        reason = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else f"exit {exc.code}"
+        reason = git_reason(exc)
+        if any(p in exc.stderr.lower() for p in PERMANENT_PATTERNS):
+            return RemoteMissing(
+                f"remote {self.remote} ({self.fetch_url}) cannot be used: {reason}",
+                hint="check the remote's URL and your access to it; nothing was changed",
+            )
         return RemoteUnreachable(
             f"remote {self.remote} is unreachable: {reason}",
             hint="check the network or the remote's URL; nothing was changed",
@@ -350,20 +463,38 @@ class BranchStore:
 
     def history(
         self, *tips: str, max_count: int | None = None, grep: str | None = None
-    ) -> list[tuple[str, int, str]]:
-        """(sha, unix time, full message) of commits reachable from the tips, newest first;
-        `grep`: only commits whose message has a line matching that regular expression."""
-        args = ["log", "--format=%H%x00%ct%x00%B%x1e"]
+    ) -> list[tuple[str, int, str, bool]]:
+        """(sha, unix time, full message, made by ifcoord) of commits reachable from the tips,
+        newest first; `grep`: only commits whose message has a line matching that regular
+        expression. "Made by ifcoord": author and committer are the same `@ifcoord.invalid`
+        identity that write_commit gives (a person's commit, or an amended one, is not)."""
+        # Each record starts with NUL, fields are NUL-separated: git refuses NUL in commit
+        # messages, while any other byte (0x1e included) may appear in one.
+        args = ["log", "--format=%x00%H%x00%ct%x00%ae%x00%ce%x00%B"]
         if max_count:
             args.append(f"--max-count={max_count}")
         if grep:
             args += ["--regexp-ignore-case", f"--grep={grep}"]
         out = self.git.run(*args, *tips, "--")
+        fields = out.split("\x00")[1:]
         rows = []
-        for rec in out.split("\x1e"):
-            rec = rec.strip("\n")
-            if not rec:
+        for i in range(0, len(fields) - 4, 5):
+            sha, ts, author, committer, body = fields[i : i + 5]
+            if not re.fullmatch(r"[0-9a-f]{40,64}", sha) or not ts.isdigit():
                 continue
-            sha, ts, body = rec.split("\x00", 2)
-            rows.append((sha, int(ts), body))
+            made = author == committer and author.endswith(IFCOORD_EMAIL_DOMAIN)
+            rows.append((sha, int(ts), body.rstrip("\n"), made))
         return rows
+
+
+def git_reason(exc: GitFailed) -> str:
+    """git's own explanation: its `fatal:`/`error:` lines (not the advice that follows them)."""
+    lines = [line.strip() for line in exc.stderr.strip().splitlines() if line.strip()]
+    picked = [
+        line.split(":", 1)[1].strip() if line.lower().startswith(("fatal:", "error:")) else line
+        for line in lines
+        if line.lower().startswith(("fatal:", "error:", "ssh:", "remote:"))
+    ]
+    if picked:
+        return "; ".join(dict.fromkeys(picked))
+    return lines[0] if lines else f"exit {exc.code}"

@@ -7,8 +7,10 @@ to the new tip, so a claim lost to another session turns into that session's ref
 
 from __future__ import annotations
 
+import os
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,7 +19,7 @@ from typing import Any
 
 from ifcoord.core.snapshot import BranchState, SnapshotLoader
 from ifcoord.errors import RemoteUnreachable
-from ifcoord.git.store import BranchStore, PushOutcome
+from ifcoord.git.store import BranchStore, MissingObject, PushOutcome, RemoteMissing
 
 DEFAULT_DEADLINE = 60.0
 
@@ -45,6 +47,7 @@ class TxResult:
     attempts: int
     pushes: int
     state: BranchState | None = None  # the state the final decision was made on
+    op_id: str | None = None  # the Ifcoord-Op-Id of the commit that landed
 
 
 class TipMoved(Exception):
@@ -73,14 +76,16 @@ class Transactor:
     def read(self, fetch: bool = True) -> BranchState:
         """The state at the remote tip (fetched), or at the private ref without a round trip."""
         tip = self.retrying(self.store.fetch) if fetch else self.store.local_tip()
-        return self.loader.load(tip)
+        return self.load(tip)[1]
 
     def retrying(self, fn: Callable[[], Any]) -> Any:
         """Run fn, retrying RemoteUnreachable with jittered backoff until the deadline."""
-        from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
         retrying = Retrying(
-            retry=retry_if_exception_type(RemoteUnreachable),
+            retry=retry_if_exception(
+                lambda e: isinstance(e, RemoteUnreachable) and not isinstance(e, RemoteMissing)
+            ),
             stop=stop_after_delay(self.deadline),
             wait=wait_random_exponential(multiplier=0.1, max=3.0),
             sleep=self.sleep,
@@ -88,26 +93,48 @@ class Transactor:
         )
         return retrying(fn)
 
+    def load(self, tip: str | None) -> tuple[str | None, BranchState]:
+        """The state at `tip`; a clone missing objects of it heals (refetch) and reads again."""
+        try:
+            return tip, self.loader.load(tip)
+        except MissingObject:
+            self.store.heal()
+            tip = self.store.fetch()
+            return tip, self.loader.load(tip)
+
     def run(self, decide: Callable[[BranchState], Change | None], fetch_first: bool = True) -> TxResult:
-        """Apply `decide` to the tip until its commit lands; IfcoordErrors from decide propagate."""
+        """Apply `decide` to the tip until its commit lands; IfcoordErrors from decide propagate.
+
+        Every commit of this operation carries the same `Ifcoord-Op-Id`. A push whose answer was
+        lost is looked for on the remote until its fate is known; an operation that landed is
+        never decided or pushed again; when the deadline passes with the fate still unknown,
+        OutcomeUnknown names the id (`ifcoord log --op ID`)."""
         from filelock import FileLock
         from tenacity import (
             RetryError,
             Retrying,
-            retry_if_exception_type,
+            retry_if_exception,
             stop_after_delay,
             wait_random_exponential,
         )
 
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        op_id = new_op_id()
         counters = {"attempts": 0, "pushes": 0}
         use_fetch = [fetch_first]
+        pushed: dict[str, tuple[Change, BranchState]] = {}  # this operation's commits by sha
+        deadline_at = time.monotonic() + self.deadline
 
         def attempt() -> TxResult:
             counters["attempts"] += 1
             tip = self.store.fetch() if use_fetch[0] else self.store.local_tip()
             use_fetch[0] = True  # after a lost race, always look at the remote again
-            state = self.loader.load(tip)
+            landed = self._landed_one(pushed, tip)
+            if landed is not None:
+                # An earlier push of this operation got through after all: done, not re-applied.
+                earlier, earlier_state = pushed[landed]
+                return self._result(True, landed, earlier.payload, counters, earlier_state, op_id)
+            tip, state = self.load(tip)
             change = decide(state)
             if change is not None:
                 # Files written as they already are change nothing: no commit for them.
@@ -116,19 +143,26 @@ class Transactor:
                 }
             if change is None or not change.files:
                 payload = change.payload if change else None
-                return TxResult(False, tip, payload, counters["attempts"], counters["pushes"], state)
+                return self._result(False, tip, payload, counters, state, op_id)
+            change.trailers[OP_ID_TRAILER] = op_id
             commit = self.store.write_commit(tip, change.files, change.message(), self.author, now())
             counters["pushes"] += 1
+            pushed[commit] = (change, state)
             outcome = self.store.push(commit, tip)
             if outcome is PushOutcome.UNKNOWN:
-                # The connection broke mid-push: it may have landed. Look before trying again.
-                outcome = PushOutcome.LANDED if self._landed(commit) else PushOutcome.REJECTED
+                # The connection broke mid-push: it may have landed, or may still land.
+                outcome = self._resolve(commit, tip, op_id, deadline_at)
             if outcome is PushOutcome.REJECTED:
                 raise TipMoved()
-            return TxResult(True, commit, change.payload, counters["attempts"], counters["pushes"], state)
+            return self._result(True, commit, change.payload, counters, state, op_id)
+
+        def retryable(exc: BaseException) -> bool:
+            return isinstance(exc, (TipMoved, RemoteUnreachable)) and not isinstance(
+                exc, (OutcomeUnknown, RemoteMissing)
+            )
 
         retrying = Retrying(
-            retry=retry_if_exception_type((TipMoved, RemoteUnreachable)),
+            retry=retry_if_exception(retryable),
             stop=stop_after_delay(self.deadline),
             # Jitter spreads racing sessions out so that most of them land on their next try.
             wait=wait_random_exponential(multiplier=0.1, max=3.0),
@@ -147,17 +181,110 @@ class Transactor:
                     hint="try again; nothing was changed",
                 ) from None
 
-    def _landed(self, commit: str) -> bool:
-        """Whether `commit` is on the remote branch now (perhaps already built upon)."""
-        try:
-            tip = self.store.fetch()
-        except RemoteUnreachable:
-            return False  # still unknown: the next attempt re-reads and re-decides
-        return tip is not None and self.store.is_ancestor(commit, tip)
+    @staticmethod
+    def _result(
+        landed: bool,
+        commit: str | None,
+        payload: Any,
+        counters: dict[str, int],
+        state: BranchState,
+        op_id: str,
+    ) -> TxResult:
+        return TxResult(
+            landed,
+            commit,
+            payload,
+            counters["attempts"],
+            counters["pushes"],
+            state,
+            op_id if landed else None,
+        )
+
+    def _landed_one(self, pushed: dict[str, tuple[Change, BranchState]], tip: str | None) -> str | None:
+        """Which of this operation's commits the tip contains (at most one can have landed)."""
+        if tip is None:
+            return None
+        for commit in pushed:
+            if commit == tip or self.store.is_ancestor(commit, tip):
+                return commit
+        return None
+
+    def _resolve(self, commit: str, expected: str | None, op_id: str, deadline_at: float) -> PushOutcome:
+        """The fate of a push whose answer was lost: LANDED or REJECTED, known for sure.
+
+        While the remote tip is still `expected`, the same commit is offered again with the same
+        compare-and-swap: it can land at most once, whichever copy gets there (the first may
+        still be in the server's hooks). A tip that moved elsewhere, without our commit, means
+        it cannot land any more."""
+        pause = 0.2
+        while True:
+            try:
+                tip = self.store.remote_tip()
+            except RemoteMissing:
+                raise
+            except RemoteUnreachable:
+                tip = UNSEEN
+            if tip == commit:
+                self.store.set_private_ref(commit)
+                return PushOutcome.LANDED
+            if tip is None:
+                return PushOutcome.REJECTED  # the branch is gone: nothing of ours is on it
+            if tip == expected:
+                left = deadline_at - time.monotonic()
+                if left > 0:
+                    outcome = self.store.push(commit, expected, timeout=max(1.0, left))
+                    if outcome is PushOutcome.LANDED:
+                        return outcome
+            elif tip is not UNSEEN:
+                try:
+                    fetched = self.store.fetch()
+                except RemoteUnreachable:
+                    fetched = None
+                if fetched is not None:
+                    if self.store.is_ancestor(commit, fetched):
+                        return PushOutcome.LANDED
+                    return PushOutcome.REJECTED
+            if time.monotonic() >= deadline_at:
+                raise OutcomeUnknown(op_id, self.store.branch)
+            self.sleep(min(pause, max(0.0, deadline_at - time.monotonic())))
+            pause = min(pause * 2, 2.0)
+
+
+UNSEEN = "<unseen>"
+OP_ID_TRAILER = "Ifcoord-Op-Id"
+
+
+class OutcomeUnknown(RemoteUnreachable):
+    """A push whose fate could not be learnt before the deadline (exit 5)."""
+
+    def __init__(self, op_id: str, branch: str) -> None:
+        super().__init__(
+            f"the outcome is unknown: `ifcoord log --op {op_id}` will show whether it landed on {branch}",
+            hint="do not repeat the operation before checking",
+        )
+        self.op_id = op_id
+
+
+def new_op_id() -> str:
+    """A unique operation id: the trailer that tells whether an operation landed, and once."""
+    return uuid.uuid4().hex
+
+
+def clock_offset() -> float:
+    """Seconds added to this machine's clock, for testing skewed clocks (IFCOORD_CLOCK_OFFSET)."""
+    try:
+        return float(os.environ.get("IFCOORD_CLOCK_OFFSET", "0") or 0)
+    except ValueError:
+        return 0.0
+
+
+def clock() -> float:
+    """Unix time as ifcoord sees it (the system clock, plus the testing offset)."""
+    return time.time() + clock_offset()
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.fromtimestamp(int(clock()), timezone.utc)
 
 
 def jitter(seconds: float, spread: float = 0.2) -> float:

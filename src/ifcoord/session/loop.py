@@ -4,28 +4,38 @@ Each cycle: a cheap look at the remote tip (one ls-remote; objects are fetched o
 moved), notice lost leases, claim the next task when the session holds none (a filler task
 while its own are blocked), heartbeat only when due or when the session's state changed, and
 report what the session should do now. A cycle with nothing to do writes nothing.
+
+One loop runs per session per clone (a file lock under .git/ifcoord/). Every event carries a
+`seq` that only grows, and is also appended to .git/ifcoord/events.jsonl (`ifcoord events
+--since SEQ`), so an agent never has to count lines of a file it redirected output to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ifcoord.core import lifecycle
 from ifcoord.core.leases import heartbeat_due
 from ifcoord.core.ops import KEEP, claim_task, heartbeat, iso
-from ifcoord.core.scheduler import next_for, ready_tasks, resolve_dependencies
-from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable
+from ifcoord.core.scheduler import next_for, resolve_dependencies
+from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable, UsageError
 from ifcoord.files.config import phase_sort_key
 from ifcoord.git.transaction import jitter, now
 from ifcoord.models import Snapshot, Task
+from ifcoord.ownbranch.proposals import Proposed, pending_json
+from ifcoord.session.now import live_sessions, primary_assignments, require_branch
 from ifcoord.session.stopping import StopSignal
 
 EVENTS = (
-    "claimed", "working", "heartbeat", "idle", "switch-to-primary", "blocked",
-    "remote-down", "remote-up", "lease-lost", "stopped", "error",
+    "claimed", "working", "unblocked", "heartbeat", "idle", "switch-to-primary", "withdrawn",
+    "blocked", "remote-down", "remote-up", "lease-lost", "rewound", "stopped", "error", "proposed", "lost",
 )  # fmt: skip
 MAX_BACKOFF = 300.0
 
@@ -38,9 +48,11 @@ class Event:
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     time: datetime = field(default_factory=now)
+    seq: int | None = None  # set when the event is logged
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
+            "seq": self.seq,
             "event": self.name,
             "time": iso(self.time),
             "session": self.session,
@@ -51,15 +63,90 @@ class Event:
         return out
 
 
+class EventLog:
+    """The loop's events in this clone, one JSON object a line, each with the next `seq`.
+
+    Appends happen under a file lock and the last `seq` is kept in a file of its own, so two
+    loops of different sessions in one clone never hand out the same number.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.path = home / "events.jsonl"
+        self.counter = home / "events.seq"
+
+    def append(self, event: Event) -> Event:
+        from filelock import FileLock
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.home / "events.lock")):
+            try:
+                last = int(self.counter.read_text().strip() or 0)
+            except (OSError, ValueError):
+                last = 0
+            event.seq = last + 1
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(event.to_json(), ensure_ascii=False, default=str) + "\n")
+            tmp = self.counter.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(str(event.seq))
+            os.replace(tmp, self.counter)
+        return event
+
+    def read(self, since: int = 0, session: str | None = None) -> list[dict[str, Any]]:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash mid-write
+            if int(event.get("seq") or 0) > since and (session is None or event.get("session") == session):
+                out.append(event)
+        return out
+
+
+@contextmanager
+def loop_lock(home: Path, session: str) -> Iterator[None]:
+    """Hold this session's loop lock in this clone; a second loop is refused, naming the first."""
+    from filelock import FileLock, Timeout
+
+    home.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(home / f"loop-{session}.lock"))
+    holder = home / f"loop-{session}.json"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            info = json.loads(holder.read_text())
+            who = f"process {info.get('pid')}, started {info.get('started')}"
+        except (OSError, ValueError):
+            who = "another process"
+        raise UsageError(
+            f"a loop for session {session} already runs in this clone ({who})",
+            hint="stop that one first, or read its events with `ifcoord events --since SEQ`",
+        ) from None
+    try:
+        holder.write_text(json.dumps({"pid": os.getpid(), "started": iso(now())}))
+        yield
+    finally:
+        holder.unlink(missing_ok=True)
+        lock.release()
+
+
 @dataclass
 class LoopMemory:
     """What the loop carries from one cycle to the next."""
 
     held: set[str] = field(default_factory=set)  # tasks this session held at the last look
-    announced: set[str] = field(default_factory=set)  # primaries already announced as ready
+    announced: set[str] = field(default_factory=set)  # primaries this session was told to switch to
+    stuck: set[str] = field(default_factory=set)  # held tasks that were stuck at the last look
     remote_down: bool = False
     failures: int = 0
     first: bool = True
+    proposed: dict[str, int] = field(default_factory=dict)  # own-branch: task -> claim awaiting the arbiter
 
 
 # -- pure decisions ---------------------------------------------------------------------------
@@ -71,18 +158,6 @@ def session_state(held: list[Task], stuck: set[str]) -> str:
     if all(t.id in stuck for t in held):
         return "blocked"
     return "working"
-
-
-def newly_ready_primaries(
-    tasks: dict[str, Task],
-    deps: dict[str, list[str]],
-    session: str,
-    stale: frozenset[str],
-    announced: set[str],
-) -> list[Task]:
-    """Primary tasks ready for a session that is on a filler task, not yet announced."""
-    ready = ready_tasks(tasks, stale, session=session, deps=deps)
-    return [t for t in ready if t.kind == "primary" and t.id not in announced]
 
 
 # -- the cycle --------------------------------------------------------------------------------
@@ -104,9 +179,10 @@ class PollLoop:
         self.memory = LoopMemory()
         self.stop = StopSignal()
         self.config_interval = 30.0  # the branch's poll_seconds, as last read
+        self.log = EventLog(ws.home)
 
     def event(self, name: str, task: str | None = None, message: str = "", **data: Any) -> None:
-        self.emit(Event(name, self.session, task, message, data))
+        self.emit(self.log.append(Event(name, self.session, task, message, data)))
 
     def cycle(self) -> None:
         """One cycle. It never raises: an agent's loop must outlive a bad cycle."""
@@ -128,6 +204,9 @@ class PollLoop:
             self.memory.remote_down = False
             self.event("remote-up", message=f"{self.ws.remote} answers again")
         self.memory.failures = 0
+        rewind = getattr(self.ws, "rewind", None)
+        if rewind:  # a person moved the branch back: say so, and which of our tasks changed
+            self.event("rewound", message=f"{self.ws.branch} went back to {rewind['to'][:10]}", **rewind)
         self.config_interval = state.snapshot.config.poll_seconds
         self.decide(state.snapshot)
 
@@ -135,6 +214,8 @@ class PollLoop:
         session = self.session
         stale = self.ws.stale(snapshot)
         tasks = snapshot.tasks()
+        if self.awaiting_arbiter(snapshot):
+            return
         deps = resolve_dependencies(tasks)
         held = lifecycle.held_by(tasks.values(), session)
         held_ids = {t.id for t in held}
@@ -156,27 +237,24 @@ class PollLoop:
                     self.ws.drop_claim(lost)
                 except IfcoordError as exc:
                     self.event("error", lost, f"could not withdraw the claim: {exc.line()}")
+        if not self.memory.first:
+            for found in sorted(held_ids - previous):  # held, never announced (a lost answer)
+                self.event("claimed", found, f"work on {found}: {tasks[found].title}", discovered=True)
         self.memory.held = held_ids
         stuck = {t.id for t in held if lifecycle.is_stuck(t, tasks, deps)}
         active = [t for t in held if t.id not in stuck]
-        on_filler = bool(active) and all(t.kind == "filler" for t in active)
-        if on_filler or (held and not active):
-            for t in newly_ready_primaries(tasks, deps, session, stale, self.memory.announced):
-                self.memory.announced.add(t.id)
-                if on_filler:
-                    self.event(
-                        "switch-to-primary",
-                        t.id,
-                        f"primary task {t.id} is ready: finish or release your filler task and claim it",
-                        filler=[x.id for x in active],
-                    )
-        if not active and self.claim:
-            self.claim_next(snapshot, stale, exclude=held_ids, blocked=sorted(stuck))
-            return
+        for t in active:
+            if t.id in self.memory.stuck:  # unblocked (by `ifcoord unblock` or its blocker done)
+                self.event("unblocked", t.id, f"{t.id} is no longer blocked: continue it", kind=t.kind)
+        self.memory.stuck = stuck
         if self.memory.first and active:
             current = sorted(active, key=lambda t: (t.kind != "primary", t.file, t.position))[0]
             self.event("working", current.id, f"continue {current.id}: {current.title}", kind=current.kind)
-        elif not active and stuck:
+        self.tell_switch(snapshot, tasks, deps, stale, active)
+        if not active and self.claim:
+            self.claim_next(snapshot, stale, exclude=held_ids, blocked=sorted(stuck))
+            return
+        if not active and stuck:
             self.event(
                 "blocked", sorted(stuck)[0], "every task this session holds is blocked", blocked=sorted(stuck)
             )
@@ -185,12 +263,82 @@ class PollLoop:
         self.memory.first = False
         self.maybe_heartbeat(snapshot, session_state(held, stuck), active)
 
+    def awaiting_arbiter(self, snapshot: Snapshot) -> bool:
+        """Own-branch mode: report the arbiter's verdicts on this session's claim proposals;
+        True while one is still pending (the session works on nothing new until then)."""
+        if self.memory.first:
+            for p in self.ws.mode.pending_claims(snapshot):
+                if p.task not in self.memory.proposed:  # a revived loop waits for its own
+                    self.memory.proposed[p.task] = p.seq
+                    self.event("proposed", p.task, f"proposed {p.task}, waiting for the arbiter", seq=p.seq)
+        tasks = snapshot.tasks()
+        for task_id, seq in sorted(self.memory.proposed.items()):
+            verdict = self.ws.mode.decision(snapshot, seq)
+            if verdict is None:
+                continue
+            del self.memory.proposed[task_id]
+            task = tasks.get(task_id)
+            if verdict.get("verdict") == "accepted" and task is not None and task.owner == self.session:
+                self.memory.held.add(task_id)
+                self.event("claimed", task_id, f"work on {task_id}: {task.title}", kind=task.kind,
+                           reason="decided by the arbiter", epoch=task.epoch, blocked=[])  # fmt: skip
+            else:
+                owner = task.owner if task is not None else None
+                why = verdict.get("reason", "")
+                self.event("lost", task_id, f"{task_id} went to {owner or 'nobody'}: {why}", owner=owner)
+        if not self.memory.proposed:
+            return False
+        self.memory.first = False
+        self.maybe_heartbeat(snapshot, "idle", [])
+        return True
+
+    def tell_switch(
+        self,
+        snapshot: Snapshot,
+        tasks: dict[str, Task],
+        deps: dict[str, list[str]],
+        stale: frozenset[str],
+        active: list[Task],
+    ) -> None:
+        """On a filler: say when a primary is ready for this session (and for no other session
+        first), once; withdraw it when it was taken or done, or went to another session."""
+        on_filler = bool(active) and all(t.kind == "filler" for t in active)
+        mine: set[str] = set()
+        if on_filler:
+            mapping = primary_assignments(
+                tasks, deps, live_sessions(snapshot, self.session), stale,
+                lambda p: phase_sort_key(snapshot.config, p),
+            )  # fmt: skip
+            mine = {tid for tid, s in mapping.items() if s == self.session}
+        for tid in sorted(self.memory.announced - mine):
+            self.memory.announced.discard(tid)
+            t = tasks.get(tid)
+            if t is not None and t.owner == self.session:
+                continue  # it took the task itself: the claim says so
+            why = (
+                f"{tid} is {t.state}" + (f" ({t.owner})" if t.owner else "")
+                if t is not None and t.state != "open"
+                else f"{tid} went to another session"
+            )
+            self.event("withdrawn", tid, f"forget the switch to {tid}: {why}", state=t.state if t else None)
+        for tid in sorted(mine - self.memory.announced):
+            self.memory.announced.add(tid)
+            self.event(
+                "switch-to-primary",
+                tid,
+                f"primary task {tid} is ready: finish or release your filler task and claim it",
+                filler=[x.id for x in active],
+            )
+
     def claim_next(
         self, snapshot: Snapshot, stale: frozenset[str], exclude: set[str], blocked: list[str]
     ) -> None:
         """Claim the scheduler's pick (primary, else filler); a lost race just means: pick again."""
         phase_key = lambda p: phase_sort_key(snapshot.config, p)  # noqa: E731
         tried: set[str] = set(exclude)
+        # own-branch: a task another session has already proposed to claim is not worth a race
+        others = [p for p in pending_json(snapshot) if p["session"] != self.session and p["op"] == "claim"]
+        tried |= {p["task"] for p in others}
         for _ in range(5):
             pick = next_for(
                 self.session,
@@ -224,9 +372,14 @@ class PollLoop:
                 tried.add(task_id)  # someone else got it first, or it stopped being ready
                 snapshot = self.ws.read(fetch=False).snapshot
                 continue
-            self.memory.held.add(task_id)
             self.memory.first = False
             task = snapshot.tasks()[task_id]
+            if isinstance(tx.payload, Proposed):
+                self.memory.proposed[task_id] = tx.payload.seq
+                waiting = f"proposed {task_id}, waiting for the arbiter"
+                self.event("proposed", task_id, waiting, seq=tx.payload.seq)
+                return
+            self.memory.held.add(task_id)
             self.event(
                 "claimed",
                 task_id,
@@ -252,7 +405,8 @@ class PollLoop:
         except IfcoordError as exc:
             self.event("error", message=exc.line())
             return
-        self.event("heartbeat", current, f"heartbeat ({state})", state=state)
+        # No `task` here: only claimed/working/unblocked/switch-to-primary name what to work on.
+        self.event("heartbeat", None, f"heartbeat ({state})", state=state, current_task=current)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -264,7 +418,21 @@ class PollLoop:
 
     def run(self, once: bool = False) -> int:
         """Cycles until stopped (SIGINT/SIGTERM): the cycle under way finishes, then a last
-        heartbeat marks the session offline."""
+        heartbeat marks the session offline. A second loop of the session is refused before it
+        does anything, so its exit can never mark the running one's session offline."""
+        with loop_lock(self.ws.home, self.session):
+            self.check_branch()
+            return self._run(once)
+
+    def check_branch(self) -> None:
+        """Refuse a branch that does not exist (a typo in --branch): only `init` creates it."""
+        try:
+            state = self.ws.poll_state()
+        except RemoteUnreachable:
+            return  # the loop reports remote-down and keeps trying
+        require_branch(self.ws, state)
+
+    def _run(self, once: bool) -> int:
         self.install_signal_handlers()
         while True:
             self.cycle()

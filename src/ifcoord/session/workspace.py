@@ -4,37 +4,24 @@ what this clone remembers (heartbeat sightings, epochs held), and running operat
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
 import json
 import os
 import re
-import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ifcoord.core.leases import LeasePolicy, ObservationStore, observe, stale_sessions
+from ifcoord.core.leases import MAX_CLOCK_SKEW, LeasePolicy, ObservationStore, observe, stale_sessions
 from ifcoord.core.ops import OpContext, OpResult
-from ifcoord.core.snapshot import BranchState, build_snapshot
-from ifcoord.core.writeback import DashboardRenderer, changed_files
-from ifcoord.errors import IfcoordError, UsageError
-from ifcoord.files.status import render_status, status_path_for
+from ifcoord.core.snapshot import BranchState, SnapshotLoader
+from ifcoord.core.writeback import DashboardRenderer
+from ifcoord.errors import ConflictError, IfcoordError, RemoteUnreachable, UsageError
 from ifcoord.git.runner import GitRunner, find_repository
 from ifcoord.git.store import BranchStore
-from ifcoord.git.transaction import Change, Transactor, TxResult, now
+from ifcoord.git.transaction import Transactor, TxResult, clock
 from ifcoord.models import SESSION_NAME_PATTERN, Config, Snapshot
-from ifcoord.ownbranch.branches import (
-    OwnBranchWriter,
-    SessionFile,
-    read_session_files,
-    session_branches,
-    status_dirs,
-)
-from ifcoord.ownbranch.settle import folded_boards, next_clock
-from ifcoord.ownbranch.settle import record as ownbranch_record
+from ifcoord.session.modes import Mode, OwnBranchMode, SharedMode, WrongMode, mode_for
 
 DEFAULT_REMOTE = "origin"
 DEFAULT_BRANCH = "ifcoord"
@@ -83,10 +70,6 @@ def resolve_target(
     )
 
 
-class WrongMode(Exception):
-    """The branch turned out to be in own-branch mode while a shared-mode write was prepared."""
-
-
 class EpochMemory:
     """The fencing numbers this clone's sessions hold, by session and task (in the git dir)."""
 
@@ -116,6 +99,51 @@ class EpochMemory:
         os.replace(tmp, self.path)
 
 
+class EpochFloor:
+    """The highest epoch this clone ever saw for each task, kept beside the clone (in the git
+    dir): a branch moved back by a person brings old epochs back, and a claim made here after
+    that must not reuse a fencing number an older holder may still carry."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: dict[str, int] | None = None
+
+    def load(self) -> dict[str, int]:
+        if self._cache is None:
+            try:
+                raw = json.loads(self.path.read_text())
+                self._cache = {str(t): int(e) for t, e in raw.items()}
+            except (OSError, ValueError, AttributeError, TypeError):
+                self._cache = {}
+        return self._cache
+
+    def see(self, snapshot: Snapshot) -> None:
+        floors = self.load()
+        higher = {t.id: t.epoch for t in snapshot.tasks().values() if t.epoch > floors.get(t.id, 0)}
+        if higher:
+            floors.update(higher)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(floors))
+            os.replace(tmp, self.path)
+
+    def lift(self, result: OpResult) -> OpResult:
+        """A claim's new epoch, raised above every epoch this clone saw for the task."""
+        if result.op not in ("claim", "reclaim") or not result.changed or result.epoch is None:
+            return result
+        floor = self.load().get(result.task_id or "", 0)
+        if result.epoch > floor:
+            return result
+        epoch = floor + 1
+        result.epoch = epoch
+        for edit in result.board_edits:
+            if edit.task_id == result.task_id and "epoch" in edit.fields:
+                edit.fields["epoch"] = str(epoch)
+        if "epoch" in result.status_updates:
+            result.status_updates["epoch"] = epoch
+        return result
+
+
 class Workspace:
     """Everything a command needs to read or change the coordination branch from this clone."""
 
@@ -137,6 +165,8 @@ class Workspace:
         self.home = self.git_dir / "ifcoord"
         self.observations = ObservationStore(self.home / "observations.json")
         self.epochs = EpochMemory(self.home / "epochs.json")
+        self.floor = EpochFloor(self.home / "epoch-floor.json")
+        self._clone_id: str | None = None
         env_deadline = os.environ.get("IFCOORD_DEADLINE")
         self.transactor = Transactor(
             self.store,
@@ -145,10 +175,9 @@ class Workspace:
             deadline=deadline or (float(env_deadline) if env_deadline else 60.0),
         )
         self.dashboard = dashboard
-        self._mode: str | None = None  # the branch's mode, once read
-        self.session_files: dict[str, SessionFile] = {}
-        self._writer: OwnBranchWriter | None = None
-        self._session_branches: dict[str, str] = {}
+        self._mode: Mode | None = None  # chosen when the branch's config is first read
+        self._last_seen: str | None = None  # the tip the loop saw last (rewind detection)
+        self.rewind: dict[str, Any] | None = None  # set by poll_state when the branch went back
 
     @property
     def session(self) -> str:
@@ -159,214 +188,151 @@ class Workspace:
             )
         return self._session
 
+    # -- the mode, chosen once ----------------------------------------------------------------
+
+    def choose_mode(self, config: Config) -> Mode:
+        """The branch's mode object, chosen when its config is first read, then kept."""
+        if self._mode is None:
+            self._mode = mode_for(self, config)
+        return self._mode
+
+    @property
+    def mode(self) -> Mode:
+        """The mode object (reads the branch once when it is not known yet)."""
+        if self._mode is None:
+            self.read()
+        assert self._mode is not None
+        return self._mode
+
     # -- reading -----------------------------------------------------------------------------
 
-    def read(self, fetch: bool = True) -> BranchState:
-        """The coordination state at the remote tip (or the last one fetched, fetch=False);
-        in own-branch mode with every session branch's STATUS merged in and settled."""
-        state = self.transactor.read(fetch)
-        self._mode = state.snapshot.config.mode
-        if self._mode == "own-branch":
-            heads = self.transactor.retrying(self.store.list_heads) if fetch else None
-            state = self.merge_session_branches(state, heads)
+    def read(self, fetch: bool = True, retry: bool = True) -> BranchState:
+        """The coordination state at the remote tip (or the last one fetched, fetch=False), as
+        this mode shows it (own-branch: decided facts with every session's proposals).
+        retry=False: one try at the remote (RemoteUnreachable at once)."""
+        if fetch and not retry:
+            _, state = self.transactor.load(self.store.fetch())
+        else:
+            state = self.transactor.read(fetch)
+        state = self.choose_mode(state.snapshot.config).read(state, fetch)
         self.stale(state.snapshot)  # records heartbeat sightings
+        self.floor.see(state.snapshot)
         return state
 
-    def poll_state(self) -> BranchState:
-        """The loop's cheap look: one ls-remote; objects are fetched only for what moved."""
-        if self._mode != "own-branch":
-            state = self.transactor.loader.load(self.store.sync())
-            self._mode = state.snapshot.config.mode
-            if self._mode != "own-branch":
-                return state
-        heads = self.store.list_heads()
-        tip = heads.get(self.branch)
-        if tip is not None and tip != self.store.local_tip():
-            if self.store.has_object(tip):
-                self.store.set_private_ref(tip)
-            else:
-                self.store.fetch()
-        state = self.transactor.loader.load(tip)
-        self._mode = state.snapshot.config.mode
-        if self._mode != "own-branch":
-            return state
-        self.flush_own_branch()
-        return self.merge_session_branches(state, heads)
+    def read_for_view(self) -> tuple[BranchState, str | None]:
+        """What a read-only view shows: the remote tip, or, when the remote does not answer
+        right away, the state last fetched into this clone with a note saying how old it is."""
+        from ifcoord.git.store import RemoteMissing
 
-    # -- own-branch mode ---------------------------------------------------------------------
-
-    def own_branch(self) -> str:
-        """This session's own branch: what `join` recorded, else the branch checked out."""
-        if self.clone_config.get("own-branch"):
-            return self.clone_config["own-branch"]
-        head = self.runner.run("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
-        if not head:
-            raise UsageError(
-                "own-branch mode needs this session's own branch, and HEAD is detached",
-                hint="check out your branch or run `ifcoord join NAME --own-branch BRANCH`",
+        try:
+            # one try: a person looking at the board does not wait a minute for it
+            return self.read(retry=False), None
+        except RemoteMissing:
+            raise
+        except RemoteUnreachable as exc:
+            local = self.store.local_tip()
+            if local is None:
+                return self.read(), None  # nothing fetched before: wait for the remote as usual
+            state = self.read(fetch=False)
+            fetched = self.store.fetched_at()
+            age = describe_age(clock() - fetched) if fetched is not None else "at an unknown time"
+            return state, (
+                f"remote {self.remote} is unreachable ({exc.message}); showing {self.branch} as "
+                f"fetched {age} (commit {local[:10]})"
             )
-        return head
 
-    def writer(self) -> OwnBranchWriter:
-        if self._writer is None:
-            # the worktree's own git dir (differs from the common one in a linked worktree)
-            work_git_dir = (subprocess_git_dir(self.top) if self.top else None) or self.git_dir
-            self._writer = OwnBranchWriter(self.store, self.own_branch(), work_git_dir, self.top)
-        return self._writer
-
-    def merge_session_branches(self, state: BranchState, heads: dict[str, str] | None) -> BranchState:
-        """Add every session branch's STATUS (fetching only branches that moved), then settle
-        the claims: the boards read as the arbiter would fold them."""
-        config = state.snapshot.config
-        if heads is None:
-            branches = self._mirrored_session_branches(config)
+    def poll_state(self) -> BranchState:
+        """The loop's cheap look: one ls-remote; objects are fetched only for what moved.
+        `self.rewind` says whether the branch went back since the last look (shared mode)."""
+        self.rewind = None
+        before = self._last_seen or self.store.local_tip()
+        if self._mode is None:
+            _, synced = self.transactor.load(self.store.sync())
+            state = self.choose_mode(synced.snapshot.config).poll_state(synced)
         else:
-            branches = session_branches(heads, config.session_branches, self.branch)
-            moved = [b for b, sha in branches.items() if self.store.read_ref(self.store.mirror_ref(b)) != sha]
-            self.store.fetch_branches(moved)
-        self._session_branches = branches
-        files = read_session_files(self.store, branches, config)
-        own = self._local_own_status(config)
-        if own is not None:
-            files[own.status.session] = own  # our own branch, even before its push landed
-        raw = dict(state.raw)
-        for sf in files.values():
-            old_path = state.snapshot.status_paths.get(sf.status.session)
-            if old_path and old_path != sf.path:
-                raw.pop(old_path, None)
-            raw[sf.path] = sf.data
-        merged = build_snapshot(raw, state.commit)
-        stale = self.stale(merged)
-        folded = folded_boards(merged, raw, stale)
-        if folded:
-            raw.update(folded)
-            merged = build_snapshot(raw, state.commit)
-        self.session_files = files
-        return BranchState(merged, raw)
+            state = self._mode.poll_state(None)
+        if isinstance(self._mode, SharedMode):
+            self.rewind = self.detect_rewind(before, state)
+            self._last_seen = state.commit
+        return state
+
+    def detect_rewind(self, before: str | None, state: BranchState) -> dict[str, Any] | None:
+        """When the new tip does not descend from the one seen before (a person moved the
+        branch back): the two commits and this session's tasks whose state changed."""
+        after = state.commit
+        if before is None or after is None or before == after:
+            return None
+        if not self.store.has_object(before) or self.store.is_ancestor(before, after):
+            return None
+        try:
+            old = SnapshotLoader(self.store).load(before).snapshot.tasks()
+        except IfcoordError:
+            old = {}
+        new = state.snapshot.tasks()
+        mine = self._session
+        changed = {}
+        for tid in sorted(set(old) | set(new)):
+            was, now_ = old.get(tid), new.get(tid)
+            if mine not in {getattr(was, "owner", None), getattr(now_, "owner", None)}:
+                continue
+            a = (was.state, was.owner, was.epoch) if was else None
+            b = (now_.state, now_.owner, now_.epoch) if now_ else None
+            if a != b:
+                changed[tid] = {
+                    "was": {"state": a[0], "owner": a[1], "epoch": a[2]} if a else None,
+                    "now": {"state": b[0], "owner": b[1], "epoch": b[2]} if b else None,
+                }
+        return {"from": before, "to": after, "tasks": changed}
+
+    def clock_warnings(self, snapshot: Snapshot) -> list[str]:
+        """Sessions whose heartbeat is dated ahead of this clock: one of the two clocks is off."""
+        margin = max(snapshot.config.skew_seconds, 60.0)
+        local = clock()
+        out = []
+        for name, status in sorted(snapshot.statuses.items()):
+            if status.last_poll is None:
+                continue
+            ahead = status.last_poll.timestamp() - local
+            if ahead > margin:
+                out.append(
+                    f"{name}'s heartbeat is dated {ahead:.0f} s ahead of this clock: one of the two "
+                    "clocks is off (leases tolerate up to an hour; fix the clock with NTP)"
+                )
+        return out
 
     def own_branch_mode(self) -> bool:
-        return self._mode == "own-branch"
+        return isinstance(self._mode, OwnBranchMode)
+
+    def own_branch_mode_object(self) -> OwnBranchMode:
+        """The own-branch mode object (the arbiter's reader); UsageError in shared mode."""
+        mode = self.mode
+        if not isinstance(mode, OwnBranchMode):
+            raise UsageError(
+                f"{self.branch} is in shared mode: sessions write it directly, there is nothing to arbitrate",
+                hint="set `mode: own-branch` in its ifcoord.yaml to use an arbiter",
+            )
+        return mode
 
     def session_branch_tips(self) -> dict[str, str]:
         """The session branches last read (own-branch mode), by branch name."""
-        return dict(self._session_branches)
-
-    def _mirrored_session_branches(self, config: Config) -> dict[str, str]:
-        prefix = self.store.mirror_ref("")
-        out = self.runner.run("for-each-ref", "--format=%(objectname) %(refname)", prefix, check=False)
-        found = {}
-        for line in out.splitlines():
-            sha, _, ref = line.partition(" ")
-            branch = ref[len(prefix) :]
-            if fnmatch.fnmatchcase(branch, config.session_branches):
-                found[branch] = sha
-        return found
-
-    def _local_own_status(self, config: Config) -> SessionFile | None:
-        if not self._session:
-            return None
-        try:
-            branch = self.own_branch()
-        except UsageError:
-            return None
-        tip = self.store.read_ref(f"refs/heads/{branch}")
-        if tip is None:
-            return None
-        files = read_session_files(self.store, {branch: tip}, config)
-        return files.get(self._session)
-
-    def flush_own_branch(self) -> None:
-        """Push the own branch when an earlier status commit did not get out (loop, each cycle)."""
-        from filelock import FileLock
-
-        if not self._session:
-            return
-        try:
-            writer = self.writer()
-            local = writer.tip()
-        except UsageError:
-            return
-        if self.store.read_ref(self.store.mirror_ref(writer.branch)) == local:
-            return
-        self.home.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.home / "lock")), contextlib.suppress(IfcoordError):
-            if self._status_commit_pending(writer.branch, writer.tip()):
-                writer.push()
-
-    def _status_commit_pending(self, branch: str, local: str) -> bool:
-        remote = self.store.read_ref(self.store.mirror_ref(branch))
-        if remote is None:
-            return True
-        self.runner.run("merge-base", "--is-ancestor", remote, local, check=False)
-        return self.runner.last_code == 0 and remote != local
-
-    def apply_own_branch(
-        self,
-        operation: Callable[[Snapshot, OpContext], OpResult],
-        task_id: str | None,
-        force: bool,
-        epoch: int | None,
-    ) -> tuple[OpResult, TxResult]:
-        """An operation in own-branch mode: decided on the settled state, written as claim
-        entries in this session's STATUS on its own branch, and pushed there."""
-        from filelock import FileLock
-
-        session = self.session
-        self.home.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.home / "lock")):
-            state = self.read()
-            snapshot = state.snapshot
-            held = epoch if epoch is not None else self.held_epoch(snapshot, task_id)
-            ctx = OpContext(session, now(), self.stale(snapshot), held, force)
-            result = operation(snapshot, ctx)
-            if not result.changed:
-                return result, TxResult(False, state.commit, result, 1, 0, state)
-            writer = self.writer()
-            mine = self.session_files.get(session)
-            old_claims = mine.status.claims if mine else []
-            clock = next_clock(snapshot.statuses.values())
-            claims = ownbranch_record(old_claims, result, clock)
-            updates: dict[str, Any] = {"session": session, **result.status_updates, "branch": writer.branch}
-            if claims != old_claims:
-                updates["claims"] = claims
-                updates["clock"] = clock
-            if mine is not None:
-                path, old = mine.path, mine.data
-            else:
-                tip = writer.tip()
-                path = status_path_for(
-                    session, list(self.store.list_tree(tip, status_dirs(snapshot.config))), None
-                )
-                old = None
-            data = render_status(old, updates, list(result.status_remove))
-            message = Change({}, result.subject(session), result.trailers(session)).message()
-            commit = writer.commit(path, data, message, session)
-            writer.push()
-            self.remember(result, session)
-            return result, TxResult(True, commit, result, 1, 1, state)
+        return self._mode.session_branch_tips() if self._mode else {}
 
     def drop_claim(self, task_id: str) -> None:
-        """Own-branch mode: withdraw this session's claim entry for a task it lost."""
-        if self._mode != "own-branch":
-            return
-        from ifcoord.files.board import BoardEdit
-
-        def withdraw(snapshot: Snapshot, ctx: OpContext) -> OpResult:
-            return OpResult("drop", task_id, f"{ctx.session} dropped {task_id}",
-                            board_edits=[BoardEdit(task_id=task_id, fields={"owner": None})],
-                            status_updates={"current_task": None, "last_poll": ctx.now})  # fmt: skip
-
-        self.apply_own_branch(withdraw, task_id, force=True, epoch=None)
+        """Withdraw what this session still asks for a task it lost (own-branch proposals)."""
+        if self._mode is not None:
+            self._mode.withdraw(task_id)
 
     def stale(self, snapshot: Snapshot) -> frozenset[str]:
         """Sessions whose lease is stale, judged from this clone's own sightings."""
-        clock = time.time()
+        local = clock()
         policy = LeasePolicy(snapshot.config.lease_seconds, snapshot.config.skew_seconds)
         known = self.observations.load()
-        sightings = observe(snapshot.statuses, known, clock, policy.skew_seconds)
+        # The clock rule (core/leases.py): a heartbeat within an hour of this clock counts from
+        # the moment it is seen, so no clock off by up to an hour costs a live session its lease.
+        sightings = observe(snapshot.statuses, known, local, max(policy.skew_seconds, MAX_CLOCK_SKEW))
         if sightings != known:
             self.observations.save(sightings)
-        return frozenset(stale_sessions(snapshot.statuses, sightings, clock, policy))
+        return frozenset(stale_sessions(snapshot.statuses, sightings, local, policy))
 
     def held_epoch(self, snapshot: Snapshot, task_id: str | None) -> int | None:
         if task_id is None:
@@ -389,34 +355,51 @@ class Workspace:
         epoch: int | None = None,
         fetch_first: bool = True,
     ) -> tuple[OpResult, TxResult]:
-        """Run one operation as one transaction; returns the final decision and how it landed."""
-        session = self.session
-        if self._mode == "own-branch":
-            return self.apply_own_branch(operation, task_id, force, epoch)
-
-        def decide(state: BranchState) -> Change:
-            snapshot = state.snapshot
-            self._mode = snapshot.config.mode
-            if self._mode == "own-branch":
-                raise WrongMode()  # found out on the first read: no shared-mode write here
-            ctx = OpContext(
-                session=session,
-                now=now(),
-                stale=self.stale(snapshot),
-                held_epoch=epoch if epoch is not None else self.held_epoch(snapshot, task_id),
-                force=force,
-            )
-            result = operation(snapshot, ctx)
-            files = changed_files(state, result, session, self.dashboard)
-            return Change(files, result.subject(session), result.trailers(session), payload=result)
-
+        """Run one operation as this mode runs it; returns the decision and how it landed
+        (own-branch: `tx.payload` is the `Proposed` record when it became a proposal)."""
+        mode = self._mode or SharedMode(self)  # until the config is read, try the common case
         try:
-            tx = self.transactor.run(decide, fetch_first=fetch_first)
+            return mode.apply(operation, task_id, force, epoch, fetch_first)
         except WrongMode:
-            return self.apply_own_branch(operation, task_id, force, epoch)
-        result: OpResult = tx.payload
-        self.remember(result, session)
-        return result, tx
+            assert self._mode is not None
+            return self._mode.apply(operation, task_id, force, epoch, fetch_first)
+
+    @property
+    def clone_id(self) -> str:
+        """This clone's identity (random, kept in the git dir): which clone a session runs in."""
+        if self._clone_id is None:
+            path = self.home / "clone-id"
+            try:
+                self._clone_id = path.read_text().strip() or None
+            except OSError:
+                self._clone_id = None
+            if self._clone_id is None:
+                import uuid
+
+                self._clone_id = uuid.uuid4().hex[:12]
+                self.home.mkdir(parents=True, exist_ok=True)
+                path.write_text(self._clone_id + "\n")
+        return self._clone_id
+
+    def check_identity(
+        self, snapshot: Snapshot, result: OpResult, stale: frozenset[str], force: bool
+    ) -> None:
+        """One session name, one clone: a claim by a session that is live in another clone is
+        refused (two agents under one name would both work its tasks); --force is for a person
+        who moved the session to another machine."""
+        if result.op not in ("claim", "reclaim") or not result.changed or force:
+            return
+        session = self.session
+        status = snapshot.statuses.get(session)
+        if status is None or session in stale or status.status == "offline":
+            return
+        other = (status.model_extra or {}).get("clone")
+        if other and str(other) != self.clone_id:
+            since = f" (last heartbeat {status.last_poll.isoformat()})" if status.last_poll else ""
+            raise ConflictError(
+                f"{session} is live in another clone{since}; two processes must not share a session name",
+                hint="use another --session name, stop the other one, or pass --force if you moved machines",
+            )
 
     def remember(self, result: OpResult, session: str) -> None:
         if result.task_id is None:
@@ -444,9 +427,12 @@ class Workspace:
         return {"remote": self.remote, "branch": self.branch, "session": self._session}
 
 
-def subprocess_git_dir(top: Path) -> Path | None:
-    """The git dir of the worktree at `top` (where MERGE_HEAD and the index live)."""
-    proc = subprocess.run(
-        ["git", "rev-parse", "--absolute-git-dir"], cwd=top, capture_output=True, text=True, check=False
-    )
-    return Path(proc.stdout.strip()) if proc.returncode == 0 else None
+def describe_age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"

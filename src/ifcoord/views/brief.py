@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ifcoord.core.rows import TaskRow, task_rows
 from ifcoord.core.scheduler import may_take
 from ifcoord.models import Snapshot, Task
+from ifcoord.views.text import safe
 
 FINISHED = ("done", "cancelled")
 
@@ -78,7 +79,8 @@ def render_brief(
     else:
         lines += ["None on the boards.", ""]
     lines += how_to(session, remote, branch)
-    return "\n".join(lines)
+    # board text is anyone's: the sheet is read in terminals and pasted into agents' prompts
+    return safe("\n".join(lines), lines=True)
 
 
 def _summary(mine: BriefTasks, session: str) -> list[str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ifcoord.core.scheduler import readiness, resolve_dependencies
 from ifcoord.models import Snapshot, Task
+from ifcoord.views.text import safe
 
 FINISHED = ("done", "cancelled")
 FORMATS = ("mermaid", "dot", "text")
@@ -109,33 +110,45 @@ def critical_path(tasks: dict[str, Task], deps: dict[str, list[str]] | None = No
     waiting_on: dict[str, list[str]] = {
         tid: [d for d in deps.get(tid, []) if d in tasks and tasks[d].state not in FINISHED] for tid in live
     }
-    # best[t] = the best chain that ends at t (t last), scored (count, hours, -start position).
-    best: dict[str, tuple[tuple[int, float, int], list[str]]] = {}
+    # best[t] = the score of the best chain that ends at t (t last), scored (count, hours,
+    # -start position), and the task before t in it. Walked iteratively, and chains are kept as
+    # links, not lists: a chain of 1,000 tasks overflowed the stack and 10,000 cost 10^8 copies.
+    best: dict[str, tuple[tuple[int, float, int], str | None]] = {}
     visiting: set[str] = set()
-
-    def chain_to(tid: str) -> tuple[tuple[int, float, int], list[str]]:
-        if tid in best:
-            return best[tid]
-        visiting.add(tid)
-        own = estimate_hours(tasks[tid].estimate)
-        choice: tuple[tuple[int, float, int], list[str]] = ((1, own, -order[tid]), [tid])
-        for dep in waiting_on.get(tid, []):
-            if dep in visiting:
-                continue  # a cycle
-            (count, hours, start), chain = chain_to(dep)
-            candidate = ((count + 1, hours + own, start), [*chain, tid])
-            if candidate[0] > choice[0]:
-                choice = candidate
-        visiting.discard(tid)
-        best[tid] = choice
-        return choice
-
-    winner: tuple[tuple[int, float, int], list[str]] | None = None
-    for tid in live:
-        candidate = chain_to(tid)
-        if winner is None or candidate[0] > winner[0]:
-            winner = candidate
-    return winner[1] if winner else []
+    for root in live:
+        if root in best:
+            continue
+        visiting.add(root)
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            tid, i = work[-1]
+            edges = waiting_on[tid]
+            if i < len(edges):
+                work[-1] = (tid, i + 1)
+                dep = edges[i]
+                if dep not in best and dep not in visiting:  # a dep being visited: a cycle, cut
+                    visiting.add(dep)
+                    work.append((dep, 0))
+                continue
+            work.pop()
+            visiting.discard(tid)
+            own = estimate_hours(tasks[tid].estimate)
+            choice: tuple[tuple[int, float, int], str | None] = ((1, own, -order[tid]), None)
+            for dep in edges:
+                if dep in best:
+                    (count, hours, start), _ = best[dep]
+                    score = (count + 1, hours + own, start)
+                    if score > choice[0]:
+                        choice = (score, dep)
+            best[tid] = choice
+    if not best:
+        return []
+    last: str | None = max(live, key=lambda tid: best[tid][0])
+    chain: list[str] = []
+    while last is not None:
+        chain.append(last)
+        last = best[last][1]
+    return chain[::-1]
 
 
 def build_graph(snapshot: Snapshot, stale: frozenset[str] = frozenset()) -> Graph:
@@ -249,21 +262,29 @@ def levels(graph: Graph) -> list[list[str]]:
     parents: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for a, b in graph.edges:
         parents[b].append(a)
+    # iteratively: a dependency chain a thousand long overflowed the stack; a cycle is cut
     depth: dict[str, int] = {}
     visiting: set[str] = set()
-
-    def depth_of(n: str) -> int:
-        if n in depth:
-            return depth[n]
-        visiting.add(n)
-        d = max((depth_of(p) + 1 for p in parents[n] if p not in visiting), default=0)
-        visiting.discard(n)
-        depth[n] = d
-        return d
-
+    for root in graph.nodes:
+        if root in depth:
+            continue
+        visiting.add(root)
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            n, i = work[-1]
+            if i < len(parents[n]):
+                work[-1] = (n, i + 1)
+                p = parents[n][i]
+                if p not in depth and p not in visiting:
+                    visiting.add(p)
+                    work.append((p, 0))
+                continue
+            work.pop()
+            visiting.discard(n)
+            depth[n] = max((depth[p] + 1 for p in parents[n] if p in depth), default=0)
     out: list[list[str]] = []
     for n in graph.nodes:
-        d = depth_of(n)
+        d = depth[n]
         while len(out) <= d:
             out.append([])
         out[d].append(n)
@@ -303,10 +324,11 @@ def render_text(graph: Graph) -> str:
 
 
 def render(graph: Graph, fmt: str) -> str:
+    """The graph in `fmt`, with control characters of board text shown as escapes."""
     if fmt == "mermaid":
-        return render_mermaid(graph)
+        return safe(render_mermaid(graph), lines=True)
     if fmt == "dot":
-        return render_dot(graph)
+        return safe(render_dot(graph), lines=True)
     if fmt == "text":
-        return render_text(graph)
+        return safe(render_text(graph), lines=True)
     raise ValueError(f"unknown graph format {fmt!r}")

@@ -14,6 +14,7 @@ from ifcoord.core.rows import TaskRow
 from ifcoord.files.config import phase_sort_key
 from ifcoord.models import Snapshot, Task
 from ifcoord.views.graph import critical_path
+from ifcoord.views.text import safe_markup
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -93,7 +94,6 @@ def shown_state(row: TaskRow) -> str:
 def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
     """`ifcoord board`: per phase a progress bar and a table; ready, critical, stale, blocked marked."""
     from rich.console import Group
-    from rich.markup import escape
     from rich.text import Text
 
     critical = critical_path(snapshot.tasks())
@@ -115,12 +115,16 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
     )
     parts: list[RenderableType] = [header]
     if critical:
-        parts.append(Text.from_markup("[bold yellow]★ critical path:[/] " + " → ".join(critical)))
+        parts.append(
+            Text.from_markup(
+                "[bold yellow]★ critical path:[/] " + " → ".join(safe_markup(c) for c in critical)
+            )
+        )
     for summary in phases_of(snapshot, rows):
         bar = progress_bar(summary.percent, 24)
         parts.append(
             Text.from_markup(
-                f"\n[bold]Phase {escape(summary.phase)}[/]  [green]{bar}[/]  "
+                f"\n[bold]Phase {safe_markup(summary.phase)}[/]  [green]{bar}[/]  "
                 f"{summary.done}/{summary.total} done"
             )
         )
@@ -171,21 +175,25 @@ def _count(n: int, word: str, style: str) -> str:
 
 
 def _board_cells(r: TaskRow, on_path: set[str]) -> list[str]:
-    from rich.markup import escape
 
     t = r.task
     mark = ("[bold green]▶[/]" if r.ready else " ") + ("[bold yellow]★[/]" if t.id in on_path else " ")
-    task_id = mark + " " + (f"[bold yellow]{t.id}[/]" if t.id in on_path else t.id)
-    title = escape(t.title) + (" [dim](filler)[/]" if t.kind == "filler" else "")
+    shown_id = safe_markup(t.id)
+    task_id = mark + " " + (f"[bold yellow]{shown_id}[/]" if t.id in on_path else shown_id)
+    title = safe_markup(t.title) + (" [dim](filler)[/]" if t.kind == "filler" else "")
     state = shown_state(r)
     state_cell = {
         "ready": "[bold green]ready[/]",
         "reclaimable": "[bold red]reclaimable[/]",
     }.get(state, f"[{STATE_STYLE[t.state]}]{state.replace('_', ' ')}[/]")
-    owner = t.owner or ""
+    owner = safe_markup(t.owner)
     if r.stale_owner:
         owner = f"[bold red]{owner} (stale)[/]"
-    deps = ", ".join(f"[green]{d}[/]" if d not in r.unmet else f"[yellow]{d}[/]" for d in r.depends_on)
+    # a task depending on a large group would make its row hundreds of lines tall
+    deps = ", ".join(
+        f"[green]{safe_markup(d)}[/]" if d not in r.unmet else f"[yellow]{safe_markup(d)}[/]"
+        for d in r.depends_on[:8]
+    ) + (f" [dim]+{len(r.depends_on) - 8} more[/]" if len(r.depends_on) > 8 else "")
     percent = task_percent(t)
     colour = "green" if t.state == "done" else "red" if t.state == "blocked" else "cyan" if percent else "dim"
     return [task_id, title, state_cell, owner, deps, f"[{colour}]{progress_bar(percent, 5)}[/]"]
@@ -193,30 +201,31 @@ def _board_cells(r: TaskRow, on_path: set[str]) -> list[str]:
 
 def task_view(row: TaskRow) -> RenderableType:
     """`ifcoord show`: every field the task has, with what it waits on and why, in words."""
-    from rich.markup import escape
     from rich.panel import Panel
 
     t = row.task
     lines = [
-        f"[bold]{escape(t.id)}[/]: {escape(t.title)}",
-        f"{escape(t.file)}:{t.line}  phase {escape(t.phase)}  {t.kind}",
+        f"[bold]{safe_markup(t.id)}[/]: {safe_markup(t.title)}",
+        f"{safe_markup(t.file)}:{t.line}  phase {safe_markup(t.phase)}  {t.kind}",
         f"state: [{STATE_STYLE[t.state]}]{t.state.replace('_', ' ')}[/]"
         + ("  [bold green](ready)[/]" if row.ready else ""),
     ]
     if t.owner:
         lines.append(
-            f"owner: {escape(t.owner)} (epoch {t.epoch})"
+            f"owner: {safe_markup(t.owner)} (epoch {t.epoch})"
             + (" [red]stale lease[/]" if row.stale_owner else "")
         )
     if t.sessions:
-        lines.append("reserved for: " + escape(", ".join(t.sessions)))
+        lines.append("reserved for: " + safe_markup(", ".join(t.sessions)))
     if row.depends_on:
         lines.append(
             "depends on: "
-            + ", ".join(d + (" (unmet)" if d in row.unmet else " (done)") for d in row.depends_on)
+            + ", ".join(
+                safe_markup(d) + (" (unmet)" if d in row.unmet else " (done)") for d in row.depends_on
+            )
         )
     if t.waiting_on:
-        lines.append("[bold red]waiting on:[/] " + escape(", ".join(t.waiting_on)))
+        lines.append("[bold red]waiting on:[/] " + safe_markup(", ".join(t.waiting_on)))
     for label, value in (
         ("block reason", t.block_reason),
         ("cancel reason", t.cancel_reason),
@@ -233,17 +242,17 @@ def task_view(row: TaskRow) -> RenderableType:
     ):
         if value:
             style = "bold red" if label == "block reason" else "bold"
-            lines.append(f"[{style}]{label}:[/] {escape(value)}")
+            lines.append(f"[{style}]{label}:[/] {safe_markup(value)}")
     if t.progress is not None or t.state == "done":
         lines.append("progress: " + progress_bar(task_percent(t)))
     if t.milestones:
         lines.append("milestones:")
-        lines += [f"  {'☑' if m.done else '☐'} {escape(m.text)}" for m in t.milestones]
+        lines += [f"  {'☑' if m.done else '☐'} {safe_markup(m.text)}" for m in t.milestones]
     for label, items in t.lists.items():
-        lines.append(f"{escape(label)}:")
-        lines += [f"  - {escape(i)}" for i in items]
+        lines.append(f"{safe_markup(label)}:")
+        lines += [f"  - {safe_markup(i)}" for i in items]
     for label, value in t.extra.items():
-        lines.append(f"{escape(label)}: {escape(value)}")
+        lines.append(f"{safe_markup(label)}: {safe_markup(value)}")
     return Panel("\n".join(lines), expand=False)
 
 
@@ -299,7 +308,6 @@ def op_details(op: str | None, task: Task | None, before: Task | None = None) ->
 
 def log_view(entries: list[LogEntry], details: dict[str, str] | None = None) -> RenderableType:
     """`ifcoord log`: newest first, one row per commit, with what each operation did."""
-    from rich.markup import escape
     from rich.table import Table
 
     details = details or {}
@@ -311,10 +319,10 @@ def log_view(entries: list[LogEntry], details: dict[str, str] | None = None) -> 
         table.add_row(
             e.time.strftime("%Y-%m-%d %H:%M:%S"),
             op,
-            e.task or "",
-            e.session or "",
+            safe_markup(e.task),
+            safe_markup(e.session),
             str(e.epoch or ""),
-            escape(details.get(e.commit, "" if e.op else e.subject)),
+            safe_markup(details.get(e.commit, "" if e.op else e.subject)),
             e.commit[:10],
         )
     return table
@@ -376,12 +384,12 @@ def status_view(rows: list[dict[str, Any]], one_line: bool = False) -> Renderabl
         state = r.get("status") or ""
         style = {"blocked": "bold red", "offline": "dim", "working": "green"}.get(state, "")
         table.add_row(
-            r["session"],
-            f"[{style}]{state}[/]" if style else state,
-            r.get("current_task") or "",
-            r.get("milestone") or "",
+            safe_markup(r["session"]),
+            f"[{style}]{state}[/]" if style else safe_markup(state),
+            safe_markup(r.get("current_task")),
+            safe_markup(r.get("milestone")),
             beat,
-            ", ".join(r["holds"]),
+            safe_markup(", ".join(r["holds"])),
         )
     return table
 

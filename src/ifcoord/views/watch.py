@@ -18,6 +18,7 @@ from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import IfcoordError
 from ifcoord.views.graph import critical_path
 from ifcoord.views.terminal import session_rows, status_view, task_table
+from ifcoord.views.text import safe, safe_markup
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -61,7 +62,7 @@ class Watcher:
 
         where = f"{self.ws.branch} on {self.ws.remote}"
         header = Text.from_markup(
-            f"[bold]ifcoord watch[/]  {where}"
+            f"[bold]ifcoord watch[/]  {safe_markup(where)}"
             + (f" @ {self.tip[:7]}" if self.tip else "")
             + (f"  changed {_hms(self.moved_at)}" if self.moved_at else "")
             + (f"  checked {_hms(self.checked_at)}" if self.checked_at else ""),
@@ -71,7 +72,7 @@ class Watcher:
         parts: list[RenderableType] = [header]
         if self.error:
             parts.append(
-                Text(f"remote unreachable, showing the last state seen: {self.error}", style="bold red")
+                Text(f"remote unreachable, showing the last state seen: {safe(self.error)}", style="bold red")
             )
         if self.state is None:
             parts.append(Text("reading the branch..."))
@@ -99,12 +100,13 @@ def attention_lines(rows: list[TaskRow]) -> list[RenderableType]:
     out: list[RenderableType] = []
     for r in rows:
         t = r.task
+        # Text (not markup) from the branch, its control characters made visible: see views/text.py.
         if t.state == "blocked":
             on = f" on {', '.join(t.waiting_on)}" if t.waiting_on else ""
             why = f": {t.block_reason}" if t.block_reason else ""
-            out.append(Text(f"⚠ {t.id} blocked{on}{why} ({t.owner or 'nobody'})", style="bold red"))
+            out.append(Text(safe(f"⚠ {t.id} blocked{on}{why} ({t.owner or 'nobody'})"), style="bold red"))
         elif r.stale_owner:
-            out.append(Text(f"⚠ {t.id} held by {t.owner} under a stale lease", style="bold red"))
+            out.append(Text(safe(f"⚠ {t.id} held by {t.owner} under a stale lease"), style="bold red"))
     for line in out:
         if isinstance(line, Text):
             line.no_wrap, line.overflow = True, "ellipsis"

@@ -1,0 +1,1 @@
+"""Agents in the loop: client integrations (Claude Code hooks, an MCP server) over `ifcoord now`."""

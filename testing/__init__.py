@@ -1,0 +1,1 @@
+"""Helpers for tests, benchmarks and the randomized checkers (not shipped with the package)."""
