@@ -375,12 +375,12 @@ def status_view(rows: list[dict[str, Any]], one_line: bool = False) -> Renderabl
     for col in ("Session", "State", "Task", "Milestone", "Heartbeat", "Holds"):
         short = one_line and col in ("Milestone", "Holds")
         table.add_column(
-            col, overflow="ellipsis" if short else "fold", no_wrap=short, max_width=24 if short else None
+            col, overflow="ellipsis" if short else "fold", no_wrap=short, max_width=20 if short else None
         )
     for r in rows:
         beat = age_text(r["heartbeat_age"])
         if r["stale"]:
-            beat = f"[bold red]{beat} (stale lease)[/]"
+            beat = f"[bold red]{beat}, stale[/]" if one_line else f"[bold red]{beat} (stale lease)[/]"
         state = r.get("status") or ""
         style = {"blocked": "bold red", "offline": "dim", "working": "green"}.get(state, "")
         table.add_row(
