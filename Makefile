@@ -6,10 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup system bytecode test demo bench lint clean chaos
+.PHONY: help setup system bytecode test demo bench lint clean chaos screenshots
 
 help:
 	@echo "make demo   - four sessions work the example board on a local bare remote"
+	@echo "make screenshots - regenerate the pictures of docs/views.md from a real run"
 	@echo "make test   - the whole test suite"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
 	@echo "make lint   - ruff and mypy"
@@ -37,6 +38,9 @@ test: system bytecode
 
 demo: bytecode
 	$(BIN)/python -m ifcoord.demo
+
+screenshots: bytecode
+	$(BIN)/python docs/make_screenshot.py
 
 bench: bytecode
 	$(BIN)/python bench/run.py

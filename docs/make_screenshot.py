@@ -1,23 +1,33 @@
-"""Make docs/board.svg: `ifcoord board` on the example boards, mid-run.
+"""Make the screenshots of docs/views.md: `ifcoord board`, `ifcoord watch` and the dashboard.
 
 Runs three sessions through a few real operations against a throwaway bare remote, then renders
-the board exactly as `ifcoord board` prints it, recorded by rich at 110 columns.
+each view exactly as ifcoord prints it, recorded by rich (`Console(record=True)`):
 
-    .venv/bin/python docs/make_screenshot.py
+- docs/board.svg: `ifcoord board` at 110 columns;
+- docs/watch.svg: one `ifcoord watch` frame in an 80x24 terminal;
+- docs/dashboard.svg: the dashboard `boards/README.md` as rich renders its markdown;
+- the dashboard's mermaid graph, pasted between the markers in docs/views.md (no offline
+  mermaid renderer is packaged for Debian or PyPI; git hosts draw the block themselves).
+
+    make screenshots        (or: .venv/bin/python docs/make_screenshot.py)
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "board.svg"
+DOCS = ROOT / "docs"
+MERMAID_START = "<!-- make screenshots: dashboard mermaid -->"
+MERMAID_END = "<!-- end of the generated mermaid -->"
 BOARDS = [ROOT / "boards" / "PHASE-0.md", ROOT / "boards" / "PHASE-1-TASK-BOARD.md"]
 
 # (session, command...) in order: two tasks done, work in flight, one blocked, one on filler.
@@ -41,12 +51,39 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
     subprocess.run(args, cwd=cwd, check=True, capture_output=True, env=env)
 
 
-def main() -> int:
+def record(path: Path, title: str, width: int, height: int | None, view: Any) -> None:
+    """Print `view` (or `view(console)`) on a recording console of that size; save it as SVG."""
     from rich.console import Console
 
+    console = Console(
+        record=True, width=width, height=height, force_terminal=True, color_system="truecolor",
+        file=io.StringIO(),
+    )  # fmt: skip
+    console.print(view(console) if callable(view) else view)
+    console.save_svg(str(path), title=title)
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+def paste_mermaid(doc: Path, dashboard: str) -> None:
+    """Replace the block between the markers in `doc` with the dashboard's mermaid block."""
+    match = re.search(r"```mermaid\n.*?\n```", dashboard, re.DOTALL)
+    if match is None:
+        return
+    text = doc.read_text(encoding="utf-8")
+    start, end = text.index(MERMAID_START) + len(MERMAID_START), text.index(MERMAID_END)
+    doc.write_text(text[:start] + "\n" + match.group(0) + "\n" + text[end:], encoding="utf-8")
+    print(f"pasted the dashboard's mermaid into {doc.relative_to(ROOT)}")
+
+
+def main() -> int:
+
+    from rich.markdown import Markdown
+
     from ifcoord.core.rows import task_rows
-    from ifcoord.views.terminal import board_view
     from ifcoord.session.workspace import Workspace
+    from ifcoord.views.dashboard import render_dashboard
+    from ifcoord.views.terminal import board_view
+    from ifcoord.views.watch import Watcher
 
     work = Path(tempfile.mkdtemp(prefix="ifcoord-shot-"))
     env = {
@@ -71,12 +108,15 @@ def main() -> int:
         ws = Workspace(start=clone)
         state = ws.read()
         snapshot = state.snapshot
-        console = Console(
-            record=True, width=110, force_terminal=True, color_system="truecolor", file=io.StringIO()
-        )
-        console.print(board_view(snapshot, task_rows(snapshot, ws.stale(snapshot))))
-        OUT.write_text(console.export_svg(title="ifcoord board"), encoding="utf-8")
-        print(f"wrote {OUT.relative_to(ROOT)}")
+        stale = ws.stale(snapshot)
+        rows = task_rows(snapshot, stale)
+        record(DOCS / "board.svg", "ifcoord board", 110, None, board_view(snapshot, rows))
+        watcher = Watcher(ws)
+        watcher.update()
+        record(DOCS / "watch.svg", "ifcoord watch (80x24)", 80, 24, lambda c: watcher.frame(c))
+        dashboard = render_dashboard(snapshot)
+        record(DOCS / "dashboard.svg", "boards/README.md", 110, None, Markdown(dashboard))
+        paste_mermaid(DOCS / "views.md", dashboard)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

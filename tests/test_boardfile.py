@@ -22,6 +22,7 @@ from ifcoord.files.board import (
     parse_board,
     parse_dependency_tokens,
     phase_from,
+    read_title,
     render_new_task,
 )
 from ifcoord.models import Board, Task
@@ -953,3 +954,107 @@ def test_a_new_task_uses_the_boards_own_labels() -> None:
     assert "**Dependency:** P1.1" in new and "**Effort:** 1h" in new
     task = parse_board("b.md", new).tasks[1]
     assert (task.depends_tokens, task.estimate) == (["P1.1"], "1h")
+
+
+# --- titles as people write them, and a person's retitle --------------------------------------
+
+PEOPLE_TITLES = [
+    "Use `ticks`",
+    "`code` first",
+    "Fix **bold** bug",
+    "Ship it 🚀",
+    "Tidy ✅",
+    "Café für Ünïcode",
+]
+
+
+@pytest.mark.parametrize("title", PEOPLE_TITLES)
+def test_render_new_task_takes_titles_as_people_write_them(title: str) -> None:
+    text = "# B\n\n## T-1: a\n\n**Status:** open\n"
+    after = render_new_task(text, task_id="T-2", title=title, fields={"priority": "HIGH"})
+    assert f"## T-2: {title}\n" in after  # the heading keeps what the person wrote
+    added = board(after).tasks[-1]
+    assert (added.id, added.title, added.state) == ("T-2", read_title("T-2", title), "open")
+
+
+def test_a_status_glyph_in_a_new_title_does_not_make_the_task_done() -> None:
+    after = render_new_task("## T-1: a\n", task_id="T-2", title="Tidy ✅", fields={})
+    assert after == "## T-1: a\n\n## T-2: Tidy ✅\n**Status:** open\n"
+    assert board(after).tasks[-1].state == "open"
+
+
+def test_render_new_task_keeps_the_blank_line_under_headings() -> None:
+    spaced = render_new_task(
+        "## T-1: a\n\n**Status:** open\n", task_id="T-2", title="b", fields={"status": "open"}
+    )
+    assert spaced.endswith("## T-2: b\n\n**Status:** open\n")
+    tight = render_new_task(
+        "## T-1: a\n**Status:** open\n", task_id="T-2", title="b", fields={"status": "open"}
+    )
+    assert tight.endswith("## T-2: b\n**Status:** open\n")
+
+
+@pytest.mark.parametrize(
+    ("heading", "title", "expected"),
+    [
+        ("#### **P0.1.5: Old title** ⏳", "Use `ticks`", "#### **P0.1.5: Use `ticks`** ⏳"),
+        ("## T-1 - Plain `old` ##", "Fix **bold** bug", "## T-1 - Fix **bold** bug ##"),
+        ("### ✅ T-1: Done thing", "Renamed", "### ✅ T-1: Renamed"),
+        ("## `T-1`: code id ✅", "Ship it 🚀", "## `T-1`: Ship it 🚀 ✅"),
+    ],
+)
+def test_retitle_rewrites_only_the_title_part_of_the_heading(heading: str, title: str, expected: str) -> None:
+    task_id = "P0.1.5" if "P0" in heading else "T-1"
+    text = f"# B\n\n{heading}\n\n**Status:** open\n\nprose stays\n"
+    after = apply_edits(PATH, text, [BoardEdit(task_id=task_id, title=title)])
+    assert after == text.replace(heading, expected)
+    assert board(after).tasks[0].title == read_title(task_id, title)
+
+
+def test_retitle_refuses_a_setext_heading() -> None:
+    with pytest.raises(BoardEditError, match="setext"):
+        apply_edits(PATH, "T-1: a\n----\n", [BoardEdit(task_id="T-1", title="b")])
+
+
+people_text = st.text(
+    st.characters(
+        whitelist_categories=("Lu", "Ll", "Nd", "Zs", "Po", "So", "Pd", "Ps", "Pe"),
+        whitelist_characters="`*_~",
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=st.one_of(people_text, st.text(max_size=30)))
+def test_any_title_is_written_so_it_reads_back_or_refused(title: str) -> None:
+    text = "# B\n\n#### **T-1: First** ⏳\n\n**Status:** open\n"
+    try:
+        expected = read_title("T-2", title)
+        added_text = render_new_task(text, task_id="T-2", title=title, fields={"status": "open"})
+    except BoardEditError:
+        return  # refused with a reason: nothing written
+    added = next(t for t in board(added_text).tasks if t.id == "T-2")
+    assert (added.title, added.state) == (expected, "open")
+    # ... and a person's retitle of the first task to the same words reads back the same way
+    retitled = apply_edits(PATH, text, [BoardEdit(task_id="T-1", title=title)])
+    first = board(retitled).tasks[0]
+    assert (first.id, first.title, first.state) == ("T-1", expected, "open")
+    assert retitled.count("\n") == text.count("\n")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    words=st.lists(
+        st.text(st.characters(whitelist_categories=("Lu", "Ll", "Nd")), min_size=1, max_size=8),
+        min_size=1,
+        max_size=5,
+    ),
+    decor=st.sampled_from(["", "`", "**"]),
+    emoji=st.sampled_from(["", " 🚀", " ✅", " ✨"]),
+)
+def test_titles_people_write_are_always_accepted(words: list[str], decor: str, emoji: str) -> None:
+    title = " ".join([f"{decor}{words[0]}{decor}", *words[1:]]) + emoji
+    after = render_new_task("## T-1: a\n", task_id="T-2", title=title, fields={})
+    assert board(after).tasks[-1].title == " ".join(words)

@@ -508,3 +508,33 @@ def test_task_rows_mark_stale_owners_and_their_tasks_ready() -> None:
 def test_task_rows_list_a_duplicated_id_once() -> None:
     snap = snapshot(board(task("T-1")), board(task("T-1")))
     assert [r.task.file for r in task_rows(snap)] == ["boards/PHASE-0.md"]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "why"),
+    [
+        ((task("T-1"), task("T-2", "**Priority:** HIGH")), "priority HIGH is above T-1's none"),
+        (
+            (task("T-1"), task("T-2"), task("T-3", "**Depends on:** T-2")),
+            "it unblocks 1 task, T-1 unblocks 0",
+        ),
+        ((task("T-1"), task("T-2")), "it comes before T-2 on"),
+        ((task("T-1"),), "the only one ready"),
+    ],
+)
+def test_next_for_says_which_part_of_the_order_decided_the_pick(tasks: tuple[str, ...], why: str) -> None:
+    pick = next_for("s1", snapshot(board(*tasks)).tasks())
+    assert pick.kind == "primary"
+    assert why in pick.reason
+
+
+def test_a_filler_pick_carries_the_blocked_primaries_its_reason_names() -> None:
+    snap = snapshot(
+        board(
+            task("P0.1.4", "**Status:** in progress", "**Owner:** s9"),
+            task("P0.1.5", "**Blocked until:** P0.1.4 completed"),
+            task("F4.1", "**Kind:** filler"),
+        )
+    )
+    pick = next_for("s1", snap.tasks())
+    assert pick.kind == "filler" and pick.blocked == ["P0.1.5"]

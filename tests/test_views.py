@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 
 from ifcoord.core.rows import task_rows
 from ifcoord.core.snapshot import build_snapshot
+from ifcoord.models import Task
 from ifcoord.views.dashboard import DASHBOARD_MARK, render_dashboard
-from ifcoord.views.terminal import board_view, progress_bar, session_rows, status_view
+from ifcoord.views.terminal import (
+    board_view,
+    op_details,
+    progress_bar,
+    session_rows,
+    status_view,
+    task_view,
+)
 
 BOARD = """# Phase 0
 
@@ -221,3 +231,55 @@ def test_the_dashboard_size_does_not_grow_with_the_number_of_open_tasks() -> Non
     small = len(render_dashboard(big_snapshot(300, claimed=3)).encode())
     big = len(render_dashboard(big_snapshot(3000, claimed=3)).encode())
     assert big < small * 1.1
+
+
+def test_board_view_header_and_progress_fit_80_columns() -> None:
+    snap = team()
+    text = render(board_view(snap, task_rows(snap, frozenset({"bob"}))), width=80)
+    lines = text.splitlines()
+    assert lines[0].startswith("ifcoord board @")
+    assert re.fullmatch(r"\d+/\d+ done, \d+ in progress, \d+ blocked, \d+ stale, \d+ ready", lines[1].strip())
+    assert all(len(line.rstrip()) <= 80 for line in lines)
+    assert re.search(r"[█░]{5} +\d+%", text)  # Progress whole, not cut to "████████ 1"
+
+
+def test_show_lists_every_field_of_a_blocked_task_with_its_reason() -> None:
+    text = (
+        "## T-1: Schema\n**Status:** in progress\n**Owner:** s2\n\n"
+        "## T-2: API\n**Status:** blocked\n**Owner:** s1\n**Epoch:** 3\n**Depends on:** T-1\n"
+        "**Waiting on:** T-1\n**Block reason:** needs the schema\n**Tests:** 4 passed, 1 failed\n"
+        "**Deliverable:** api.py\n**Priority:** HIGH\n\n"
+        "**Milestones:**\n- [x] 50% - routes\n- [ ] 100% - errors\n"
+    )
+    snap = build_snapshot({"boards/PHASE-0.md": text.encode()})
+    row = next(r for r in task_rows(snap) if r.task.id == "T-2")
+    shown = render(task_view(row))
+    for expected in (
+        "state: blocked",
+        "depends on: T-1 (unmet)",
+        "waiting on: T-1",
+        "block reason: needs the schema",
+        "tests: 4 passed, 1 failed",
+        "deliverable: api.py",
+        "priority: HIGH",
+        "☑ 50% - routes",
+        "☐ 100% - errors",
+        "progress: █████░░░░░  50%",
+    ):
+        assert expected in shown, (expected, shown)
+
+
+def test_op_details_say_what_each_operation_did() -> None:
+    def task_of(fields: str, title: str = "API") -> Task:
+        snap = build_snapshot({"boards/PHASE-0.md": f"## T-2: {title}\n{fields}".encode()})
+        return snap.tasks()["T-2"]
+
+    before = task_of("**Priority:** LOW\n\n**Milestones:**\n- [ ] 50% - routes\n")
+    after = task_of(
+        "**Priority:** HIGH\n**Tests:** 3 passed, 0 failed\n\n**Milestones:**\n- [x] 50% - routes\n"
+    )
+    assert op_details("progress", after, before) == "50%; ☑ 50% - routes; tests 3 passed, 0 failed"
+    assert op_details("edit", task_of("**Priority:** HIGH\n", "New"), before) == "title: New; priority: HIGH"
+    blocked = task_of("**Waiting on:** T-1\n**Block reason:** needs the schema\n")
+    assert op_details("block", blocked) == "waits on T-1; needs the schema"
+    assert op_details("cancel", task_of("**Cancel reason:** superseded\n")) == "superseded"

@@ -7,6 +7,7 @@ milestones and completes its tasks, while a live view shows the board.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -200,7 +201,10 @@ def main(sessions: int = 4, stall_limit: float = 60.0, time_limit: float = 1800.
         ws = Workspace(start=admin, remote=str(remote))
         state = ws.read()
         last_move, tip = time.monotonic(), state.commit
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
+        # Live frames only on a terminal: in a pipe or a CI log they would pile up, and the
+        # summary below prints the final board once anyway.
+        live_or_not = Live(console=console, refresh_per_second=4, transient=True)
+        with live_or_not if console.is_terminal else contextlib.nullcontext() as live:
             while time.monotonic() - started < time_limit:
                 state = ws.read()
                 if state.commit != tip:
@@ -209,9 +213,9 @@ def main(sessions: int = 4, stall_limit: float = 60.0, time_limit: float = 1800.
                     break  # nothing happened for too long: report what there is
                 snap = state.snapshot
                 stale = ws.stale(snap)
-                live.update(
-                    Group(board_view(snap, task_rows(snap, stale)), status_view(session_rows(snap, stale)))
-                )
+                if live is not None:
+                    rows = task_rows(snap, stale)
+                    live.update(Group(board_view(snap, rows), status_view(session_rows(snap, stale))))
                 if all_done(snap):
                     break
                 time.sleep(0.5)

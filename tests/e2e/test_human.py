@@ -92,19 +92,21 @@ def test_dashboard_on_the_branch_follows_claims_and_completions(bare_remote: Pat
     assert render_dashboard(build_snapshot(tree_files(bare_remote))).rstrip("\n") == text
 
 
+def test_init_writes_the_dashboard_in_its_first_commit(bare_remote: Path, tmp_path: Path) -> None:
+    setup_branch(bare_remote, tmp_path, EXAMPLE_BOARDS / "PHASE-0.md")
+    assert git("rev-list", "--count", "ifcoord", cwd=bare_remote).strip() == "1"
+    text = show(bare_remote, "boards/README.md")
+    assert text.splitlines()[0] == DASHBOARD_MARK and "### Phase 0: 0/11 done" in text
+    assert render_dashboard(build_snapshot(tree_files(bare_remote))).rstrip("\n") == text
+
+
 def test_dashboard_false_in_the_config_writes_none(bare_remote: Path, tmp_path: Path) -> None:
-    admin = setup_branch(bare_remote, tmp_path, EXAMPLE_BOARDS / "PHASE-0.md")
-    work = tmp_path / "edit"
-    git("clone", "-q", "-b", "ifcoord", str(bare_remote), str(work))
-    config = work / "ifcoord.yaml"
-    text = config.read_text()
-    config.write_text(
-        re.sub(r"(?m)^dashboard:.*$", "dashboard: false", text)
-        if re.search(r"(?m)^dashboard:", text)
-        else text + "\ndashboard: false\n"
-    )
-    git("commit", "-q", "-am", "no dashboard", cwd=work)
-    git("push", "-q", "origin", "ifcoord", cwd=work)
+    # init writes the dashboard unless the config it starts with says not to (issue 16)
+    config = tmp_path / "ifcoord.yaml"
+    config.write_text("dashboard: false\n")
+    admin = make_clone(bare_remote, tmp_path / "admin")
+    ok(run_ifcoord("init", "--board", str(EXAMPLE_BOARDS / "PHASE-0.md"), "--config", str(config), cwd=admin))
+    assert "boards/README.md" not in tree_files(bare_remote)
     ok(run_ifcoord("claim", "T0.1", "--session", "session-1", cwd=admin))
     ok(run_human("task", "add", "T0.9", "Another", cwd=admin))
     assert "boards/README.md" not in tree_files(bare_remote)
@@ -198,11 +200,7 @@ def test_task_add_writes_the_board_and_the_dashboard_in_one_commit(bare_remote: 
 
 def test_task_add_keeps_primary_tasks_out_of_the_filler_section(bare_remote: Path, tmp_path: Path) -> None:
     admin = setup_branch(bare_remote, tmp_path, EXAMPLE_BOARDS / "PHASE-0.md")
-    ok(
-        run_human(
-            "task", "add", "T0.9", "Backups", "--board", "PHASE-0.md", "--session", "session-9", cwd=admin
-        )
-    )
+    ok(run_human("task", "add", "T0.9", "Backups", "--board", "PHASE-0.md", "--for", "session-9", cwd=admin))
     ok(run_human("task", "add", "F0.4", "Spelling", "--kind", "filler", "--by", "session-2", cwd=admin))
     tasks = {t["id"]: t for t in json.loads(ok(run_ifcoord("board", "--json", cwd=admin)).stdout)["tasks"]}
     assert tasks["T0.9"]["kind"] == "primary" and tasks["F0.4"]["kind"] == "filler"
@@ -288,9 +286,16 @@ def test_task_add_under_contention_keeps_every_task(bare_remote: Path, tmp_path:
 class Terminal:
     """A process on a pseudo-terminal, its output collected as it comes."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, size: tuple[int, int] | None = None) -> None:
         master, slave = os.openpty()
         env = {**os.environ, "TERM": "xterm", "COLUMNS": "160", "LINES": "60"}
+        if size is not None:  # a real window size, as a terminal emulator sets it
+            import fcntl
+            import struct
+            import termios
+
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+            env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
         self.proc = subprocess.Popen(
             args, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
         )
@@ -337,7 +342,7 @@ def test_watch_redraws_when_the_tip_moves_and_exits_cleanly_on_sigint(
     term = Terminal([*HUMAN, "watch"], cwd=admin)
     try:
         assert term.wait_for("T0.8", 10), term.text()[-2000:]
-        assert b"\x1b[?1049h" in term.output  # full screen
+        assert b"\x1b[?1049h" not in term.output  # drawn in place, not on the alternate screen
         assert "watcher-7" not in term.text()
         ok(run_ifcoord("claim", "T0.2", "--session", "watcher-7", cwd=other))
         assert term.wait_for("watcher-7", 8), term.text()[-2000:]
@@ -347,8 +352,66 @@ def test_watch_redraws_when_the_tip_moves_and_exits_cleanly_on_sigint(
             term.read_for(0.1)
         term.read_for(0.2)
         assert term.proc.returncode == 0
-        # the terminal is given back: alternate screen left, cursor shown
-        assert term.output.rstrip().endswith(b"\x1b[?1049l")
-        assert b"\x1b[?25h" in term.output
+        # the terminal is given back with the last frame on it: nothing cleared, cursor shown
+        assert term.output.rstrip().endswith(b"\x1b[?25h")
+        assert b"\x1b[2J" not in term.output and b"\x1b[?1049l" not in term.output
+        assert "watcher-7" in last_frame(term.output)
     finally:
         term.close()
+
+
+def last_frame(output: bytes) -> str:
+    """The text the terminal shows at the end: what follows the last in-place redraw (rich's
+    Live moves the cursor up and erases each line of the previous frame before drawing)."""
+    tail = output.rsplit(b"\x1b[2K", 1)[-1].decode("utf-8", "replace")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", tail).replace("\r", "")
+
+
+def test_watch_fits_an_80x24_terminal_pages_the_tasks_and_leaves_its_last_frame(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    admin = setup_branch(bare_remote, tmp_path, EXAMPLE_BOARDS / "PHASE-0.md")
+    ok(run_ifcoord("claim", "T0.1", "--session", "session-1", cwd=admin))
+    ok(
+        run_ifcoord(
+            "block",
+            "T0.1",
+            "--on",
+            "T0.2",
+            "--reason",
+            "needs the schema",
+            "--session",
+            "session-1",
+            cwd=admin,
+        )
+    )
+    term = Terminal([*HUMAN, "watch", "--interval", "0.2"], cwd=admin, size=(24, 80))
+    try:
+        assert term.wait_for("page 1/", 15), term.text()[-2000:]
+        os.kill(term.proc.pid, signal.SIGINT)
+        started = time.monotonic()
+        while term.proc.poll() is None and time.monotonic() - started < 5:
+            term.read_for(0.1)
+        term.read_for(0.2)
+        assert term.proc.returncode == 0
+        frame = last_frame(term.output)
+        lines = frame.rstrip("\n").split("\n")
+        assert len(lines) <= 24, frame
+        assert max(len(line) for line in lines) <= 80, frame
+        assert lines[0].startswith("ifcoord watch")
+        # sessions and what needs attention come before the task rows, which are paged
+        assert "session-1" in frame and "⚠ T0.1 blocked on T0.2: needs the schema" in frame
+        assert re.search(r"tasks 1-\d+ of \d+, page 1/\d", frame), frame
+        assert frame.index("⚠ T0.1") < frame.index("Progress")
+        assert re.search(r"░+ +0%", frame)  # the Progress column is whole at 80 columns
+        assert b"\x1b[?1049h" not in term.output and b"\x1b[2J" not in term.output
+    finally:
+        term.close()
+
+
+def test_watch_not_on_a_terminal_prints_one_plain_frame_and_exits(bare_remote: Path, tmp_path: Path) -> None:
+    admin = setup_branch(bare_remote, tmp_path, EXAMPLE_BOARDS / "PHASE-0.md")
+    done = ok(run_human("watch", cwd=admin, timeout=30))
+    assert "\x1b[" not in done.stdout
+    assert done.stdout.count("ifcoord watch") == 1
+    assert "T0.8" in done.stdout

@@ -129,6 +129,7 @@ def test_blocked_session_takes_a_filler_task_and_is_told_when_its_primary_unbloc
         claimed = bob.wait_for("claimed")
         assert (claimed["task"], claimed["kind"]) == ("F1", "filler")
         assert "T2 depends on T1" in claimed["reason"]
+        assert claimed["blocked"] == ["T2"]  # the primary its reason names, not [] (issue 16)
         alice = make_clone(bare_remote, tmp_path / "alice")
         for args in (["claim", "T1"], ["complete", "T1"]):
             done = run_ifcoord(*args, "--session", "alice", "--remote", str(bare_remote), cwd=alice)

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from ifcoord.cli.common import emit, note
+from ifcoord.cli.common import emit, note, readable_metavars
 from ifcoord.errors import IfcoordError
 from ifcoord.views.text import has_control, safe
 
@@ -30,6 +30,25 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from ifcoord import __version__
+
+        typer.echo(f"ifcoord {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", "-V", is_eager=True, callback=_version, help="Print ifcoord's version and exit."
+    ),
+) -> None:
+    # Only here so that `--version` is listed in `ifcoord --help`; `__main__` answers it
+    # before the CLI is even imported.
+    pass
 
 
 from ifcoord.cli import ci, people, reads, sessions  # noqa: E402
@@ -64,7 +83,9 @@ def run(argv: list[str]) -> int:
     try:
         plain_coercion()
         # standalone_mode=False makes click return the code of `typer.Exit` instead of exiting
-        code = app(args=argv, prog_name="ifcoord", standalone_mode=False)
+        command = typer.main.get_command(app)
+        readable_metavars(command)
+        code = command(args=argv, prog_name="ifcoord", standalone_mode=False)
         return code if isinstance(code, int) and not isinstance(code, bool) else 0
     except typer.Exit as exc:
         return exc.exit_code

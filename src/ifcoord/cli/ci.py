@@ -163,7 +163,9 @@ def _write(path: Path, text: str, force: bool, as_json: bool, what: str) -> None
 
 
 def github(
-    output: Path = typer.Option(Path(".github/workflows/ifcoord-arbiter.yml"), "--output"),
+    output: Path = typer.Option(
+        Path(".github/workflows/ifcoord-arbiter.yml"), "--output", help="Where to write the workflow file."
+    ),
     session_branches: str = SessionsOpt,
     branch: str = typer.Option("ifcoord", "--branch", help="The coordination branch."),
     install: str = InstallOpt,
@@ -180,7 +182,9 @@ def github(
 
 
 def gitlab(
-    output: Path = typer.Option(Path(".gitlab/ifcoord-arbiter.yml"), "--output"),
+    output: Path = typer.Option(
+        Path(".gitlab/ifcoord-arbiter.yml"), "--output", help="Where to write the CI job file."
+    ),
     session_branches: str = SessionsOpt,
     branch: str = typer.Option("ifcoord", "--branch", help="The coordination branch."),
     install: str = InstallOpt,

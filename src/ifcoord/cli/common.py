@@ -28,7 +28,9 @@ SessionOpt = typer.Option(
 )
 RemoteOpt = typer.Option(None, "--remote", help="Git remote name or URL (default: origin).")
 BranchOpt = typer.Option(None, "--branch", help="Coordination branch (default: ifcoord).")
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document for agents.")
+JsonOpt = typer.Option(
+    False, "--json", help="Print JSON for agents: one document (`poll`: one event per line)."
+)
 DirOpt = typer.Option(None, "--dir", help="Read boards from this folder instead of the branch.")
 ForceOpt = typer.Option(
     False, "--force", help="For humans: do it even though it is refused; recorded as forced."
@@ -115,3 +117,30 @@ def op_output(result: OpResult, tx: TxResult, ws: Workspace, as_json: bool) -> N
         emit(op_json(result, tx, ws))
     else:
         note(result.reason + ("" if tx.landed else " (no change)"))
+
+
+def readable_metavars(command: Any) -> None:
+    """Name every placeholder in help for people (`TASK`, `--note TEXT`, `--interval SECONDS`)
+    instead of the framework's `{task}` and `<list[Path]>`; a declared metavar is kept."""
+    for param in getattr(command, "params", []):
+        if param.param_type_name == "argument":
+            name = param.metavar or (param.name or "value").upper()
+            param.metavar = name
+            usage = name if param.required else f"[{name}]"
+            # typer writes `{TASK}` in the usage line and `TASK <str>` in the list: say `TASK`.
+            param._usage_display_name = lambda usage=usage: usage
+            param.display_type_rich = lambda ctx: None
+            continue
+        if param.metavar is not None or getattr(param, "is_flag", False):
+            continue
+        kind = str(getattr(getattr(param, "type_descriptor", None), "annotation", "")).lower()
+        if "path" in kind:
+            param.metavar = "PATH"
+        elif kind == "<class 'int'>":
+            param.metavar = "N"
+        elif kind == "<class 'float'>":
+            param.metavar = "SECONDS"
+        else:  # text: the option's own name, `--note NOTE`, `--remote REMOTE`
+            param.metavar = max(param.opts, key=len).lstrip("-").upper()
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)

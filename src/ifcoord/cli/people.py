@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 
 GRAPH_FORMATS = ("mermaid", "dot", "text")
 OutputOpt = typer.Option(None, "--output", "-o", help="Write the markdown to this file.")
+PriorityOpt = typer.Option(
+    None, "--priority", metavar="WORD", help="CRITICAL, HIGH, MEDIUM, LOW (or P0..P3), in the board's case."
+)
+ForOpt = typer.Option(
+    None, "--for", metavar="SESSION", help="Reserve it: only this session (or glob, session-4-*) may take it."
+)
+EstimateOpt = typer.Option(None, "--estimate", metavar="TIME", help="How long it should take, e.g. 2h.")
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +52,7 @@ def register(app: typer.Typer) -> None:
         rich_markup_mode=None,
     )
     task_app.command("add")(task_add)
+    task_app.command("edit")(task_edit)
     task_app.command("cancel")(task_cancel)
     task_app.command("reopen")(task_reopen)
     app.add_typer(task_app, name="task")
@@ -54,11 +62,17 @@ def register(app: typer.Typer) -> None:
 
 
 def watch(
-    interval: float = typer.Option(1.0, "--interval", help="Seconds between two looks at the remote tip."),
+    interval: float = typer.Option(
+        1.0, "--interval", metavar="SECONDS", help="Seconds between two looks at the remote tip."
+    ),
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
 ) -> None:
-    """The board and the sessions full-screen, redrawn as the branch moves; Ctrl-C quits.
+    """The sessions, what needs attention and the tasks, redrawn in place as the branch moves.
+
+    Task rows that do not fit the terminal are shown a page at a time, turning every few
+    seconds. Ctrl-C quits and leaves the last frame on screen. Not on a terminal (a pipe, a
+    file), it prints one plain frame and exits.
 
     Example: ifcoord watch --remote origin --branch ifcoord
     """
@@ -142,16 +156,25 @@ def brief(
 
 def task_add(
     task_id: str = typer.Argument(..., metavar="ID", help="The new task's ID, e.g. T0.9"),
-    title: str = typer.Argument(..., help="Its title."),
+    title: str = typer.Argument(
+        ..., metavar="TITLE", help="Its title, as you would write it (backticks, bold, emoji are kept)."
+    ),
     board_file: str | None = typer.Option(
         None, "--board", help="Board path on the branch (default: the board of the last phase)."
     ),
-    depends_on: str | None = typer.Option(None, "--depends-on", help="Comma-separated IDs (or groups)."),
-    priority: str | None = typer.Option(None, "--priority", help="CRITICAL, HIGH, MEDIUM or LOW."),
-    reserved_for: str | None = typer.Option(None, "--session", help="Only this session may take it."),
-    kind: str = typer.Option("primary", "--kind", help="primary or filler."),
-    estimate: str | None = typer.Option(None, "--estimate", help="e.g. 2h"),
-    deliverable: str | None = typer.Option(None, "--deliverable", help="What it delivers, e.g. a path."),
+    depends_on: str | None = typer.Option(
+        None,
+        "--depends-on",
+        metavar="IDS",
+        help="Comma-separated task IDs (or groups like P2A) it waits for.",
+    ),
+    priority: str | None = PriorityOpt,
+    reserved_for: str | None = ForOpt,
+    kind: str = typer.Option("primary", "--kind", metavar="KIND", help="primary or filler."),
+    estimate: str | None = EstimateOpt,
+    deliverable: str | None = typer.Option(
+        None, "--deliverable", metavar="TEXT", help="What it delivers, e.g. a path."
+    ),
     by: str | None = typer.Option(
         None, "--by", help="Who adds it, for the commit (default: this clone's session, else human)."
     ),
@@ -170,6 +193,7 @@ def task_add(
     if kind not in ("primary", "filler"):
         raise UsageError(f"unknown kind {kind!r}", hint="use --kind primary or --kind filler")
     deps = [d for d in (depends_on or "").replace(" ", ",").split(",") if d]
+    check_priority(priority)
     fields = {
         "priority": priority,
         "session": reserved_for,
@@ -183,6 +207,15 @@ def task_add(
     def decide(state: BranchState) -> Change:
         if state.commit is None:
             raise UsageError(f"no branch {ws.branch} on {ws.remote}", hint="create it with `ifcoord init`")
+        board = next(
+            (
+                b
+                for b in state.snapshot.boards
+                if b.path == pick_board(state.snapshot, board_file, _phase_key)
+            ),
+            None,
+        )
+        fields["priority"] = priority_in_board_case(priority, board)
         files, path = add_task_files(state, task_id, title, fields, kind, board_file)
         trailers = {"Ifcoord-Op": "add", "Ifcoord-Task": task_id, "Ifcoord-Session": actor}
         return Change(files, f"ifcoord: add {task_id} by {actor}", trailers, payload=path)
@@ -222,7 +255,7 @@ def add_task_files(
 ) -> tuple[dict[str, bytes | None], str]:
     """The new bytes of the board (and the dashboard) with the task added; refuses duplicates."""
     from ifcoord.core.writeback import dashboard_change
-    from ifcoord.files.board import BoardEditError, parse_board, render_new_task
+    from ifcoord.files.board import BoardEditError, looks_like_task_id, parse_board, render_new_task
     from ifcoord.files.config import phase_sort_key
     from ifcoord.views.dashboard import render_dashboard
 
@@ -255,7 +288,12 @@ def add_task_files(
                 text, task_id=task_id, title=title, fields=wanted, after_task=after_task
             )
     except BoardEditError as exc:
-        raise UsageError(str(exc), hint="task IDs are letters, digits, '.' and '-', with a digit") from exc
+        hint = (
+            "task IDs are letters, digits, '.' and '-', with a digit"
+            if not looks_like_task_id(task_id)
+            else "write the title as one line with some text besides emphasis and emoji"
+        )
+        raise UsageError(str(exc), hint=hint) from exc
     data = new_text.encode("utf-8")
     files: dict[str, bytes | None] = {path: data}
     if snapshot.config.dashboard:
@@ -264,6 +302,31 @@ def add_task_files(
 
 
 DEFAULT_BOARD = "boards/PHASE-0.md"
+PRIORITY_WORDS = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "P0", "P1", "P2", "P3")
+
+
+def _phase_key(config: Any, phase: str) -> Any:
+    from ifcoord.files.config import phase_sort_key
+
+    return phase_sort_key(config, phase)
+
+
+def check_priority(priority: str | None) -> None:
+    if priority is not None and priority.strip().upper() not in PRIORITY_WORDS:
+        raise UsageError(
+            f"unknown priority {priority!r}", hint="use CRITICAL, HIGH, MEDIUM or LOW (or P0, P1, P2, P3)"
+        )
+
+
+def priority_in_board_case(priority: str | None, board: Any) -> str | None:
+    """The priority word as this board writes them: lower case where its tasks say `high`."""
+    if not priority:
+        return None
+    written = [
+        t.priority.split()[0] for t in (board.tasks if board else []) if t.priority and t.priority.strip()
+    ]
+    lower = sum(w.islower() for w in written) > sum(w.isupper() for w in written)
+    return priority.strip().lower() if lower else priority.strip().upper()
 
 
 def pick_board(snapshot: Any, board_file: str | None, phase_key: Any) -> str:
@@ -302,7 +365,10 @@ def _status_word(board: Any) -> str | None:
 
 
 ByOpt = typer.Option(
-    None, "--by", help="Who does it, for the commit (default: this clone's session, else human)."
+    None,
+    "--by",
+    metavar="NAME",
+    help="Who does it, for the commit (default: this clone's session, else human).",
 )
 
 
@@ -310,6 +376,88 @@ def person_workspace(by: str | None, remote: str | None, branch: str | None) -> 
     """A workspace acting as a person: `--by`, else the clone's session, else `human`."""
     ws = workspace(by, remote, branch)
     return ws if ws.describe()["session"] else workspace("human", remote, branch)
+
+
+def task_edit(
+    task_id: str = typer.Argument(..., metavar="ID", help="The task to change, e.g. T0.9"),
+    title: str | None = typer.Option(
+        None, "--title", metavar="TITLE", help="A new title; only the title part of the heading changes."
+    ),
+    depends_on: str | None = typer.Option(
+        None, "--depends-on", metavar="IDS", help='Comma-separated IDs it waits for; "" removes the line.'
+    ),
+    priority: str | None = PriorityOpt,
+    reserved_for: str | None = typer.Option(
+        None,
+        "--for",
+        metavar="SESSION",
+        help='Reserve it for this session (or glob); "" lets anyone take it.',
+    ),
+    estimate: str | None = typer.Option(
+        None, "--estimate", metavar="TIME", help='How long it should take, e.g. 2h; "" removes the line.'
+    ),
+    by: str | None = ByOpt,
+    remote: str | None = RemoteOpt,
+    branch: str | None = BranchOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Change a task's title, dependencies, priority, reservation or estimate, as one commit.
+
+    Only the lines for the given options change, in the board's own dialect.
+    Example: ifcoord task edit T0.9 --title "Audit `logging`" --depends-on T0.4,T0.5 --priority HIGH
+    """
+    from ifcoord.core.ops import find_task
+    from ifcoord.core.rows import row_for, task_json
+    from ifcoord.core.snapshot import BranchState
+    from ifcoord.core.writeback import dashboard_change
+    from ifcoord.files.board import BoardEdit, BoardEditError, apply_edits
+    from ifcoord.git.transaction import Change
+    from ifcoord.views.dashboard import render_dashboard
+
+    check_priority(priority or None)
+    given = {"depends_on": depends_on, "priority": priority, "session": reserved_for, "estimate": estimate}
+    if title is None and all(v is None for v in given.values()):
+        raise UsageError(
+            f"nothing to change on {task_id}",
+            hint="pass --title, --depends-on, --priority, --for or --estimate",
+        )
+    ws = person_workspace(by, remote, branch)
+    actor = ws.describe()["session"] or "human"
+
+    def decide(state: BranchState) -> Change:
+        if state.commit is None:
+            raise UsageError(f"no branch {ws.branch} on {ws.remote}", hint="create it with `ifcoord init`")
+        task = find_task(state.snapshot, task_id)
+        board = state.snapshot.board_of(task.id)
+        fields: dict[str, str | None] = {}
+        for key, value in given.items():
+            if value is None:
+                continue
+            if key == "depends_on":
+                value = ", ".join(d for d in value.replace(" ", ",").split(",") if d)
+            if key == "priority":
+                value = priority_in_board_case(value, board) or ""
+            fields[key] = value.strip() or None
+        edit = BoardEdit(task_id=task.id, fields=fields, title=title)
+        try:
+            text = apply_edits(task.file, state.raw[task.file].decode("utf-8"), [edit])
+        except BoardEditError as exc:
+            raise UsageError(str(exc), hint="edit the board by hand, or pick another value") from exc
+        files: dict[str, bytes | None] = {task.file: text.encode("utf-8")}
+        if state.snapshot.config.dashboard:
+            files.update(dashboard_change(state.raw, files, render_dashboard))
+        trailers = {"Ifcoord-Op": "edit", "Ifcoord-Task": task.id, "Ifcoord-Session": actor}
+        return Change(files, f"ifcoord: edit {task.id} by {actor}", trailers, payload=task.id)
+
+    tx = ws.transactor.run(decide)
+    after = ws.transactor.loader.load(tx.commit)
+    row = row_for(after.snapshot, tx.payload)
+    if as_json:
+        emit(
+            {"task": task_json(row) if row else None, "op": "edit", "commit": tx.commit, "changed": tx.landed}
+        )
+    else:
+        note(f"edited {tx.payload} by {actor}")
 
 
 def task_cancel(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -20,6 +21,10 @@ from ifcoord.cli.common import (
     workspace,
 )
 from ifcoord.errors import NotReady, UsageError
+
+if TYPE_CHECKING:
+    from ifcoord.git.history import LogEntry
+    from ifcoord.session.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -195,10 +200,33 @@ def log(
             )
         return
     entries = read_log(ws.store, state.commit, task, limit, sessions)
+    details = log_details(ws, entries)
     if as_json:
-        emit({"entries": [e.to_json() for e in entries]})
+        emit({"entries": [{**e.to_json(), "details": details.get(e.commit, "")} for e in entries]})
         return
-    console().print(log_view(entries))
+    console().print(log_view(entries, details))
+
+
+def log_details(ws: Workspace, entries: list[LogEntry]) -> dict[str, str]:
+    """Each operation's details, read from the task as its commit (and the one before) left it.
+    Boards decode once per distinct blob, so a task's whole life costs little."""
+    from ifcoord.views.terminal import op_details
+
+    out: dict[str, str] = {}
+    loader = ws.transactor.loader
+    for e in entries:
+        if not e.task or not e.op:
+            continue
+        try:
+            after = loader.load(e.commit).snapshot.tasks().get(e.task)
+            before = None
+            if e.op in ("progress", "edit"):
+                parent = ws.store.history(e.commit + "~1", max_count=1) if after else []
+                before = loader.load(parent[0][0]).snapshot.tasks().get(e.task) if parent else None
+        except Exception:  # noqa: BLE001 - a commit that cannot be read only loses its details
+            continue
+        out[e.commit] = op_details(e.op, after, before)
+    return out
 
 
 def status(

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
 def init(
     board_files: list[Path] = typer.Option(
-        [], "--board", help="A board file to import as it is (repeatable)."
+        [], "--board", metavar="FILE", help="A board file to import as it is (repeatable)."
     ),
     config_file: Path | None = typer.Option(
         None, "--config", help="An ifcoord.yaml to use instead of the defaults."
@@ -150,8 +150,12 @@ def progress(
     task: str = typer.Argument(..., help="Task ID you hold."),
     percent: int = typer.Argument(..., min=0, max=100, help="0-100; ticks the milestones up to it."),
     note_text: str | None = typer.Option(None, "--note", help="A short note on where you are."),
-    tests_passed: int | None = typer.Option(None, "--tests-passed", min=0),
-    tests_failed: int | None = typer.Option(None, "--tests-failed", min=0),
+    tests_passed: int | None = typer.Option(
+        None, "--tests-passed", min=0, help="How many tests pass now; written on the task's Tests line."
+    ),
+    tests_failed: int | None = typer.Option(
+        None, "--tests-failed", min=0, help="How many tests fail now; written on the task's Tests line."
+    ),
     session: str | None = SessionOpt,
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
@@ -176,7 +180,9 @@ def progress(
 def block(
     task: str = typer.Argument(..., help="Task ID you hold."),
     on: str = typer.Option("", "--on", help="Comma-separated IDs it waits for."),
-    reason: str | None = typer.Option(None, "--reason"),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why it is blocked, in words; written as its Block reason."
+    ),
     session: str | None = SessionOpt,
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
@@ -229,8 +235,12 @@ def unblock(
 def complete(
     task: str = typer.Argument(..., help="Task ID you hold."),
     deliverable: str | None = typer.Option(None, "--deliverable", help="Path of what you delivered."),
-    tests_passed: int | None = typer.Option(None, "--tests-passed", min=0),
-    tests_failed: int | None = typer.Option(None, "--tests-failed", min=0),
+    tests_passed: int | None = typer.Option(
+        None, "--tests-passed", min=0, help="How many tests pass now; written on the task's Tests line."
+    ),
+    tests_failed: int | None = typer.Option(
+        None, "--tests-failed", min=0, help="How many tests fail now; written on the task's Tests line."
+    ),
     session: str | None = SessionOpt,
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,

@@ -114,6 +114,8 @@ class Pick:
     kind: str  # "current", "primary", "filler" or "none"
     reason: str
     candidates: list[Task] = field(default_factory=list)
+    # Unfinished primary tasks the session may take that are not ready (filler picks say why).
+    blocked: list[str] = field(default_factory=list)
 
 
 def order_key(task: Task, unblocks: Mapping[str, set[str]], phase_key: Callable[[str], tuple]) -> tuple:
@@ -162,16 +164,45 @@ def next_for(
     fillers = [t for t in ready if t.kind == "filler"]
     if primaries:
         pick = primaries[0]
-        return Pick(pick, "primary", f"{pick.id} is the first ready primary task", ready)
+        why_first = explain_order(primaries, deps, phase_key)
+        return Pick(pick, "primary", f"{pick.id} is the ready primary task to take first: {why_first}", ready)
     waiting = blocked_primaries(session, tasks, stale, deps)
     # a reason is one line for a person: the first few, not every task times its dependencies
     shown = "; ".join(f"{t.id} {_clip(r)}" for t, r in waiting[:5])
     more = f"; and {len(waiting) - 5} more" if len(waiting) > 5 else ""
     why = f"its primary tasks are blocked: {shown}{more}" if waiting else "no primary task is ready for it"
+    blocked = [t.id for t, _ in waiting]
     if fillers:
         pick = fillers[0]
-        return Pick(pick, "filler", f"filler {pick.id}, because {why}", ready)
-    return Pick(None, "none", f"nothing to do for {session}: {why}, and no filler task is ready")
+        why_first = explain_order(fillers, deps, phase_key)
+        return Pick(
+            pick, "filler", f"filler {pick.id}, because {why}; among fillers: {why_first}", ready, blocked
+        )
+    return Pick(
+        None, "none", f"nothing to do for {session}: {why}, and no filler task is ready", blocked=blocked
+    )
+
+
+def explain_order(ordered: list[Task], deps: dict[str, list[str]], phase_key: Callable[[str], tuple]) -> str:
+    """Why the first of `ordered` (sorted by `order_key`) comes before the second: the first part
+    of the key where they differ, said in words. The order itself is `order_key`'s alone."""
+    first = ordered[0]
+    if len(ordered) == 1:
+        return "the only one ready"
+    second = ordered[1]
+    unblocks = dependants(deps)
+    a, b = order_key(first, unblocks, phase_key), order_key(second, unblocks, phase_key)
+    n = len(unblocks.get(first.id, ()))
+    if a[0] != b[0]:
+        return f"priority {first.priority or 'none'} is above {second.id}'s {second.priority or 'none'}"
+    if a[1] != b[1]:
+        m = len(unblocks.get(second.id, ()))
+        return f"it unblocks {n} task{'s' * (n != 1)}, {second.id} unblocks {m}"
+    if a[2] != b[2]:
+        return f"phase {first.phase} comes before {second.id}'s phase {second.phase}"
+    if a[3] != b[3]:
+        return f"its board {first.file} comes before {second.file}"
+    return f"same priority, unblocks {n}, same phase: it comes before {second.id} on {first.file}"
 
 
 def _clip(reason: str, limit: int = 300) -> str:

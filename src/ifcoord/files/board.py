@@ -33,6 +33,7 @@ __all__ = [
     "parse_board",
     "parse_dependency_tokens",
     "phase_from",
+    "read_title",
     "render_new_task",
 ]
 
@@ -49,6 +50,9 @@ class BoardEdit(BaseModel):
     fields: dict[str, str | None] = Field(default_factory=dict)
     state: State | None = None  # written as the Status field, in the board's own dialect
     tick_milestones_upto: int | None = None  # tick every milestone with percent <= this
+    # A person's retitle (`ifcoord task edit --title`): the one edit that rewrites a heading,
+    # and only the title part of it (board-format.md, editing).
+    title: str | None = None
 
 
 # --- vocabulary -------------------------------------------------------------------------------
@@ -585,6 +589,7 @@ class _TaskScan:
     anchor: int  # 0-based line after which new field lines go
     anchor_hit: _FieldHit | None  # the field line at the anchor, to copy its style
     heading_content: str
+    heading_lines: int = 1  # setext headings span more than one line
 
 
 @dataclass
@@ -704,7 +709,16 @@ def _scan(path: str, text: str, phase_order: list[str] | None = None) -> _Scan:
         task = _build_task(path, phase, position, th, section, inherited, diagnostics)
         hits = {hit.index: hit for hit in section.fields}
         anchor, anchor_hit = _top_block_anchor(lines, th.heading, th.end, hits)
-        scans.append(_TaskScan(task, section.fields, anchor, anchor_hit, th.heading.content))
+        scans.append(
+            _TaskScan(
+                task,
+                section.fields,
+                anchor,
+                anchor_hit,
+                th.heading.content,
+                th.heading.end - th.heading.start,
+            )
+        )
 
     board.tasks = [s.task for s in scans]
     board.upper_status_words = _writes_upper_status(board)
@@ -973,6 +987,9 @@ def _apply_edit(scan: _Scan, edit: BoardEdit) -> str:
             inserts.append(_new_field_line(task_scan.anchor_hit, _label_for(key), value))
     if edit.tick_milestones_upto is not None:
         replacements.update(_ticks(scan.lines, task_scan.task, edit.tick_milestones_upto))
+    if edit.title is not None:
+        index = task_scan.task.line - 1
+        replacements[index] = _retitled_heading(task_scan, scan.lines[index].content, edit.title)
 
     eol = _file_eol(scan.lines)
     out: list[_Line] = []
@@ -1054,6 +1071,59 @@ def _verify_round_trip(path: str, new_text: str, edit: BoardEdit) -> None:
             raise BoardEditError(f"{edit.task_id}: {key!r} would not read back as {value!r}")
     if edit.state is not None and task.state != edit.state:
         raise BoardEditError(f"{edit.task_id}: state would read back as {task.state!r}")
+    if edit.title is not None and task.title != read_title(edit.task_id, edit.title):
+        raise BoardEditError(f"{edit.task_id}: the heading would not read back with the title {edit.title!r}")
+
+
+def read_title(task_id: str, title: str) -> str:
+    """The title as the board reads it back from `ID: title`: emphasis and end glyphs set aside
+    (`Fix **bold** bug` reads `Fix bold bug`; the heading keeps what the person wrote)."""
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in title):
+        raise BoardEditError(f"{task_id}: a title is one line of printable text, got {title!r}")
+    parsed = _task_heading(f"{task_id}: {title.strip()}")
+    if parsed is None or parsed[0] != task_id:
+        raise BoardEditError(
+            f"{task_id}: the title {title!r} leaves no text once emphasis and glyphs are set aside"
+        )
+    return parsed[1]
+
+
+_ATX_OPEN_RE = re.compile(r"^ {0,3}#{1,6}[ \t]+")
+_ATX_CLOSE_RE = re.compile(r"(?:[ \t]+#+)?[ \t]*$")
+_AFTER_ID_RE = re.compile(r"(?P<close>[*_`~]*)(?:[ \t]*:|[ \t]+[-—–][ \t]+)[ \t]*")
+
+
+def _retitled_heading(task_scan: _TaskScan, line: str, title: str) -> str:
+    """The heading line with only its title replaced: the `#`s, the emphasis around it, the ID,
+    the separator, the glyphs and a closing `#` sequence stay as they were."""
+    task_id = task_scan.task.id
+    opening = _ATX_OPEN_RE.match(line)
+    if task_scan.heading_lines != 1 or opening is None:
+        raise BoardEditError(f"{task_id}: its heading spans lines (setext); retitle it by hand")
+    at = line.find(task_id, opening.end())
+    after = _AFTER_ID_RE.match(line, at + len(task_id)) if at >= 0 else None
+    if after is None:
+        raise BoardEditError(f"{task_id}: cannot find `{task_id}:` in its heading; retitle it by hand")
+    head, rest = line[: after.end()], line[after.end() :]
+    closing = _ATX_CLOSE_RE.search(rest)
+    tail = rest[closing.start() :] if closing else ""
+    rest = rest[: len(rest) - len(tail)]
+    core = rest.rstrip()
+    while core:  # the same trailing glyphs `_strip_glyphs` sets aside when reading
+        match = _TRAILING_MOJIBAKE_RE.search(core)
+        if match:
+            core = core[: match.start()].rstrip()
+        elif _is_trailing_glyph(core[-1]) and core[-1] not in "*_`~":  # "`" is a symbol too
+            core = core[:-1].rstrip()
+        else:
+            break
+    glyph_tail = rest[len(core) :]
+    # Emphasis opened before the ID and not closed right after it wraps the title: keep its close.
+    opened = "".join(re.findall(r"[*_`~]+", line[opening.end() : at]))
+    wrap = "" if after["close"] else opened[::-1]
+    if wrap and core.endswith(wrap):
+        core, glyph_tail = core[: -len(wrap)], wrap + glyph_tail
+    return head + title.strip() + glyph_tail + tail
 
 
 def render_new_task(
@@ -1068,13 +1138,20 @@ def render_new_task(
     if not looks_like_task_id(task_id):
         raise BoardEditError(f"{task_id!r} is not a task ID (letters, a digit, `.`, `-`)")
     _check_value(task_id, "title", title)
+    expected = read_title(task_id, title)
     for key, value in fields.items():
         _check_value(task_id, key, value)
     scan = _scan("", text)
+    _, glyphs = _strip_glyphs(_strip_emphasis(f"{task_id}: {title.strip()}"))
+    if _glyph_state(glyphs) not in (None, "open") and "status" not in {canonical_key(k) for k in fields}:
+        # `Tidy ✅` must not read as done: a status line wins over a glyph in the heading.
+        fields = {"status": "NOT STARTED" if scan.board.upper_status_words else "open", **fields}
     if any(t.task.id == task_id for t in scan.tasks):
         raise BoardEditError(f"task {task_id} is already on this board")
     model = scan.find(after_task) if after_task is not None else _last(scan.tasks)
-    block = [_new_heading(model, task_id, title)]
+    block = [_new_heading(model, task_id, title.strip())]
+    if fields and _blank_under_heading(scan, model):
+        block.append("")
     labels = _board_labels(scan.tasks)
     block += [
         f"**{labels.get(canonical_key(k)) or _label_for(canonical_key(k))}:** {v}" for k, v in fields.items()
@@ -1087,9 +1164,18 @@ def render_new_task(
     new = [_Line(c, eol) for c in before + block + after]
     new_text = _join(lines[:at] + new + lines[at:], lines, eol)
     check = _scan("", new_text)
-    if not any(t.task.id == task_id and t.task.title == title.strip() for t in check.tasks):
-        raise BoardEditError(f"task {task_id} would not read back from its heading")
+    if not any(t.task.id == task_id and t.task.title == expected for t in check.tasks):
+        raise BoardEditError(f"task {task_id} would not read back from its heading with the title {title!r}")
     return new_text
+
+
+def _blank_under_heading(scan: _Scan, model: _TaskScan | None) -> bool:
+    """Whether the board leaves a blank line between a task heading and its fields (as the task
+    the new one follows does)."""
+    if model is None:
+        return False
+    below = model.task.line - 1 + model.heading_lines
+    return below < len(scan.lines) and not scan.lines[below].content.strip()
 
 
 def _board_labels(task_scans: list[_TaskScan]) -> dict[str, str]:

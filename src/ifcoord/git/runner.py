@@ -129,7 +129,7 @@ def find_repository(start: Path) -> tuple[Path, Path | None]:
         if proc.returncode != 0:
             raise UsageError(
                 f"{start} is not inside a git repository",
-                hint="run ifcoord from a clone of your project (or pass --repo)",
+                hint="run ifcoord inside a clone of your project (views like board also take --dir FOLDER)",
             )
     lines = proc.stdout.decode().splitlines()
     git_dir = (start / lines[0]).resolve()

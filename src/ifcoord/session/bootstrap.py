@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ifcoord.core.snapshot import BranchState
+from ifcoord.core.writeback import dashboard_change
 from ifcoord.errors import UsageError
 from ifcoord.files.config import CONFIG_PATH, parse_config, render_default_config
 from ifcoord.git.transaction import Change
@@ -56,6 +57,10 @@ def init_branch(ws: Workspace, board_files: list[Path], config_file: Path | None
 
     def decide(state: BranchState) -> Change:
         files = init_changes(state, boards, config)
+        settings = parse_config(config) if state.commit is None else state.snapshot.config
+        if files and ws.dashboard is not None and settings.dashboard:
+            # The dashboard is there from the first commit, not only after the first operation.
+            files.update(dashboard_change(state.raw, files, ws.dashboard))
         verb = "create" if state.commit is None else "import"
         return Change(
             files,

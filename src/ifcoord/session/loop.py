@@ -386,7 +386,7 @@ class PollLoop:
                 kind=pick.kind,
                 reason=pick.reason,
                 epoch=result.epoch,
-                blocked=blocked,
+                blocked=sorted({*blocked, *pick.blocked}),  # what the reason says is blocked
             )
             return
         self.event("idle", message="every ready task was taken by others this cycle")

@@ -93,9 +93,7 @@ def shown_state(row: TaskRow) -> str:
 
 def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
     """`ifcoord board`: per phase a progress bar and a table; ready, critical, stale, blocked marked."""
-    from rich import box
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     critical = critical_path(snapshot.tasks())
@@ -104,8 +102,9 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
     blocked = sum(r.task.state == "blocked" for r in rows)
     stale = sum(r.stale_owner for r in rows)
     ready = sum(r.ready for r in rows)
+    # Two short lines rather than one that wraps mid-phrase at 80 columns.
     header = Text.from_markup(
-        f"[bold]ifcoord board[/] @ {(snapshot.commit or 'files')[:10]}   "
+        f"[bold]ifcoord board[/] @ {(snapshot.commit or 'files')[:10]}\n"
         f"{sum(r.task.state == 'done' for r in counted)}/{len(counted)} done, "
         f"{sum(r.task.state in WORKING for r in rows)} in progress, "
         + _count(blocked, "blocked", "bold red")
@@ -129,16 +128,7 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
                 f"{summary.done}/{summary.total} done"
             )
         )
-        table = Table(expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("ID", no_wrap=True)
-        table.add_column("Title", overflow="fold", min_width=18, max_width=48)
-        table.add_column("State", no_wrap=True)
-        table.add_column("Owner", overflow="fold")
-        table.add_column("Depends on", overflow="fold", max_width=24)
-        table.add_column("Progress", no_wrap=True)
-        for r in summary.rows:
-            table.add_row(*_board_cells(r, on_path))
-        parts.append(table)
+        parts.append(task_table(summary.rows, on_path))
     parts.append(
         Text.from_markup(
             "[dim]▶ ready to claim   ★ on the critical path   depends on: [green]done[/green], "
@@ -146,6 +136,38 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
         )
     )
     return Group(*parts)
+
+
+def task_table(rows: list[TaskRow], on_path: set[str], width: int | None = None) -> RenderableType:
+    """The tasks as a table whose ID, State and Progress are never cut: titles, owners and
+    dependencies give way first. With `width` (watch) every row is one line, titles cut with `…`,
+    so that rows can be counted against the screen's height."""
+    from rich import box
+    from rich.table import Table
+
+    cells = [_board_cells(r, on_path) for r in rows]
+    table = Table(expand=False, box=box.SIMPLE_HEAD, pad_edge=False)
+    if width is None:
+        table.add_column("ID", no_wrap=True)
+        table.add_column("Title", overflow="fold", min_width=12, max_width=48)
+        table.add_column("State", no_wrap=True)
+        table.add_column("Owner", overflow="ellipsis", no_wrap=True, max_width=14)
+        table.add_column("Depends on", overflow="ellipsis", no_wrap=True, max_width=14)
+        table.add_column("Progress", no_wrap=True, min_width=10)
+    else:
+        from rich.text import Text
+
+        def need(i: int, cap: int, header: str) -> int:
+            return min(cap, max([len(header), *(Text.from_markup(c[i]).cell_len for c in cells)]))
+
+        fixed = [need(0, 30, "ID"), need(2, 11, "State"), need(3, 12, "Owner"), need(4, 12, "Depends on"), 10]
+        title = max(8, min(48, width - sum(fixed) - 18))
+        names = ("ID", "Title", "State", "Owner", "Depends on", "Progress")
+        for name, w in zip(names, [fixed[0], title, *fixed[1:]], strict=True):
+            table.add_column(name, width=w, no_wrap=True, overflow="ellipsis")
+    for row in cells:
+        table.add_row(*row)
+    return table
 
 
 def _count(n: int, word: str, style: str) -> str:
@@ -174,22 +196,27 @@ def _board_cells(r: TaskRow, on_path: set[str]) -> list[str]:
     ) + (f" [dim]+{len(r.depends_on) - 8} more[/]" if len(r.depends_on) > 8 else "")
     percent = task_percent(t)
     colour = "green" if t.state == "done" else "red" if t.state == "blocked" else "cyan" if percent else "dim"
-    return [task_id, title, state_cell, owner, deps, f"[{colour}]{progress_bar(percent, 8)}[/]"]
+    return [task_id, title, state_cell, owner, deps, f"[{colour}]{progress_bar(percent, 5)}[/]"]
 
 
 def task_view(row: TaskRow) -> RenderableType:
+    """`ifcoord show`: every field the task has, with what it waits on and why, in words."""
     from rich.panel import Panel
 
     t = row.task
     lines = [
         f"[bold]{safe_markup(t.id)}[/]: {safe_markup(t.title)}",
         f"{safe_markup(t.file)}:{t.line}  phase {safe_markup(t.phase)}  {t.kind}",
-        f"state: [{STATE_STYLE[t.state]}]{t.state}[/]" + ("  [bold green](ready)[/]" if row.ready else ""),
+        f"state: [{STATE_STYLE[t.state]}]{t.state.replace('_', ' ')}[/]"
+        + ("  [bold green](ready)[/]" if row.ready else ""),
     ]
     if t.owner:
         lines.append(
-            f"owner: {safe_markup(t.owner)} (epoch {t.epoch})" + (" [red]stale[/]" if row.stale_owner else "")
+            f"owner: {safe_markup(t.owner)} (epoch {t.epoch})"
+            + (" [red]stale lease[/]" if row.stale_owner else "")
         )
+    if t.sessions:
+        lines.append("reserved for: " + safe_markup(", ".join(t.sessions)))
     if row.depends_on:
         lines.append(
             "depends on: "
@@ -197,19 +224,27 @@ def task_view(row: TaskRow) -> RenderableType:
                 safe_markup(d) + (" (unmet)" if d in row.unmet else " (done)") for d in row.depends_on
             )
         )
+    if t.waiting_on:
+        lines.append("[bold red]waiting on:[/] " + safe_markup(", ".join(t.waiting_on)))
     for label, value in (
+        ("block reason", t.block_reason),
+        ("cancel reason", t.cancel_reason),
         ("priority", t.priority),
         ("estimate", t.estimate),
         ("deliverable", t.deliverable),
+        ("tests", t.tests),
         ("risk", t.risk),
         ("model", t.model),
         ("note", t.note),
-        ("block reason", t.block_reason),
+        ("previous owner", t.previous_owner),
+        ("claimed at", _when(t.claimed_at)),
+        ("completed at", _when(t.completed_at)),
     ):
         if value:
-            lines.append(f"{label}: {safe_markup(value)}")
-    if t.progress is not None:
-        lines.append("progress: " + progress_bar(t.progress))
+            style = "bold red" if label == "block reason" else "bold"
+            lines.append(f"[{style}]{label}:[/] {safe_markup(value)}")
+    if t.progress is not None or t.state == "done":
+        lines.append("progress: " + progress_bar(task_percent(t)))
     if t.milestones:
         lines.append("milestones:")
         lines += [f"  {'☑' if m.done else '☐'} {safe_markup(m.text)}" for m in t.milestones]
@@ -221,12 +256,64 @@ def task_view(row: TaskRow) -> RenderableType:
     return Panel("\n".join(lines), expand=False)
 
 
-def log_view(entries: list[LogEntry]) -> RenderableType:
+def _when(ts: Any) -> str | None:
+    return ts.strftime("%Y-%m-%d %H:%M:%S UTC") if ts is not None else None
+
+
+def op_details(op: str | None, task: Task | None, before: Task | None = None) -> str:
+    """What an operation did, in words, read from the task as that commit left it: the percent
+    of a progress report, what a block waits on and why, the tests of a completion, a reason."""
+    if task is None:
+        return ""
+    parts: list[str] = []
+    if op == "progress":
+        parts.append(f"{task_percent(task)}%")
+        ticked = [m.text for m in task.milestones if m.done]
+        before_ticked = {m.text for m in before.milestones if m.done} if before else set()
+        parts += [f"☑ {m}" for m in ticked if m not in before_ticked]
+        if task.tests and (before is None or before.tests != task.tests):
+            parts.append("tests " + task.tests)
+        if task.note and (before is None or before.note != task.note):
+            parts.append(task.note)
+    elif op == "block":
+        if task.waiting_on:
+            parts.append("waits on " + ", ".join(task.waiting_on))
+        if task.block_reason:
+            parts.append(task.block_reason)
+    elif op == "complete":
+        if task.tests:
+            parts.append("tests " + task.tests)
+        if task.deliverable:
+            parts.append(task.deliverable)
+    elif op == "cancel" and task.cancel_reason:
+        parts.append(task.cancel_reason)
+    elif op in ("claim", "reclaim") and task.previous_owner:
+        parts.append(f"from {task.previous_owner}")
+    elif op == "edit":
+        for label, attr in (
+            ("title", "title"),
+            ("priority", "priority"),
+            ("depends on", "depends_raw"),
+            ("for", "sessions"),
+            ("estimate", "estimate"),
+        ):
+            now, was = getattr(task, attr), getattr(before, attr) if before else None
+            if before is None and attr != "title":
+                continue
+            if now != was:
+                shown = ", ".join(now) if isinstance(now, list) else now
+                parts.append(f"{label}: {shown or '(removed)'}")
+    return "; ".join(parts)
+
+
+def log_view(entries: list[LogEntry], details: dict[str, str] | None = None) -> RenderableType:
+    """`ifcoord log`: newest first, one row per commit, with what each operation did."""
     from rich.table import Table
 
+    details = details or {}
     table = Table(title="ifcoord log")
-    for col in ("When (UTC)", "Op", "Task", "Session", "Epoch", "Commit"):
-        table.add_column(col)
+    for col in ("When (UTC)", "Op", "Task", "Session", "Epoch", "Details", "Commit"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("When (UTC)", "Commit"))
     for e in entries:
         op = (e.op or "edit") + (" [red](forced)[/]" if e.forced else "")
         table.add_row(
@@ -235,6 +322,7 @@ def log_view(entries: list[LogEntry]) -> RenderableType:
             safe_markup(e.task),
             safe_markup(e.session),
             str(e.epoch or ""),
+            safe_markup(details.get(e.commit, "" if e.op else e.subject)),
             e.commit[:10],
         )
     return table
@@ -279,16 +367,20 @@ def age_text(seconds: float | None) -> str:
     return f"{seconds // 3600}h ago"
 
 
-def status_view(rows: list[dict[str, Any]]) -> RenderableType:
+def status_view(rows: list[dict[str, Any]], one_line: bool = False) -> RenderableType:
+    """`ifcoord status`; with `one_line` (watch) each session is one row, long cells cut with `…`."""
     from rich.table import Table
 
     table = Table(title="ifcoord sessions")
     for col in ("Session", "State", "Task", "Milestone", "Heartbeat", "Holds"):
-        table.add_column(col, overflow="fold")
+        short = one_line and col in ("Milestone", "Holds")
+        table.add_column(
+            col, overflow="ellipsis" if short else "fold", no_wrap=short, max_width=20 if short else None
+        )
     for r in rows:
         beat = age_text(r["heartbeat_age"])
         if r["stale"]:
-            beat = f"[bold red]{beat} (stale lease)[/]"
+            beat = f"[bold red]{beat}, stale[/]" if one_line else f"[bold red]{beat} (stale lease)[/]"
         state = r.get("status") or ""
         style = {"blocked": "bold red", "offline": "dim", "working": "green"}.get(state, "")
         table.add_row(
