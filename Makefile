@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Most of the suite waits on git processes and servers, so four workers keep two cores busy.
+TEST_WORKERS ?= 4
 
 .PHONY: help setup system bytecode test demo bench lint clean chaos screenshots
 
@@ -34,7 +36,7 @@ system:
 	@bash .ci/install-packages
 
 test: system bytecode
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 demo: bytecode
 	$(BIN)/python -m ifcoord.demo

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers import USED, smart_http, ssh_server
@@ -138,6 +139,18 @@ def served_remote(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, 
     fixture = "http_remote" if request.param == "http" else "ssh_remote"
     url, bare = request.getfixturevalue(fixture)
     return str(url), bare
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist each worker hands the remotes it served to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["remotes"] = sorted(USED)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    USED.update(getattr(node, "workeroutput", {}).get("remotes", []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
