@@ -31,7 +31,8 @@ $(STAMP): pyproject.toml
 bytecode: $(STAMP)
 	@$(BIN)/python -m compileall -q src/ifcoord
 
-# The Debian packages the tests need (servers on 127.0.0.1): installed when missing.
+# The Debian packages the tests need (servers on 127.0.0.1, listed in .ci/packages.txt):
+# installed with apt-get when missing (.ci/install-packages), so a fresh machine passes.
 system:
 	@bash .ci/install-packages
 

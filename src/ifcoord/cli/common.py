@@ -144,3 +144,11 @@ def readable_metavars(command: Any) -> None:
             param.metavar = max(param.opts, key=len).lstrip("-").upper()
     for sub in getattr(command, "commands", {}).values():
         readable_metavars(sub)
+
+
+TestsPassedOpt = typer.Option(
+    None, "--tests-passed", min=0, help="How many tests pass now; written on the task's Tests line."
+)
+TestsFailedOpt = typer.Option(
+    None, "--tests-failed", min=0, help="How many tests fail now; written on the task's Tests line."
+)

@@ -13,6 +13,8 @@ from ifcoord.cli.common import (
     JsonOpt,
     RemoteOpt,
     SessionOpt,
+    TestsFailedOpt,
+    TestsPassedOpt,
     console,
     emit,
     note,
@@ -150,12 +152,8 @@ def progress(
     task: str = typer.Argument(..., help="Task ID you hold."),
     percent: int = typer.Argument(..., min=0, max=100, help="0-100; ticks the milestones up to it."),
     note_text: str | None = typer.Option(None, "--note", help="A short note on where you are."),
-    tests_passed: int | None = typer.Option(
-        None, "--tests-passed", min=0, help="How many tests pass now; written on the task's Tests line."
-    ),
-    tests_failed: int | None = typer.Option(
-        None, "--tests-failed", min=0, help="How many tests fail now; written on the task's Tests line."
-    ),
+    tests_passed: int | None = TestsPassedOpt,
+    tests_failed: int | None = TestsFailedOpt,
     session: str | None = SessionOpt,
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
@@ -235,12 +233,8 @@ def unblock(
 def complete(
     task: str = typer.Argument(..., help="Task ID you hold."),
     deliverable: str | None = typer.Option(None, "--deliverable", help="Path of what you delivered."),
-    tests_passed: int | None = typer.Option(
-        None, "--tests-passed", min=0, help="How many tests pass now; written on the task's Tests line."
-    ),
-    tests_failed: int | None = typer.Option(
-        None, "--tests-failed", min=0, help="How many tests fail now; written on the task's Tests line."
-    ),
+    tests_passed: int | None = TestsPassedOpt,
+    tests_failed: int | None = TestsFailedOpt,
     session: str | None = SessionOpt,
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
