@@ -165,3 +165,19 @@ def test_a_session_about_to_unblock_its_own_task_is_not_pulled_to_another_primar
     assert decide(s, "s1").action == "unblock"
     answer = decide(s, "s2")
     assert answer.action == "switch" and answer.primary is not None and answer.primary.id == "T3"
+
+
+def test_every_command_handed_to_the_agent_carries_the_epoch_it_holds() -> None:
+    # A process left over from an older claim (same clone, same session name) follows its own,
+    # older instructions: their --epoch makes the lifecycle refuse it with "lease lost".
+    s = snap(board(task("T1", "**Status:** in_progress", "**Owner:** s1", "**Epoch:** 3")))
+    answer = decide(s, "s1")
+    assert answer.task is not None
+    text = message(answer, s)
+    for command in (
+        "progress T1 PERCENT --note ... --epoch 3",
+        "complete T1 --epoch 3",
+        "release T1 --epoch 3",
+    ):
+        assert f"`ifcoord {command}`" in text, text
+    assert "`ifcoord complete T1 --epoch 3`" in continue_message(answer.task)

@@ -194,17 +194,26 @@ def describe(task: Task) -> str:
     return f"{task.id} ({pct}" + (f", next milestone: {nxt})" if nxt else ")")
 
 
+def fenced(task: Task) -> str:
+    """The `--epoch` an agent passes with every command on a task it holds: a process left over
+    from an older claim of the same session (same clone, same name) then follows instructions
+    that carry the older epoch, and is refused "lease lost" (docs/protocol.md, section 5)."""
+    return f" --epoch {task.epoch}" if task.epoch else ""
+
+
 def message(answer: NowAnswer, snapshot: Snapshot) -> str:
-    """The answer as instructions for an agent (what the hooks and `now` print)."""
+    """The answer as instructions for an agent (what the hooks and `now` print); every command
+    on a held task carries its epoch."""
     t = answer.task
     if answer.action == "unblock" and t is not None:
-        return f"ifcoord: unblock {t.id}: {answer.reason}. Run `ifcoord unblock {t.id}`, then continue it."
+        run = f"`ifcoord unblock {t.id}{fenced(t)}`"
+        return f"ifcoord: unblock {t.id}: {answer.reason}. Run {run}, then continue it."
     if answer.action == "switch" and t is not None and answer.primary is not None:
         p = answer.primary
         return (
             f"ifcoord: finish or release filler {t.id}: your primary {p.id} is ready ({p.title}). "
-            f"Either complete {t.id} (`ifcoord complete {t.id}`) or release it "
-            f"(`ifcoord release {t.id}`); then `ifcoord now` claims {p.id} for you."
+            f"Either complete {t.id} (`ifcoord complete {t.id}{fenced(t)}`) or release it "
+            f"(`ifcoord release {t.id}{fenced(t)}`); then `ifcoord now` claims {p.id} for you."
         )
     if answer.action in ("work", "claim") and t is not None:
         where = f", phase {t.phase}" if t.phase else ""
@@ -228,10 +237,11 @@ def message(answer: NowAnswer, snapshot: Snapshot) -> str:
                 f"You also hold {', '.join(others)}: finish it after {t.id}, or give it back "
                 f"(`ifcoord release ID`)."
             )
+        e = fenced(t)
         lines.append(
-            f"Report with `ifcoord progress {t.id} PERCENT --note ...`; when finished "
-            f"`ifcoord complete {t.id}`; if stuck `ifcoord block {t.id} --on ID` or "
-            f"`ifcoord release {t.id}`. Then ask `ifcoord now` again."
+            f"Report with `ifcoord progress {t.id} PERCENT --note ...{e}`; when finished "
+            f"`ifcoord complete {t.id}{e}`; if stuck `ifcoord block {t.id} --on ID{e}` or "
+            f"`ifcoord release {t.id}{e}`. Then ask `ifcoord now` again."
         )
         return "\n".join(lines)
     if answer.action == "done":
@@ -242,10 +252,11 @@ def message(answer: NowAnswer, snapshot: Snapshot) -> str:
 
 def continue_message(task: Task) -> str:
     """What the Stop hook says when the session stops with an unfinished task."""
+    e = fenced(task)
     return (
         f"ifcoord: continue {describe(task)} or block/release it: "
-        f"`ifcoord progress {task.id} PERCENT`, `ifcoord complete {task.id}` when done, "
-        f"`ifcoord block {task.id} --on ID` or `ifcoord release {task.id}`."
+        f"`ifcoord progress {task.id} PERCENT{e}`, `ifcoord complete {task.id}{e}` when done, "
+        f"`ifcoord block {task.id} --on ID{e}` or `ifcoord release {task.id}{e}`."
     )
 
 
