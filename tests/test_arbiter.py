@@ -115,3 +115,12 @@ def test_a_proposal_carries_what_the_operation_needs_to_run_again_on_the_arbiter
         (read_back,) = proposals_of(build_snapshot({"status/alice.yaml": text.encode()}).statuses["alice"])
         again = replay(snap, read_back, ctx)
         assert (again.op, again.board_edits, again.epoch) == (result.op, result.board_edits, result.epoch)
+
+
+def test_session_branch_patterns_mean_what_every_glob_of_the_config_means() -> None:
+    # One glob meaning everywhere: `*` stays within a segment, `**` spans segments.
+    from ifcoord.ownbranch.branches import session_branches
+
+    heads = {"claude/alice": "1", "claude/a/b": "2", "ifcoord": "3", "main": "4"}
+    assert session_branches(heads, "claude/*", "ifcoord") == {"claude/alice": "1"}
+    assert session_branches(heads, "claude/**", "ifcoord") == {"claude/alice": "1", "claude/a/b": "2"}

@@ -318,14 +318,14 @@ def test_ci_workflow_files_are_yaml_with_the_trigger_and_their_command_decides(t
     wrote = ifcoord("ci", "github", "--json", cwd=admin)
     assert wrote.returncode == 0, wrote.stderr
     workflow = YAML(typ="safe").load((admin / ".github/workflows/ifcoord-arbiter.yml").read_text())
-    assert workflow["on"]["push"]["branches"] == ["claude/**"]
+    assert workflow["on"]["push"]["branches"] == ["claude/*"]
     assert workflow["permissions"] == {"contents": "write"}
     steps = workflow["jobs"]["arbitrate"]["steps"]
     assert steps[0]["with"]["token"] == "${{ secrets.GITHUB_TOKEN }}"
     command = next(s["run"] for s in steps if "arbitrate" in s.get("run", ""))
     assert ifcoord("ci", "gitlab", cwd=admin).returncode == 0
     job = YAML(typ="safe").load((admin / ".gitlab/ifcoord-arbiter.yml").read_text())["ifcoord-arbiter"]
-    assert "$CI_COMMIT_BRANCH =~ /^(?:claude\\/.*)\\Z/" in job["rules"][0]["if"]
+    assert "$CI_COMMIT_BRANCH =~ /^claude\\/[^\\/]*$/" in job["rules"][0]["if"]
     assert job["script"] == [command]
     again = ifcoord("ci", "github", cwd=admin)  # the same file again: no change, no refusal
     assert again.returncode == 0

@@ -134,14 +134,16 @@ def _quote(text: str) -> str:
 
 
 def glob_for_github(pattern: str) -> str:
-    """`claude/*` in ifcoord.yaml (fnmatch: `*` crosses `/`) is `claude/**` in GitHub's filter."""
-    return pattern.replace("**", "*").replace("*", "**")
+    """GitHub's branch filters read globs as ifcoord.yaml does (`*` within a segment, `**`
+    across): the pattern is the same."""
+    return pattern
 
 
 def regex_for_gitlab(pattern: str) -> str:
-    import fnmatch
+    """GitLab's `rules: if` takes a regular expression: the one ifcoord.yaml's glob means."""
+    from ifcoord.files.config import glob_regex_source
 
-    return fnmatch.translate(pattern).replace("(?s:", "^(?:").replace("/", "\\/")
+    return "^" + glob_regex_source(pattern).replace("/", "\\/") + "$"
 
 
 SessionsOpt = typer.Option(

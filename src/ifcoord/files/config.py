@@ -195,6 +195,11 @@ def _glob_source(pattern: str) -> str:
     return "".join(out)
 
 
+def glob_regex_source(pattern: str) -> str:
+    """The regular expression a glob of ifcoord.yaml means (for CI filters that take one)."""
+    return _glob_source(pattern)
+
+
 def glob_match(pattern: str, path: str) -> bool:
     """Whether `path` (relative, `/`-separated) matches `pattern` as a whole."""
     return _glob_regex(pattern).fullmatch(path.removeprefix("./")) is not None

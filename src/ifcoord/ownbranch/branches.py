@@ -7,12 +7,11 @@ next commit, in the index and in the work tree, so that `git status` stays as it
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
 from ifcoord.errors import IfcoordError, InvalidData, RemoteUnreachable, UsageError
-from ifcoord.files.config import is_status_path
+from ifcoord.files.config import glob_match, is_status_path
 from ifcoord.files.status import parse_status, session_from_path
 from ifcoord.git.retry import backoff
 from ifcoord.git.runner import GitFailed, GitRunner
@@ -45,7 +44,9 @@ class SessionFile:
 
 
 def session_branches(heads: dict[str, str], pattern: str, coordination: str) -> dict[str, str]:
-    return {b: sha for b, sha in heads.items() if b != coordination and fnmatch.fnmatchcase(b, pattern)}
+    """The session branches among `heads`. The pattern means what every glob of ifcoord.yaml
+    means: `*` stays within one `/` segment, `**` spans them (`claude/*` is not `claude/a/b`)."""
+    return {b: sha for b, sha in heads.items() if b != coordination and glob_match(pattern, b)}
 
 
 def status_dirs(config: Config) -> set[str]:

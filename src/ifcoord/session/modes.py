@@ -9,7 +9,6 @@ arbiter decides (docs/modes.md section 3).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +17,7 @@ from ifcoord.core.ops import OpContext, OpResult
 from ifcoord.core.snapshot import BranchState, build_snapshot
 from ifcoord.core.writeback import changed_files
 from ifcoord.errors import IfcoordError, UsageError
+from ifcoord.files.config import glob_match
 from ifcoord.files.status import render_status, status_path_for
 from ifcoord.git.runner import run_git
 from ifcoord.git.transaction import Change, TxResult, now
@@ -240,7 +240,7 @@ class OwnBranchMode:
         for line in out.splitlines():
             sha, _, ref = line.partition(" ")
             branch = ref[len(prefix) :]
-            if fnmatch.fnmatchcase(branch, config.session_branches):
+            if glob_match(config.session_branches, branch):
                 found[branch] = sha
         return found
 
