@@ -148,8 +148,10 @@ class ScriptedWorker:
 
 
 def all_done(snapshot: Snapshot) -> bool:
+    from ifcoord.core.lifecycle import FINISHED
+
     tasks = snapshot.tasks()
-    return bool(tasks) and all(t.state in ("done", "cancelled") for t in tasks.values())
+    return bool(tasks) and all(t.state in FINISHED for t in tasks.values())
 
 
 def load_factor() -> float:

@@ -312,7 +312,7 @@ def pre_tool_use(data: dict[str, Any], opts: HookOptions, ws: Any) -> dict[str, 
 
     Reads the branch as last fetched (no network on every edit); advisory unless --deny.
     """
-    from ifcoord.session.now import held_tasks
+    from ifcoord.core.lifecycle import held_by
 
     tool_input = data.get("tool_input") or {}
     raw = tool_input.get("file_path") or tool_input.get("notebook_path")
@@ -332,7 +332,7 @@ def pre_tool_use(data: dict[str, Any], opts: HookOptions, ws: Any) -> dict[str, 
     from ifcoord.core.lifecycle import owner_is_stale
 
     for owner in sorted({t.owner for t in tasks.values() if t.owner and t.owner != me}):
-        for task in held_tasks(tasks, owner):
+        for task in held_by(tasks.values(), owner):
             if owner_is_stale(task, stale):
                 continue
             if any(touches(path, d) for d in deliverable_paths(task.deliverable)):

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from ifcoord.core import lifecycle
 from ifcoord.core.scheduler import resolve_dependencies
 from ifcoord.models import Diagnostic, Severity, Snapshot, Task
 
@@ -22,7 +23,6 @@ def lint_snapshot(snapshot: Snapshot) -> list[Diagnostic]:
     return sorted(diags, key=lambda d: (d.file, d.line, order[d.severity]))
 
 
-HELD = ("claimed", "in_progress", "blocked", "review")
 
 
 def owners_without_status(snapshot: Snapshot, tasks: dict[str, Task]) -> list[Diagnostic]:
@@ -30,7 +30,7 @@ def owners_without_status(snapshot: Snapshot, tasks: dict[str, Task]) -> list[Di
     claim is read as a person's and lasts until someone acts (a typo in Owner does the same)."""
     out = []
     for task in tasks.values():
-        if not task.owner or task.state not in HELD or task.owner in snapshot.statuses:
+        if not task.owner or task.state not in lifecycle.HELD or task.owner in snapshot.statuses:
             continue
         path = snapshot.status_paths.get(task.owner)
         line = next((f.line for f in task.fields if f.key == "owner"), task.line)

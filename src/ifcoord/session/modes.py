@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from ifcoord.core import lifecycle
 from ifcoord.core.ops import OpContext, OpResult
 from ifcoord.core.snapshot import BranchState, build_snapshot
 from ifcoord.core.writeback import changed_files
@@ -228,7 +229,7 @@ class OwnBranchMode:
         if not session:
             return
         for task in snapshot.tasks().values():
-            if task.owner == session and task.state not in ("done", "cancelled") and task.epoch:
+            if task.owner == session and task.state not in lifecycle.FINISHED and task.epoch:
                 if self.ws.epochs.get(session, task.id) != task.epoch:
                     self.ws.epochs.set(session, task.id, task.epoch)
 

@@ -45,14 +45,6 @@ class NowAnswer:
 # -- pure decisions ---------------------------------------------------------------------------
 
 
-def held_tasks(tasks: dict[str, Task], session: str) -> list[Task]:
-    return lifecycle.held_by(tasks.values(), session)
-
-
-def is_stuck(task: Task, tasks: dict[str, Task], deps: dict[str, list[str]]) -> bool:
-    return lifecycle.is_stuck(task, tasks, deps)
-
-
 def can_unblock(task: Task, tasks: dict[str, Task], deps: dict[str, list[str]]) -> bool:
     """A blocked task whose `block --on` tasks and dependencies are all done. One blocked
     without IDs is blocked for a reason only its owner knows: it decides when to unblock."""
@@ -82,10 +74,10 @@ def primary_assignments(
     for s in sorted(set(sessions)):
         if s in stale:
             continue
-        held = held_tasks(tasks, s)
+        held = lifecycle.held_by(tasks.values(), s)
         if any(can_unblock(t, tasks, deps) for t in held):
             continue  # about to go back to its own blocked task: not free for another one
-        active = [t for t in held if not is_stuck(t, tasks, deps)]
+        active = [t for t in held if not lifecycle.is_stuck(t, tasks, deps)]
         if not active:
             idle.append(s)
         elif all(t.kind == "filler" for t in active):
@@ -122,14 +114,14 @@ def decide(
     """What `session` should do now, from this snapshot alone."""
     tasks = snapshot.tasks()
     deps = resolve_dependencies(tasks)
-    held = held_tasks(tasks, session)
+    held = lifecycle.held_by(tasks.values(), session)
     held_ids = [t.id for t in held]
     # 1. A task it blocked whose blockers are done: unblocking it comes first.
     for t in held:
         if can_unblock(t, tasks, deps):
             why = f"what {t.id} waited on is done ({', '.join(t.waiting_on)})"
             return NowAnswer("unblock", session, t, why, held=held_ids)
-    active = [t for t in held if not is_stuck(t, tasks, deps)]
+    active = [t for t in held if not lifecycle.is_stuck(t, tasks, deps)]
     # 2. On a filler while a primary is ready for it (and for no other session first).
     if active:
         current = current_of(active)
@@ -147,7 +139,7 @@ def decide(
     pick = next_for(session, tasks, stale, phase_key)
     if pick.task is not None and pick.kind != "current":
         return NowAnswer("claim", session, pick.task, pick.reason, held=held_ids)
-    if tasks and all(t.state in ("done", "cancelled") for t in tasks.values()):
+    if tasks and all(t.state in lifecycle.FINISHED for t in tasks.values()):
         return NowAnswer("done", session, None, "every task on the board is done", held=held_ids)
     waiting = waiting_on(tasks, deps, session, stale, held)
     return NowAnswer("wait", session, None, pick.reason, waiting_on=waiting, held=held_ids)
@@ -230,7 +222,9 @@ def message(answer: NowAnswer, snapshot: Snapshot) -> str:
         tasks = snapshot.tasks()
         deps = resolve_dependencies(tasks)
         others = [
-            x.id for x in held_tasks(tasks, answer.session) if x.id != t.id and not is_stuck(x, tasks, deps)
+            x.id
+            for x in lifecycle.held_by(tasks.values(), answer.session)
+            if x.id != t.id and not lifecycle.is_stuck(x, tasks, deps)
         ]
         if others:
             lines.append(
