@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from ifcoord.agent.claude import DEFAULT_MAX_BLOCKS, DEFAULT_STOP_WAIT
 from ifcoord.cli.common import BranchOpt, JsonOpt, RemoteOpt, SessionOpt, emit, note, workspace
 from ifcoord.errors import UsageError
 
@@ -121,10 +122,14 @@ def install(
         None, "--session", "-s", help="Session name the SessionStart hook joins when the clone has none."
     ),
     stop_wait: float = typer.Option(
-        120.0, "--stop-wait", help="Seconds the Stop hook waits for work before letting the agent stop."
+        DEFAULT_STOP_WAIT,
+        "--stop-wait",
+        help="Seconds the Stop hook waits for work before letting the agent stop.",
     ),
     max_blocks: int = typer.Option(
-        25, "--max-blocks", help="Consecutive instructions after which the Stop hook lets the agent stop."
+        DEFAULT_MAX_BLOCKS,
+        "--max-blocks",
+        help="Consecutive instructions after which the Stop hook lets the agent stop.",
     ),
     deny: bool = typer.Option(
         False, "--deny-others", help="Refuse (not just warn about) edits of another session's deliverables."
@@ -183,10 +188,10 @@ def hook(
         None, "--session", "-s", help="Session to join when the clone has none."
     ),
     wait: float = typer.Option(
-        120.0, "--wait", help="Stop: seconds to wait for work before allowing the stop."
+        DEFAULT_STOP_WAIT, "--wait", help="Stop: seconds to wait for work before allowing the stop."
     ),
     max_blocks: int = typer.Option(
-        25, "--max-blocks", help="Stop: consecutive blocks before allowing the stop."
+        DEFAULT_MAX_BLOCKS, "--max-blocks", help="Stop: consecutive blocks before allowing the stop."
     ),
     interval: float | None = typer.Option(
         None, "--interval", help="Stop: seconds between looks while waiting."
