@@ -21,7 +21,8 @@ LAYERS: dict[str, set[str]] = {
     "ownbranch": {"files", "core", "git", "session"},
     "session": {"files", "core", "git", "ownbranch"},
     "agent": {"files", "core", "git", "ownbranch", "session", "views"},
-    "cli": {"files", "core", "git", "ownbranch", "session", "views", "agent"},
+    "serve": set(),
+    "cli": {"files", "core", "git", "ownbranch", "session", "views", "agent", "serve"},
 }
 BASE = {"ifcoord", "ifcoord.models", "ifcoord.errors"}
 

@@ -12,9 +12,16 @@ from conftest import EXAMPLE_BOARDS, run_ifcoord
 PROBE = """
 import gc, io, sys, contextlib
 from ifcoord.__main__ import main
+from ifcoord.cli import entry
+seen = []
+inner = entry._execute
+def spy(*args):
+    seen.append(gc.isenabled())  # the collector while the command runs
+    return inner(*args)
+entry._execute = spy
 with contextlib.redirect_stdout(io.StringIO()):
     code = main(sys.argv[1:])
-print(code, 'typer._adapters' in sys.modules, gc.isenabled())
+print(code, 'typer._adapters' in sys.modules, seen[0], gc.isenabled())
 """
 
 
@@ -24,11 +31,12 @@ def probe(*args: str) -> list[str]:
 
 
 def test_board_runs_without_typer_pydantic_adapters_and_without_the_cyclic_collector() -> None:
-    assert probe("board", "--dir", str(EXAMPLE_BOARDS), "--json") == ["0", "False", "False"]
+    # off while the command runs, back on after it (in-process callers keep their collector)
+    assert probe("board", "--dir", str(EXAMPLE_BOARDS), "--json") == ["0", "False", "False", "True"]
 
 
 def test_a_command_that_loops_keeps_the_cyclic_collector() -> None:
-    code, _, collector = probe("poll", "--help")
+    code, _, collector, _ = probe("poll", "--help")
     assert (code, collector) == ("0", "True")
 
 
@@ -42,7 +50,7 @@ def test_plain_parameters_convert_like_typer() -> None:
     from typer._coercion import resolve_type_descriptor
     from typer.models import OptionInfo
 
-    from ifcoord.cli.app import _plain_converter
+    from ifcoord.cli.entry import _plain_converter
 
     def convert(annotation: type, value: object) -> object:
         converter = _plain_converter(resolve_type_descriptor(annotation, OptionInfo()))

@@ -1,7 +1,8 @@
-"""Commands a session runs: init, join, the lifecycle operations, poll."""
+"""Commands a session runs: init, join, the lifecycle operations, poll, serve."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -21,7 +22,7 @@ from ifcoord.cli.common import (
     op_output,
     workspace,
 )
-from ifcoord.errors import UsageError
+from ifcoord.errors import ConflictError, UsageError
 from ifcoord.views.text import safe_markup
 
 
@@ -38,6 +39,7 @@ def register(app: typer.Typer) -> None:
     app.command("release")(release)
     app.command("heartbeat")(heartbeat)
     app.command("poll")(poll)
+    app.command("serve")(serve)
 
 
 # -- connecting a clone ---------------------------------------------------------------------------
@@ -303,6 +305,7 @@ def heartbeat(
 
 
 def poll(
+    ctx: typer.Context,
     session: str | None = SessionOpt,
     interval: float | None = typer.Option(
         None, "--interval", help="Seconds between cycles (default: the branch's poll_seconds, 30), jittered."
@@ -315,8 +318,11 @@ def poll(
 ) -> None:
     """Run the session loop: sync, heartbeat when due, claim the next task, say what to do now.
 
+    Between cycles it also runs this user's other ifcoord commands, warm (`ifcoord serve`).
+
     Example: ifcoord poll --session session-4-sip --json   (one JSON event per line)
     """
+    from ifcoord.cli.entry import command_server
     from ifcoord.session.loop import Event, PollLoop
 
     ws = workspace(session, remote, branch)
@@ -341,4 +347,53 @@ def poll(
             shown = f"[{style}]{event.name}[/{style}]" if style else event.name
             con.print(f"{when} {shown} {message}")
 
-    raise typer.Exit(PollLoop(ws, show, claim=not no_claim, interval=interval).run(once=once))
+    loop = PollLoop(ws, show, claim=not no_claim, interval=interval)
+    server = None if once else command_server(ctx)
+    if server is not None:
+        loop.stop.wait = server.wait
+    try:
+        code = loop.run(once=once)
+    finally:
+        if server is not None:
+            server.close()
+    raise typer.Exit(code)
+
+
+def serve(
+    ctx: typer.Context,
+    idle_exit: float | None = typer.Option(
+        None, "--idle-exit", min=0, help="Exit after this many seconds without a command."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="One line on stderr per command served."),
+) -> None:
+    """Run this user's ifcoord commands in one warm process, so each starts in milliseconds.
+
+    A command started while a server of the same ifcoord runs is handed to it: the server forks
+    a copy that already has everything imported, and the copy runs the command with the
+    caller's arguments, folder, environment and terminal. A running `poll` serves too. Stops on
+    SIGINT or SIGTERM (commands under way finish). IFCOORD_SERVER=0 turns serving off.
+
+    Example: ifcoord serve --idle-exit 3600 &
+    """
+    import time
+
+    from ifcoord.cli.entry import command_server
+    from ifcoord.session.stopping import StopSignal
+
+    server = command_server(ctx, (lambda line: note(f"ifcoord: {line}")) if verbose else None)
+    if server is None:
+        raise UsageError("serving is turned off (IFCOORD_SERVER=0)", hint="unset IFCOORD_SERVER")
+    if not server.open():
+        raise ConflictError(
+            "a command server for this ifcoord already runs for this user",
+            hint="commands already go to it; stop it first to start another",
+        )
+    note(f"ifcoord: serving commands (pid {os.getpid()}); stop with SIGINT or SIGTERM")
+    stop = StopSignal(wait=server.wait)
+    stop.install()
+    try:
+        while not stop.sleep(1.0):
+            if idle_exit is not None and time.monotonic() - server.last_served >= idle_exit:
+                break
+    finally:
+        server.close()

@@ -2,7 +2,8 @@
 
 The handler only sets a flag: a signal handler that takes a lock (as `threading.Event.set`
 does) can deadlock against the very code it interrupted, and the process would then ignore
-every later signal. Sleeps are short slices that look at the flag.
+every later signal. Sleeps are short slices that look at the flag; what a slice does (plain
+sleep, or serving other commands, serve/server.py) is the `wait` given.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 SLICE_SECONDS = 0.05
 
 
 class StopSignal:
-    def __init__(self) -> None:
+    def __init__(self, wait: Callable[[float], None] = time.sleep) -> None:
         self.requested = False
+        self.wait = wait
 
     def install(self) -> None:
         """Catch SIGINT and SIGTERM (only possible from the main thread)."""
@@ -37,5 +40,5 @@ class StopSignal:
             left = end - time.monotonic()
             if left <= 0:
                 break
-            time.sleep(min(SLICE_SECONDS, left))
+            self.wait(min(SLICE_SECONDS, left))
         return self.requested
