@@ -52,7 +52,9 @@ class Lab:
         self._daemons: list[subprocess.Popen[bytes]] = []
         self._saved_env = dict(os.environ)
         # In-process scenarios (Workspace, PollLoop) and every child see the same isolated git.
-        os.environ.update({"HOME": str(self.home), "GIT_CONFIG_NOSYSTEM": "1"})
+        # Commands run in their own processes unless a block of `with lab.server():` says
+        # otherwise; a server of the person running the bench is never used.
+        os.environ.update({"HOME": str(self.home), "GIT_CONFIG_NOSYSTEM": "1", "IFCOORD_SERVER": "0"})
         for var in (
             "IFCOORD_SESSION",
             "IFCOORD_REMOTE",
@@ -118,6 +120,36 @@ class Lab:
             proc.terminate()
             proc.wait(timeout=10)
             self._daemons.remove(proc)
+
+    @contextmanager
+    def server(self) -> Iterator[str]:
+        """`ifcoord serve` for this lab: one-shot commands started inside the block are served
+        by it (docs/agents.md, section 6), as an agent's are by its running `poll`."""
+        from ifcoord.serve.address import address
+
+        name = f"bench-{os.getpid()}-{self.root.name}"
+        env = {**os.environ, "IFCOORD_SERVER": name}
+        proc = subprocess.Popen([IFCOORD, "serve"], env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        saved = os.environ["IFCOORD_SERVER"]
+        os.environ["IFCOORD_SERVER"] = name
+        try:
+            where = address()
+            deadline = time.monotonic() + 30
+            while True:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    try:
+                        probe.connect(where)
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline or proc.poll() is not None:
+                            raise RuntimeError("ifcoord serve did not start") from None
+                time.sleep(0.05)
+            yield name
+        finally:
+            os.environ["IFCOORD_SERVER"] = saved
+            proc.terminate()
+            proc.wait(timeout=30)
 
     # -- clients ---------------------------------------------------------------------------------
 

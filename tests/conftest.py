@@ -141,6 +141,52 @@ def served_remote(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, 
     return str(url), bare
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's command server (docs/agents.md, section 6): the ifcoord processes the tests
+    start are served by it, as an agent's are by its poll. One per run, named for the run so
+    that it never serves or meets anything else; the controller starts it before the workers
+    exist, and they inherit its name. IFCOORD_TEST_SERVER=0 runs every process on its own."""
+    if hasattr(config, "workerinput"):
+        return
+    if os.environ.get("IFCOORD_TEST_SERVER", "1") == "0":
+        os.environ["IFCOORD_SERVER"] = "0"
+        return
+    name = f"tests-{os.getpid()}-{time.time_ns()}"
+    os.environ["IFCOORD_SERVER"] = name
+    proc = subprocess.Popen(
+        [*ifcoord_cmd(), "serve", "--idle-exit", "900"], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    config.stash[_SERVER] = proc
+    from ifcoord.serve.address import address
+
+    where = address()
+    end = time.monotonic() + 60
+    while time.monotonic() < end and proc.poll() is None:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(where)
+            return  # listening (the probe sends nothing: the server drops it)
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            probe.close()
+    raise pytest.UsageError("the test run's command server did not start; IFCOORD_TEST_SERVER=0 runs without it")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    proc = config.stash.get(_SERVER, None)
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+_SERVER = pytest.StashKey["subprocess.Popen[bytes]"]()
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Under pytest-xdist each worker hands the remotes it served to the controller."""
     workeroutput = getattr(session.config, "workeroutput", None)
