@@ -26,6 +26,7 @@ class FakeStore:
     """Commits are (parent, files, message); `remote` is the branch's tip on the 'server'."""
 
     branch: str = "ifcoord"
+    push_url: str = "fake://remote"
     commits: dict[str, tuple[str | None, dict[str, bytes], str]] = field(default_factory=dict)
     remote: str | None = None
     local: str | None = None
@@ -195,3 +196,42 @@ def test_a_branch_that_keeps_moving_gives_up_at_the_deadline_having_changed_noth
         transactor(store, tmp_path, deadline=0.3).run(writing("status/s1.yaml", b"session: s1\n"))
     assert "kept moving" in err.value.message and "nothing was changed" in err.value.line()
     assert all("status/s1.yaml" not in store.files_at(sha) for sha in store.commits if sha == store.remote)
+
+
+def test_a_turn_held_too_long_by_another_process_is_taken_without_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions of one machine queue for the branch, but a holder stuck on a dead remote (or
+    stopped) does not stop the others: after QUEUE_WAIT they race as before."""
+    import subprocess
+    import sys
+
+    from ifcoord.git import transaction
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(transaction, "QUEUE_WAIT", 0.3)
+    store = started()
+    tx = transactor(store, tmp_path)
+    tx.queue.path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from filelock import FileLock; l = FileLock(sys.argv[1]); "
+         "l.acquire(); print('held', flush=True); time.sleep(120)", str(tx.queue.path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = tx.run(writing("status/s1.yaml", b"session: s1\n"))
+        assert result.landed and result.pushes == 1
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_queue_is_one_per_remote_url_and_branch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ifcoord.git.transaction import MachineQueue
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    same = MachineQueue("git://h/r.git", "ifcoord").path
+    assert same == MachineQueue("git://h/r.git", "ifcoord").path
+    assert same != MachineQueue("git://h/r.git", "other").path != MachineQueue("git://h/s.git", "ifcoord").path
+    assert same.parent == tmp_path / "ifcoord" / "queues"

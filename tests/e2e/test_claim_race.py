@@ -105,6 +105,8 @@ def test_sixteen_processes_claim_next_get_sixteen_different_tasks(
     assert all(r.returncode == 0 for r in results), [(r.returncode, r.stderr) for r in results]
     claimed = [json.loads(r.stdout)["task"]["id"] for r in results]
     assert sorted(claimed) == sorted(f"T{i}" for i in range(1, N + 1))
+    # sessions on one machine take turns at the branch (MachineQueue): none lost a push to another
+    assert [json.loads(r.stdout)["attempts"] for r in results] == [1] * N
     # no status update was lost: every session's STATUS file names its task
     for i, task in enumerate(claimed):
         status = git("show", f"ifcoord:status/session-{i}.yaml", cwd=bare)
