@@ -30,7 +30,11 @@ ABOUT = """\
 
 Every figure is the median of repeated runs, measured next to its baseline in the same run, with
 the two interleaved so that the machine's load hits both alike; compare ratios, not milliseconds.
-Whole-process figures are wall time from spawn to exit of the `ifcoord` console script. Remotes
+Whole-process figures are wall time from spawn to exit of the `ifcoord` console script. Rows
+marked "served" run with `ifcoord serve` up (docs/agents.md, section 6), as an agent's commands
+run while its `poll` is up: the process hands the command to the server's forked copy. Rows
+marked "own process" run with no server (IFCOORD_SERVER=0): the process starts Python and
+imports the CLI itself. Everything else runs in its own process. Remotes
 are real: a bare repository on disk, or `git daemon` on 127.0.0.1. Git runs with an isolated
 HOME (no user or system config).
 
@@ -42,8 +46,9 @@ HOME (no user or system config).
   written with `hash-object`, three trees with `mktree`, `commit-tree`, `push --force-with-lease`.
 - **claim, in-process**: one `Workspace` built once, then `ws.apply(claim_task)` per claim, as the
   poll loop does it (GitPython's cat-file process already running). Baseline: `raw_claim.sh`.
-- **start-up**: `ifcoord --version` and `ifcoord board` (50 tasks, bare remote) versus
-  `python -c pass` with the same interpreter. Both targets are absolute margins.
+- **start-up**: `ifcoord --version` and `ifcoord board` (50 tasks, bare remote; served and in
+  its own process) versus `python -c pass` with the same interpreter. The targets are absolute
+  margins.
 - **idle**: a session that holds a task with a fresh heartbeat, nothing changed on the remote
   (git daemon). `poll --once` as a whole process, and `PollLoop.cycle()` run N times in one
   process. Baseline: one `git ls-remote`. Git processes are counted with a logging `git` first
@@ -56,7 +61,9 @@ HOME (no user or system config).
   started at once against git daemon; time from the first spawn until the last exits. Pushes per
   claim is the sum of `attempts` over claims landed; double claims come from the branch history's
   trailers (`Ifcoord-Op: claim`, `Ifcoord-Task:`): a task claimed twice counts. Baseline: one
-  uncontended raw claim, and the ratio is against N of them one after the other.
+  uncontended raw claim, and the ratio is against N of them one after the other. Served for each
+  N, and for the largest N also in own processes. All clones are on this machine, so they take
+  turns at the branch (docs/protocol.md, section 3, the machine queue).
 - **scale**: 10 boards of 500 tasks each and 200 status files (full mode), versus a 20-task board;
   and the same files on top of a 100,000-commit history built with `git fast-import` (small
   commits touching a filler file), versus the same files with one commit. `board` renders the

@@ -29,6 +29,11 @@ from testing.ownbranch_world import (  # noqa: E402
 )
 
 
+# Every look at the remote is an ssh connection that starts gitolite's perl: at 0.3 s, five
+# loops spent a whole core on looking (400 s for the board); at 1 s the team works instead.
+POLL = 1.0
+
+
 class QuickWorker(ScriptedWorker):
     """An agent that reports one progress step before completing (ssh round trips are slow)."""
 
@@ -65,18 +70,18 @@ def test_four_sessions_work_the_example_board_to_the_end_behind_gitolite(
     tmp_path: Path,
 ) -> None:
     board = (EXAMPLE_BOARDS / "PHASE-0.md").read_text()
-    admin = init_coordination(gitolite.url, tmp_path, board, config_text(poll=0.3),
+    admin = init_coordination(gitolite.url, tmp_path, board, config_text(poll=POLL),
                               env=gitolite.env("arbiter"))  # fmt: skip
     names = ["s0", "s1", "s2", "s3"]
     workers = []
     for name in names:
         clone = session_clone(gitolite.url, tmp_path, name, env=gitolite.env(name))
         w = QuickWorker(
-            name, clone, gitolite.url, interval=0.3, step_seconds=(0.05, 0.1), env=gitolite.env(name)
+            name, clone, gitolite.url, interval=POLL, step_seconds=(0.05, 0.1), env=gitolite.env(name)
         )
         w.start()
         workers.append(w)
-    arbiter = subprocess.Popen([*ifcoord_cmd(), "arbitrate", "--interval", "0.3"], cwd=admin,
+    arbiter = subprocess.Popen([*ifcoord_cmd(), "arbitrate", "--interval", str(POLL)], cwd=admin,
                                env={**os.environ, **gitolite.env("arbiter")},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     started = time.monotonic()
