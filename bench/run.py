@@ -78,10 +78,14 @@ HOME (no user or system config).
   `--dir`, with wall time, peak memory and exit code (never 1); and 50,000 versus 5,000 tasks
   for `lint`, `board` and `next`, target at most 10x.
 - **growth**: bytes the remote gains per claim and per heartbeat (`ifcoord heartbeat -s X`, one
-  second apart): the packed size of the new objects (`pack-objects --revs old..new`), and in
-  brackets the loose bytes added on disk; "pushed" is the thin pack a push sends (deltas
-  against objects the remote has, as it keeps them after `git gc`). Baseline: the same for
-  `raw_claim.sh`. The last row compares a claim at scale with one at 50 tasks.
+  second apart), three ways. "Packed": the new objects each whole (`pack-objects --revs
+  old..new`), as loose objects sit on the remote until its next gc (in brackets: the loose bytes
+  on disk). "Pushed": the thin pack a push sends (deltas against objects the remote has).
+  "Kept after gc": how much the remote's objects grow once it has repacked (`git repack -a -d`
+  before and after the operations), which is what a host stores for good. Baseline: the same for
+  `raw_claim.sh`. The last rows compare a claim at scale with one at 50 tasks. At scale a claim
+  rewrites a 500-task board and a 200-entry `status/` tree whole, so "packed" grows with the
+  board and the team; deltas make "pushed" and "kept after gc" follow the change itself.
 - **team**: N sessions, each a `Workspace` on its own clone running `PollLoop.cycle()` in a
   thread of one process, against `git daemon`, on a compressed clock (poll, heartbeat and lease
   set in the branch's `ifcoord.yaml`, shown in docs/scaling.md), starting spread over one poll
