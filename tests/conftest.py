@@ -171,7 +171,9 @@ def pytest_configure(config: pytest.Config) -> None:
             time.sleep(0.05)
         finally:
             probe.close()
-    raise pytest.UsageError("the test run's command server did not start; IFCOORD_TEST_SERVER=0 runs without it")
+    raise pytest.UsageError(
+        "the test run's command server did not start; IFCOORD_TEST_SERVER=0 runs without it"
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -233,5 +233,6 @@ def test_the_queue_is_one_per_remote_url_and_branch(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     same = MachineQueue("git://h/r.git", "ifcoord").path
     assert same == MachineQueue("git://h/r.git", "ifcoord").path
-    assert same != MachineQueue("git://h/r.git", "other").path != MachineQueue("git://h/s.git", "ifcoord").path
+    other_branch, other_url = MachineQueue("git://h/r.git", "other"), MachineQueue("git://h/s.git", "ifcoord")
+    assert len({same, other_branch.path, other_url.path}) == 3
     assert same.parent == tmp_path / "ifcoord" / "queues"

@@ -28,7 +28,6 @@ from testing.ownbranch_world import (  # noqa: E402
     wait_for,
 )
 
-
 # Every look at the remote is an ssh connection that starts gitolite's perl: at 0.3 s, five
 # loops spent a whole core on looking (400 s for the board); at 1 s the team works instead.
 POLL = 1.0

@@ -51,8 +51,10 @@ class Server:
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        wait_for(lambda: any("serving commands" in line for line in self.lines) or self.proc.poll() is not None,
-                 "the server to listen")  # fmt: skip
+        wait_for(
+            lambda: any("serving commands" in line for line in self.lines) or self.proc.poll() is not None,
+            "the server to listen",
+        )
         assert self.proc.poll() is None, self.lines
 
     def _read(self) -> None:
@@ -99,8 +101,9 @@ def both(admin: Path, name: str, *args: str, stdin: str = "") -> tuple[subproces
     """The same command run locally and through the server."""
     out = []
     for mode in ("0", name):
+        env = {**os.environ, "IFCOORD_SERVER": mode}
         out.append(subprocess.run([*ifcoord_cmd(), *args], cwd=admin, input=stdin, capture_output=True,
-                                  text=True, timeout=60, env={**os.environ, "IFCOORD_SERVER": mode}))  # fmt: skip
+                                  text=True, timeout=60, env=env))  # fmt: skip
     return tuple(out)
 
 
@@ -188,8 +191,8 @@ def test_idle_exit_stops_a_server_nobody_uses(admin: Path, name: str) -> None:
 
 def test_a_running_poll_serves_the_users_commands(admin: Path, name: str, tmp_path: Path) -> None:
     env = {**os.environ, "IFCOORD_SERVER": name}
-    poll = subprocess.Popen([*ifcoord_cmd(), "poll", "-s", "p1", "--interval", "0.3", "--no-claim", "--json"],
-                            cwd=admin, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    argv = [*ifcoord_cmd(), "poll", "-s", "p1", "--interval", "0.3", "--no-claim", "--json"]
+    poll = subprocess.Popen(argv, cwd=admin, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         client = subprocess.Popen([*ifcoord_cmd(), "agent", "hook", "session-start"], cwd=admin,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
