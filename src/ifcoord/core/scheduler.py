@@ -32,14 +32,25 @@ def resolve_dependencies(tasks: dict[str, Task]) -> dict[str, list[str]]:
         parts = task_id.split(".")
         for i in range(1, len(parts)):
             groups.setdefault(".".join(parts[:i]), []).append(task_id)
-    resolved: dict[str, list[str]] = {}
-    for task_id, task in tasks.items():
-        deps: dict[str, None] = {}  # ordered and O(1) to test: a group holds thousands of tasks
-        for token in task.depends_tokens:
-            members = [token] if token in tasks else groups.get(token, [token])
-            deps.update((m, None) for m in members if m != task_id)
-        resolved[task_id] = list(deps)
-    return resolved
+    return {task_id: _expand(task, tasks, groups.get) for task_id, task in tasks.items()}
+
+
+def task_dependencies(task: Task, tasks: dict[str, Task]) -> list[str]:
+    """`resolve_dependencies(tasks)[task.id]`, for one task (a group's members by a scan)."""
+
+    def members(token: str) -> list[str] | None:
+        found = [tid for tid in tasks if tid.startswith(token + ".")]  # token is a dot-prefix
+        return found or None
+
+    return _expand(task, tasks, members) if task.depends_tokens else []
+
+
+def _expand(task: Task, tasks: dict[str, Task], group: Callable[[str], list[str] | None]) -> list[str]:
+    deps: dict[str, None] = {}  # ordered and O(1) to test: a group holds thousands of tasks
+    for token in task.depends_tokens:
+        members = [token] if token in tasks else (group(token) or [token])
+        deps.update((m, None) for m in members if m != task.id)
+    return list(deps)
 
 
 class _Dependants(Mapping[str, set[str]]):

@@ -19,6 +19,7 @@ from typing import Any
 
 from ifcoord.core.snapshot import BranchState, SnapshotLoader
 from ifcoord.errors import RemoteUnreachable
+from ifcoord.git import objects
 from ifcoord.git.retry import backoff
 from ifcoord.git.store import BranchStore, MissingObject, PushOutcome, RemoteMissing
 
@@ -144,6 +145,7 @@ class Transactor:
                 outcome = self._resolve(commit, tip, op_id, deadline_at)
             if outcome is PushOutcome.REJECTED:
                 raise TipMoved()
+            self._keep_parses(state, change.files)
             return self._result(True, commit, change.payload, counters, state, op_id)
 
         def retryable(exc: BaseException) -> bool:
@@ -164,6 +166,12 @@ class Transactor:
                     f"{counters['attempts']} attempts in {self.deadline:.0f}s: the branch kept moving",
                     hint="try again; nothing was changed",
                 ) from None
+
+    def _keep_parses(self, state: BranchState, files: dict[str, bytes | None]) -> None:
+        """The next command reads the files this commit wrote: their parses go to the parse
+        cache now, by blob id, while they are at hand."""
+        written = {p: (objects.object_id(b"blob", d) if d is not None else "", d) for p, d in files.items()}
+        self.loader.keep(state.snapshot.config, written)
 
     @staticmethod
     def _result(
