@@ -24,7 +24,26 @@ def main(argv: list[str] | None = None) -> int:
         code = served(args)
         if code is not None:
             return code
+        return finish(local(args))
     return local(args)
+
+
+def finish(code: int) -> int:
+    """End this process as soon as its command is done: exit handlers run and output is
+    flushed, but the objects are not torn down one by one. After a command that read 5,000
+    tasks, the interpreter's final collection and freeing of every model took 300 ms, as long as
+    the command itself (the command server's copies end the same way). A stream that cannot be
+    flushed (a closed pipe) is left to the interpreter, which reports it as it always does."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return code
+    os._exit(code)
 
 
 def local(args: list[str]) -> int:

@@ -7,6 +7,7 @@ is the lifecycle's answer (core/lifecycle.py); which sessions are stale is passe
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -21,18 +22,33 @@ def priority_rank(priority: str | None) -> int:
     """CRITICAL > HIGH > MEDIUM > LOW (P0..P3); the first word counts ("HIGH (blocks x)")."""
     if not priority:
         return ABSENT_PRIORITY
+    return _priority_rank(priority)
+
+
+@functools.lru_cache(maxsize=1024)
+def _priority_rank(priority: str) -> int:
+    # asked for every ready task when thousands are ordered; boards repeat a few words
     word = priority.strip().split()[0].strip("*_`:,.").upper() if priority.strip() else ""
     return PRIORITY_RANK.get(word, ABSENT_PRIORITY)
 
 
 def resolve_dependencies(tasks: dict[str, Task]) -> dict[str, list[str]]:
     """Each task's dependencies as task IDs: group prefixes (`P2A`) expand to their members."""
-    groups: dict[str, list[str]] = {}
-    for task_id in tasks:
-        parts = task_id.split(".")
-        for i in range(1, len(parts)):
-            groups.setdefault(".".join(parts[:i]), []).append(task_id)
-    return {task_id: _expand(task, tasks, groups.get) for task_id, task in tasks.items()}
+    groups: dict[str, list[str]] | None = None
+
+    def group(token: str) -> list[str] | None:
+        nonlocal groups
+        if groups is None:  # built when a token first names no task: most boards never need it
+            groups = {}
+            for task_id in tasks:
+                parts = task_id.split(".")
+                for i in range(1, len(parts)):
+                    groups.setdefault(".".join(parts[:i]), []).append(task_id)
+        return groups.get(token)
+
+    return {
+        task_id: _expand(task, tasks, group) if task.depends_tokens else [] for task_id, task in tasks.items()
+    }
 
 
 def task_dependencies(task: Task, tasks: dict[str, Task]) -> list[str]:
