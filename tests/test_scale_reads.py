@@ -1,5 +1,5 @@
 """The shortcuts that keep reads quick at thousands of tasks answer exactly what the long way does:
-one task's row and dependencies, the lazily grouped dependency resolution; and a real process
+one task's row, readiness and dependencies, the lazily grouped dependency resolution; and a real process
 ends without tearing its objects down, yet flushes its output, runs its exit handlers and
 returns its exit code."""
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ifcoord.core.rows import row_for, task_rows
-from ifcoord.core.scheduler import resolve_dependencies, task_dependencies
+from ifcoord.core.scheduler import is_ready, readiness, resolve_dependencies, task_dependencies
 from ifcoord.models import Board, Snapshot, Task
 
 IDS = ["A", "A.1", "A.2", "A.1.1", "A.10", "B.1", "B.1.2", "C1", "P2A.1", "P2A.2", "X.", "A1."]
@@ -76,6 +76,7 @@ def test_one_tasks_row_and_dependencies_equal_the_whole_boards(
     assert task_rows(snapshot, stale, resolved) == rows
     for task_id, task in tasks.items():
         assert task_dependencies(task, tasks) == resolved[task_id]
+        assert is_ready(task, tasks, resolved, stale) == readiness(task, tasks, resolved, stale).ready
         assert row_for(snapshot, task_id, stale) == next(r for r in rows if r.task.id == task_id)
     assert row_for(snapshot, "NOPE.1", stale) is None
 

@@ -133,6 +133,13 @@ def readiness(
     return Readiness(True)
 
 
+def is_ready(
+    task: Task, tasks: dict[str, Task], deps: dict[str, list[str]], stale: frozenset[str] = frozenset()
+) -> bool:
+    """`readiness(...).ready` without the reasons (asked for every task when a session picks)."""
+    return lifecycle.claimable(task, stale) is None and not lifecycle.unmet_dependencies(task, tasks, deps)
+
+
 @dataclass
 class Pick:
     """The scheduler's answer for one session."""
@@ -167,7 +174,7 @@ def ready_tasks(
     unblocks = dependants(deps)
     ready = [
         t for t in tasks.values()
-        if readiness(t, tasks, deps, stale).ready and (session is None or may_take(t, session))
+        if is_ready(t, tasks, deps, stale) and (session is None or may_take(t, session))
     ]  # fmt: skip
     return sorted(ready, key=lambda t: (t.kind != "primary", order_key(t, unblocks, phase_key)))
 
