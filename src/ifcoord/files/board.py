@@ -980,11 +980,16 @@ def edit_board(
     `parsed`, when given, must be `parse_board(path, text, phase_order)` (the snapshot's board,
     from the parse cache): the edit then reads only the edited task's section, before and after,
     where that provably reads as the whole file would (`_edit_section`), and keeps the rest of
-    the reading; otherwise it reads the whole text before and after, as apply_edits does."""
+    the reading; otherwise it reads the whole text before and after, as apply_edits does. A
+    refusal is always the whole-file path's: the section path only ever answers an edit that
+    reads back as intended."""
     if not edits:
         return text, None
     if parsed is not None:
-        local = _edit_sections(path, text, edits, parsed)
+        try:
+            local = _edit_sections(path, text, edits, parsed)
+        except Exception:  # noqa: BLE001 - a refusal (or any doubt) is decided by the whole-file path
+            local = None
         if local is not None:
             return local
     scan = _scan(path, text, phase_order)

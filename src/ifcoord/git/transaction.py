@@ -171,7 +171,10 @@ class Transactor:
         """The next command reads the files this commit wrote: their parses go to the parse
         cache now, by blob id, while they are at hand."""
         written = {p: (objects.object_id(b"blob", d) if d is not None else "", d) for p, d in files.items()}
-        self.loader.keep(state.snapshot.config, written)
+        try:
+            self.loader.keep(state.snapshot.config, written)
+        except Exception:  # noqa: BLE001 - the commit has landed; a cache not filled is only slower
+            pass
 
     @staticmethod
     def _result(
