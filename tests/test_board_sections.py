@@ -72,7 +72,7 @@ def boards(draw: st.DrawFn) -> str:
     lines = draw(st.lists(st.sampled_from(LINES), min_size=1, max_size=40))
     for heading in ("## T-8: Eighth", "### T-9.1: Ninth"):  # at least a task or two to edit
         lines.insert(draw(st.integers(0, len(lines))), heading)
-    eol = draw(st.sampled_from(["\n", "\n", "\r\n"]))
+    eol = draw(st.sampled_from(["\n", "\n", "\r\n", "\r"]))
     text = "".join(line + eol for line in lines)
     if draw(st.booleans()):
         text = text.rstrip("\r\n")
