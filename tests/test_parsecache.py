@@ -204,3 +204,33 @@ def test_a_board_entry_leaves_out_unset_fields_and_reads_back_equal(tmp_path: Pa
     (entry,) = [p for p in cache.root.iterdir() if not p.name.startswith(".")]
     assert b'"owner":null' not in entry.read_bytes() and b'"owner":"bob"' in entry.read_bytes()
     assert cache.get_board("boards/PHASE-0.md", "b" * 40, Config()) == board
+
+
+def test_every_field_of_a_board_that_may_be_none_is_none_by_default() -> None:
+    """What lets a board entry leave out its None fields: reading it back gives None again."""
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    from ifcoord.models import Board
+
+    seen: set[type] = set()
+    todo: list[type] = [Board]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            args = typing.get_args(info.annotation)
+            if info.annotation is None or type(None) in args:
+                assert info.default is None and info.default_factory is None, f"{model.__name__}.{name}"
+            for arg in (info.annotation, *args, *(a for x in args for a in typing.get_args(x))):
+                if (
+                    isinstance(arg, type)
+                    and issubclass(arg, BaseModel)
+                    and not isinstance(arg, types.GenericAlias)
+                ):
+                    todo.append(arg)
+    assert {m.__name__ for m in seen} >= {"Board", "Task", "FieldLine", "Milestone", "Diagnostic"}
