@@ -119,6 +119,9 @@ class Readiness:
     reason: str = ""
 
 
+_READY = Readiness(True)  # one answer shared by the thousands of ready tasks (it is frozen)
+
+
 def readiness(
     task: Task, tasks: dict[str, Task], deps: dict[str, list[str]], stale: frozenset[str] = frozenset()
 ) -> Readiness:
@@ -130,7 +133,7 @@ def readiness(
         return Readiness(False, unmet, why)
     if unmet:
         return Readiness(False, unmet, "depends on " + lifecycle.describe_unmet(unmet, tasks))
-    return Readiness(True)
+    return _READY
 
 
 def is_ready(
