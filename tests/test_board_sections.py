@@ -207,3 +207,11 @@ def test_refusals_are_the_same_on_the_section_path() -> None:
         with pytest.raises(BoardEditError) as local:
             edit_board(PATH, text, edits, ["1"], parsed)
         assert str(local.value) == str(whole.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(boards(), st.lists(st.integers(0, 45), max_size=10))
+def test_the_section_test_for_findings_agrees_with_looking_at_every_task(text: str, lines: list[int]) -> None:
+    tasks = parse_board(PATH, text).tasks
+    brute = all(any(t.line <= line <= t.end_line for t in tasks) for line in lines)
+    assert boardfile._all_in_task_sections(lines, tasks) == brute

@@ -5,7 +5,9 @@ Pure functions over text; git and files live elsewhere. The format: docs/board-f
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import re
 import unicodedata
 from collections import Counter
@@ -1082,7 +1084,7 @@ def _edit_section(
     start, end = task.line - 1, task.end_line - 1
     if end >= len(lines) or any(t.line <= task.line <= t.end_line for t in board.tasks if t is not task):
         return None  # inside another task's section, or one inside its own
-    if any(not _in_some_task(d.line, board) for d in board.diagnostics):
+    if not _all_in_task_sections([d.line for d in board.diagnostics], board.tasks):
         return None  # a finding on the preamble (an inherited value): its order depends on all tasks
     before = _section_scan(path, lines, board, task, start, end)
     if before is None or before[0].task != task:
@@ -1107,8 +1109,18 @@ def _edit_section(
     return new_text, new_lines, new_board
 
 
-def _in_some_task(line: int, board: Board) -> bool:
-    return any(t.line <= line <= t.end_line for t in board.tasks)
+def _all_in_task_sections(lines: list[int], tasks: list[Task]) -> bool:
+    """Whether every line lies in some task's section (tasks in heading order; a line is in a
+    section when the furthest end among the sections begun at or before it reaches it)."""
+    if not lines:
+        return True
+    starts = [t.line for t in tasks]
+    reach = list(itertools.accumulate((t.end_line for t in tasks), max))
+    for line in lines:
+        at = bisect.bisect_right(starts, line) - 1
+        if at < 0 or reach[at] < line:
+            return False
+    return True
 
 
 def _moved(task: Task, delta: int) -> Task:
