@@ -150,3 +150,87 @@ def test_a_second_load_in_the_same_process_reads_no_entry_again(
     loader.load(first)
     assert loader.parse_cache.hits + loader.parse_cache.misses == reads
     assert parsed == []
+
+
+def big_board(tasks: int) -> str:
+    parts = ["# Phase 0: cache\n"]
+    for i in range(1, tasks + 1):
+        parts.append(f"## P0.{i}: Task {i}\n\n**Status:** open\n**Milestones:**\n- [ ] 50% - half\n")
+    return "\n".join(parts)
+
+
+def test_a_claim_reads_no_board_in_full_and_the_next_process_parses_nothing(
+    bare_remote: Path, clone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ifcoord.files import board as boardfile
+    from ifcoord.files.config import render_default_config
+    from testing.branch import HandBranch, ifcoord
+
+    hand = HandBranch(bare_remote, tmp_path)
+    files = {
+        "ifcoord.yaml": render_default_config(),
+        "boards/PHASE-0.md": big_board(40),
+        "status/alice.yaml": STATUS,
+    }
+    hand.write(files)
+    fresh_process()
+    assert ifcoord("board", "--json", cwd=clone).code == 0  # the first read fills the cache
+
+    scans: list[str] = []
+    scan = boardfile._scan
+    monkeypatch.setattr(boardfile, "_scan", lambda path, *a: scans.append(path) or scan(path, *a))
+    fresh_process()
+    claimed = ifcoord("claim", "P0.20", "-s", "bob", cwd=clone)
+    assert claimed.code == 0, claimed.err
+    assert scans == []  # the edit read P0.20's section only; the dashboard took the edit's reading
+    board = hand.show("boards/PHASE-0.md").decode()
+    assert "**Owner:** bob" in board.split("## P0.20:")[1].split("## P0.21:")[0]
+
+    parsed = counting_parses(monkeypatch)
+    fresh_process()
+    after = ifcoord("next", "-s", "bob", "--json", cwd=clone)
+    assert after.code == 0, after.err
+    assert parsed == []  # the claim put its board and bob's new STATUS file in the cache
+    assert '"id": "P0.20"' in after.out and '"kind": "current"' in after.out
+
+
+def test_a_board_entry_leaves_out_unset_fields_and_reads_back_equal(tmp_path: Path) -> None:
+    from ifcoord.files.board import parse_board
+    from ifcoord.models import Config
+
+    board = parse_board("boards/PHASE-0.md", BOARD + "**Owner:** bob\n**Claimed at:** 2025-01-01T00:00:00Z\n")
+    cache = ParseCache(tmp_path)
+    cache.put_board("boards/PHASE-0.md", "b" * 40, Config(), board)
+    (entry,) = [p for p in cache.root.iterdir() if not p.name.startswith(".")]
+    assert b'"owner":null' not in entry.read_bytes() and b'"owner":"bob"' in entry.read_bytes()
+    assert cache.get_board("boards/PHASE-0.md", "b" * 40, Config()) == board
+
+
+def test_every_field_of_a_board_that_may_be_none_is_none_by_default() -> None:
+    """What lets a board entry leave out its None fields: reading it back gives None again."""
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    from ifcoord.models import Board
+
+    seen: set[type] = set()
+    todo: list[type] = [Board]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            args = typing.get_args(info.annotation)
+            if info.annotation is None or type(None) in args:
+                assert info.default is None and info.default_factory is None, f"{model.__name__}.{name}"
+            for arg in (info.annotation, *args, *(a for x in args for a in typing.get_args(x))):
+                if (
+                    isinstance(arg, type)
+                    and issubclass(arg, BaseModel)
+                    and not isinstance(arg, types.GenericAlias)
+                ):
+                    todo.append(arg)
+    assert {m.__name__ for m in seen} >= {"Board", "Task", "FieldLine", "Milestone", "Diagnostic"}

@@ -103,8 +103,11 @@ def unmet_dependencies(task: Task, tasks: dict[str, Task], deps: dict[str, list[
     """Dependencies that are not done, and for a blocked task the tasks it waits on that are not
     done; one on no board is unmet (lint reports it)."""
     waits = task.waiting_on if task.state == "blocked" else []
+    own = deps.get(task.id)
+    if not own and not waits:
+        return []  # most tasks of a big board: asked for each of them by every view
     unmet: dict[str, None] = {}  # ordered, O(1) to test: a group dependency holds thousands
-    for d in [*deps.get(task.id, []), *waits]:
+    for d in [*(own or []), *waits]:
         if d not in unmet and (d not in tasks or tasks[d].state != "done"):
             unmet[d] = None
     return list(unmet)

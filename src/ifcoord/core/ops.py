@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ifcoord.core import lifecycle
-from ifcoord.core.scheduler import may_take, next_for, resolve_dependencies
+from ifcoord.core.scheduler import may_take, next_for, task_dependencies
 from ifcoord.errors import ConflictError, NotReady, UsageError
 from ifcoord.files.board import BoardEdit
 from ifcoord.models import Snapshot, State, Task
@@ -133,7 +133,7 @@ def claim_task(snapshot: Snapshot, task_id: str, ctx: OpContext, op: str = "clai
         )
     if (refusal := no_status_refusal(snapshot, task, ctx)) is not None:
         raise refusal
-    unmet = lifecycle.unmet_dependencies(task, tasks, resolve_dependencies(tasks))
+    unmet = lifecycle.unmet_dependencies(task, tasks, {task.id: task_dependencies(task, tasks)})
     v = verdict(op, snapshot, task, ctx, unmet)
     if v.no_change:
         return unchanged(op, task, v)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ifcoord.core import lifecycle
-from ifcoord.core.scheduler import readiness, resolve_dependencies
+from ifcoord.core.scheduler import readiness, resolve_dependencies, task_dependencies
 from ifcoord.models import SessionStatus, Snapshot, Task
 
 
@@ -22,9 +22,12 @@ class TaskRow:
     stale_owner: bool
 
 
-def task_rows(snapshot: Snapshot, stale: frozenset[str] = frozenset()) -> list[TaskRow]:
+def task_rows(
+    snapshot: Snapshot, stale: frozenset[str] = frozenset(), deps: dict[str, list[str]] | None = None
+) -> list[TaskRow]:
+    """Every task's row; `deps`: `resolve_dependencies(snapshot.tasks())` when the caller has it."""
     tasks = snapshot.tasks()
-    deps = resolve_dependencies(tasks)
+    deps = resolve_dependencies(tasks) if deps is None else deps
     rows = []
     for board in snapshot.boards:
         for task in board.tasks:
@@ -91,7 +94,15 @@ def task_json(row: TaskRow, full: bool = False) -> dict[str, Any]:
 
 
 def row_for(snapshot: Snapshot, task_id: str, stale: frozenset[str] = frozenset()) -> TaskRow | None:
-    return next((r for r in task_rows(snapshot, stale) if r.task.id == task_id), None)
+    """`task_rows`' row for one task (the first task with that ID), without the rows of every
+    other task: `next` and an operation's answer show one task of thousands."""
+    tasks = snapshot.tasks()
+    task = tasks.get(task_id)
+    if task is None:
+        return None
+    deps = {task_id: task_dependencies(task, tasks)}
+    r = readiness(task, tasks, deps, stale)
+    return TaskRow(task, deps[task_id], list(r.unmet), r.ready, lifecycle.owner_is_stale(task, stale))
 
 
 def status_json(status: SessionStatus, age: float | None, stale: bool) -> dict[str, Any]:

@@ -7,6 +7,7 @@ is the lifecycle's answer (core/lifecycle.py); which sessions are stale is passe
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -21,25 +22,51 @@ def priority_rank(priority: str | None) -> int:
     """CRITICAL > HIGH > MEDIUM > LOW (P0..P3); the first word counts ("HIGH (blocks x)")."""
     if not priority:
         return ABSENT_PRIORITY
+    return _priority_rank(priority)
+
+
+@functools.lru_cache(maxsize=1024)
+def _priority_rank(priority: str) -> int:
+    # asked for every ready task when thousands are ordered; boards repeat a few words
     word = priority.strip().split()[0].strip("*_`:,.").upper() if priority.strip() else ""
     return PRIORITY_RANK.get(word, ABSENT_PRIORITY)
 
 
 def resolve_dependencies(tasks: dict[str, Task]) -> dict[str, list[str]]:
     """Each task's dependencies as task IDs: group prefixes (`P2A`) expand to their members."""
-    groups: dict[str, list[str]] = {}
-    for task_id in tasks:
-        parts = task_id.split(".")
-        for i in range(1, len(parts)):
-            groups.setdefault(".".join(parts[:i]), []).append(task_id)
-    resolved: dict[str, list[str]] = {}
-    for task_id, task in tasks.items():
-        deps: dict[str, None] = {}  # ordered and O(1) to test: a group holds thousands of tasks
-        for token in task.depends_tokens:
-            members = [token] if token in tasks else groups.get(token, [token])
-            deps.update((m, None) for m in members if m != task_id)
-        resolved[task_id] = list(deps)
-    return resolved
+    groups: dict[str, list[str]] | None = None
+
+    def group(token: str) -> list[str] | None:
+        nonlocal groups
+        if groups is None:  # built when a token first names no task: most boards never need it
+            groups = {}
+            for task_id in tasks:
+                parts = task_id.split(".")
+                for i in range(1, len(parts)):
+                    groups.setdefault(".".join(parts[:i]), []).append(task_id)
+        return groups.get(token)
+
+    return {
+        task_id: _expand(task, tasks, group) if task.depends_tokens else [] for task_id, task in tasks.items()
+    }
+
+
+def task_dependencies(task: Task, tasks: dict[str, Task]) -> list[str]:
+    """`resolve_dependencies(tasks)[task.id]`, for one task (a group's members by a scan)."""
+
+    def members(token: str) -> list[str] | None:
+        found = [tid for tid in tasks if tid.startswith(token + ".")]  # token is a dot-prefix
+        return found or None
+
+    return _expand(task, tasks, members) if task.depends_tokens else []
+
+
+def _expand(task: Task, tasks: dict[str, Task], group: Callable[[str], list[str] | None]) -> list[str]:
+    deps: dict[str, None] = {}  # ordered and O(1) to test: a group holds thousands of tasks
+    for token in task.depends_tokens:
+        members = [token] if token in tasks else (group(token) or [token])
+        deps.update((m, None) for m in members if m != task.id)
+    return list(deps)
 
 
 class _Dependants(Mapping[str, set[str]]):
@@ -92,6 +119,9 @@ class Readiness:
     reason: str = ""
 
 
+_READY = Readiness(True)  # one answer shared by the thousands of ready tasks (it is frozen)
+
+
 def readiness(
     task: Task, tasks: dict[str, Task], deps: dict[str, list[str]], stale: frozenset[str] = frozenset()
 ) -> Readiness:
@@ -103,7 +133,14 @@ def readiness(
         return Readiness(False, unmet, why)
     if unmet:
         return Readiness(False, unmet, "depends on " + lifecycle.describe_unmet(unmet, tasks))
-    return Readiness(True)
+    return _READY
+
+
+def is_ready(
+    task: Task, tasks: dict[str, Task], deps: dict[str, list[str]], stale: frozenset[str] = frozenset()
+) -> bool:
+    """`readiness(...).ready` without the reasons (asked for every task when a session picks)."""
+    return lifecycle.claimable(task, stale) is None and not lifecycle.unmet_dependencies(task, tasks, deps)
 
 
 @dataclass
@@ -140,7 +177,7 @@ def ready_tasks(
     unblocks = dependants(deps)
     ready = [
         t for t in tasks.values()
-        if readiness(t, tasks, deps, stale).ready and (session is None or may_take(t, session))
+        if is_ready(t, tasks, deps, stale) and (session is None or may_take(t, session))
     ]  # fmt: skip
     return sorted(ready, key=lambda t: (t.kind != "primary", order_key(t, unblocks, phase_key)))
 

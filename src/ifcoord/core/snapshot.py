@@ -64,6 +64,14 @@ def seed_status(path: str, data: bytes, parsed: StatusParse) -> None:
     _seed(("status", path, data), parsed, len(data))
 
 
+def remember_edited_board(path: str, data: bytes, config: Config, board: Board | None) -> None:
+    """An edit's own reading of the board it wrote (files/board.py `edit_board`), so the state
+    after the edit (the dashboard's snapshot, the parse cache) does not parse it again. Only what
+    `decode_board` would answer from a parse: a board over the size limit reads otherwise."""
+    if board is not None and len(data) <= MAX_BOARD_BYTES:
+        seed_board(path, data, config, board)
+
+
 def is_seeded_board(path: str, data: bytes, config: Config) -> bool:
     return ("board", path, data, tuple(config.phases)) in _seeded
 
@@ -393,6 +401,22 @@ class SnapshotLoader:
         finally:
             if enabled:
                 gc.enable()
+
+    def keep(self, config: Config, written: Mapping[str, tuple[str, bytes | None]]) -> None:
+        """Put the parses of the boards and status files a commit of this process wrote (path ->
+        (blob id, bytes); None for a deleted file) in the on-disk cache: the next command reads
+        them at the new tip, and would otherwise parse the board this one just edited. The
+        parses are mostly at hand already (the edit's own reading, the dashboard's snapshot)."""
+        cache = self.parse_cache
+        if cache is None:
+            return
+        for path, (blob, data) in written.items():
+            if data is None or path == DASHBOARD_FALLBACK:
+                continue
+            if is_board_path(config, path):
+                cache.put_board(path, blob, config, decode_board(path, data, config))
+            elif is_status_path(config, path):
+                cache.put_status(path, blob, read_status(path, data))
 
     def _blob(self, sha: str) -> bytes:
         if sha not in self._blobs:

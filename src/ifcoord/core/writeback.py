@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 from ifcoord.core.ops import OpResult
 from ifcoord.core.snapshot import DASHBOARD_PATH as DASHBOARD_PATH  # re-exported for callers
-from ifcoord.core.snapshot import BranchState, build_snapshot, dashboard_target
+from ifcoord.core.snapshot import BranchState, build_snapshot, dashboard_target, remember_edited_board
 from ifcoord.errors import InvalidData
-from ifcoord.files.board import apply_edits
+from ifcoord.files.board import edit_board
 from ifcoord.files.status import render_status, status_path_for
-from ifcoord.models import Snapshot
+from ifcoord.models import Board, Snapshot
 
 DashboardRenderer = Callable[[Snapshot], str]
 
@@ -30,6 +30,8 @@ def changed_files(
         return {}
     files: dict[str, bytes | None] = {}
     if result.board_edits:
+        config = state.snapshot.config
+        read: dict[str, Board | None] = {}  # each board as its latest text reads
         for task_id in {e.task_id for e in result.board_edits}:
             board = state.snapshot.board_of(task_id)
             if board is None:
@@ -37,7 +39,13 @@ def changed_files(
             old = files.get(board.path) or state.raw[board.path]
             assert old is not None
             edits = [e for e in result.board_edits if e.task_id == task_id]
-            files[board.path] = apply_edits(board.path, old.decode("utf-8"), edits).encode("utf-8")
+            # the snapshot's board is its raw text's reading (the parse cache's, or decode_board's)
+            parsed = read.get(board.path, board)
+            text, after = edit_board(board.path, old.decode("utf-8"), edits, list(config.phases), parsed)
+            read[board.path] = after
+            data = text.encode("utf-8")
+            files[board.path] = data
+            remember_edited_board(board.path, data, config, after)
     if result.status_updates or result.status_remove:
         path = state.snapshot.status_paths.get(session) or status_path_for(session, list(state.raw), None)
         if path in state.blocked:

@@ -228,7 +228,13 @@ def _natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
 
 def phase_sort_key(config: Config, phase: str) -> tuple[Any, ...]:
     """Phases listed in `config.phases` first, in that order; then the rest in natural order."""
-    listed = [p.casefold() for p in config.phases]
+    return _phase_sort_key(tuple(config.phases), phase)
+
+
+@lru_cache(maxsize=1024)
+def _phase_sort_key(phases: tuple[str, ...], phase: str) -> tuple[Any, ...]:
+    # asked once per task when thousands are sorted, about a handful of phases
+    listed = [p.casefold() for p in phases]
     if phase.casefold() in listed:
         return (0, listed.index(phase.casefold()), (), phase)
     return (1, 0, _natural_key(phase), phase)

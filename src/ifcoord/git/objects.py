@@ -88,12 +88,17 @@ class ObjectReader:
             self._proc = None
 
 
+def object_id(kind: bytes, data: bytes) -> str:
+    """The id git gives an object (`git hash-object -t KIND`), hex."""
+    digest = hashlib.sha1(kind + b" %d\0" % len(data))
+    digest.update(data)
+    return digest.hexdigest()
+
+
 def write_loose(objects: Path, kind: bytes, data: bytes) -> bytes:
     """Store one object as a loose object (as `git hash-object -w` would); its binary sha."""
     header = kind + b" %d\0" % len(data)
-    digest = hashlib.sha1(header)
-    digest.update(data)
-    hexsha = digest.hexdigest()
+    hexsha = object_id(kind, data)
     path = objects / hexsha[:2] / hexsha[2:]
     if not path.exists():
         path.parent.mkdir(exist_ok=True)

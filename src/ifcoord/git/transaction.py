@@ -20,6 +20,7 @@ from typing import Any
 
 from ifcoord.core.snapshot import BranchState, SnapshotLoader
 from ifcoord.errors import RemoteUnreachable
+from ifcoord.git import objects
 from ifcoord.git.retry import backoff
 from ifcoord.git.store import BranchStore, MissingObject, PushOutcome, RemoteMissing
 
@@ -150,6 +151,7 @@ class Transactor:
                 outcome = self._resolve(commit, tip, op_id, deadline_at)
             if outcome is PushOutcome.REJECTED:
                 raise TipMoved()
+            self._keep_parses(state, change.files)
             return self._result(True, commit, change.payload, counters, state, op_id)
 
         def retryable(exc: BaseException) -> bool:
@@ -170,6 +172,15 @@ class Transactor:
                     f"{counters['attempts']} attempts in {self.deadline:.0f}s: the branch kept moving",
                     hint="try again; nothing was changed",
                 ) from None
+
+    def _keep_parses(self, state: BranchState, files: dict[str, bytes | None]) -> None:
+        """The next command reads the files this commit wrote: their parses go to the parse
+        cache now, by blob id, while they are at hand."""
+        written = {p: (objects.object_id(b"blob", d) if d is not None else "", d) for p, d in files.items()}
+        try:
+            self.loader.keep(state.snapshot.config, written)
+        except Exception:  # noqa: BLE001 - the commit has landed; a cache not filled is only slower
+            pass
 
     @staticmethod
     def _result(

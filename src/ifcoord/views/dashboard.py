@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from ifcoord.core import lifecycle
 from ifcoord.core.leases import LeasePolicy, stale_sessions
 from ifcoord.core.rows import TaskRow, task_rows
+from ifcoord.core.scheduler import resolve_dependencies
 from ifcoord.core.snapshot import DASHBOARD_MARK  # the marker is read back there
 from ifcoord.models import Snapshot
 from ifcoord.views.graph import build_graph, critical_path, render_mermaid
@@ -63,8 +64,10 @@ def render_dashboard(snapshot: Snapshot) -> str:
     """
     as_of = newest_event(snapshot)
     stale = stale_as_of(snapshot, as_of)
-    rows = task_rows(snapshot, stale)
-    critical = critical_path(snapshot.tasks())
+    tasks = snapshot.tasks()
+    deps = resolve_dependencies(tasks)  # once for the rows and the path, of thousands of tasks
+    rows = task_rows(snapshot, stale, deps)
+    critical = critical_path(tasks, deps)
     on_path = set(critical)
     phases = phases_of(snapshot, rows)
     done = sum(p.done for p in phases)
@@ -117,10 +120,10 @@ def render_dashboard(snapshot: Snapshot) -> str:
             owner = (t.owner or "") + (" ⚠️ stale" if r.stale_owner else "")
             state = shown_state(r).replace("_", " ")
             state = {"blocked": "⛔ blocked", "ready": "▶ ready", "done": "✅ done"}.get(state, state)
-            deps = ", ".join(d if d not in r.unmet else f"{d} (unmet)" for d in r.depends_on)
+            named = ", ".join(d if d not in r.unmet else f"{d} (unmet)" for d in r.depends_on)
             bar = progress_bar(task_percent(t))
             lines.append(
-                f"| {task_id} | {_cell(title)} | {state} | {_cell(owner)} | `{bar}` | {_cell(deps)} |"
+                f"| {task_id} | {_cell(title)} | {state} | {_cell(owner)} | `{bar}` | {_cell(named)} |"
             )
         lines.append("")
     lines += _sessions(snapshot, stale)

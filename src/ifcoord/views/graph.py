@@ -6,6 +6,7 @@ by `scheduler.resolve_dependencies`, so `P2A -> P2C.1` shows as one edge per P2A
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -81,6 +82,12 @@ def estimate_hours(estimate: str | None) -> float:
     """
     if not estimate:
         return 0.0
+    return _estimate_hours(estimate)
+
+
+@functools.lru_cache(maxsize=1024)
+def _estimate_hours(estimate: str) -> float:
+    # asked for every unfinished task of the branch by every dashboard; boards repeat a few values
     match = re.search(r"(\d+(?:\.\d+)?)(?:\s*[-–]\s*(\d+(?:\.\d+)?))?\s*([a-zA-Z]*)", estimate)
     if not match:
         return 0.0
