@@ -79,6 +79,12 @@ class FaultProxy:
                         roll()
                     elif state["spoke"] == 1 and data[4:].startswith(b"git-receive-pack"):
                         state["push"] = True  # git://: the pack follows on this connection
+                        try:
+                            request = int(data[:4], 16)
+                        except ValueError:
+                            request = len(data)
+                        if len(data) > request:
+                            roll()  # a loaded machine can hand over the request and more at once
                     elif state["push"] and state["spoke"] > 1:
                         roll()
                     server.sendall(data)
