@@ -94,7 +94,9 @@ def decode_board(path: str, data: bytes, config: Config) -> Board:
     return _decode_board_cached(path, data, phases)
 
 
-@functools.lru_cache(maxsize=512)
+# A parsed 500-task board holds about 4 MB of models: a poll loop on a busy branch sees a new
+# version of a board at every claim, so only the recent ones are kept (512 could hold 2 GB).
+@functools.lru_cache(maxsize=64)
 def _decode_board_cached(path: str, data: bytes, phases: tuple[str, ...]) -> Board:
     if len(data) > MAX_BOARD_BYTES:
         board = unreadable_board(

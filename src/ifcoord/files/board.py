@@ -712,14 +712,14 @@ def _scan(path: str, text: str, phase_order: list[str] | None = None) -> _Scan:
     return scan
 
 
-# Recent scans by text. A scan holds about 20 times its text in objects: bounded by entries and
-# by characters, so that boards of megabytes keep a few scans, and boards of a few hundred tasks
-# (a team editing four of them at once) keep a few dozen.
+# Recent scans by text. A scan holds about 60 times its text in objects (6 MB for a 500-task
+# board): bounded by entries and by characters, so that a board of megabytes keeps one scan and
+# boards of a few hundred tasks (a team editing four of them at once) keep a dozen or two.
 _scans: OrderedDict[tuple[str, str, tuple[str, ...]], _Scan] = OrderedDict()
 _scans_lock = threading.Lock()
 _scans_chars = 0
-_SCANS_MAX = 32
-_SCANS_CHARS = 4 * 1024 * 1024
+_SCANS_MAX = 24
+_SCANS_CHARS = 2 * 1024 * 1024
 
 
 def _scan_text(path: str, text: str, phase_order: list[str] | None) -> _Scan:
