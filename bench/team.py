@@ -2,28 +2,39 @@
 compressed clock, claiming, heartbeating and completing tasks of a big board for a fixed time.
 
 Each session is what `ifcoord poll` runs: a Workspace on its own clone and a PollLoop, here one
-thread per session in this process (200 interpreters would not fit 2 cores). Sessions start
-spread over one poll interval, as a team does. A session that holds a task works on it for a
-random time, then completes it; its loop then claims the next. The history of the branch is
-the judge: double claims and heartbeat commits are counted from its trailers.
+thread per session in WORKERS processes forked after the setup (200 interpreters would not fit
+2 cores; one interpreter lock for all 200 measured that lock). The clock is the
+defaults (poll 30 s, heartbeat 120 s, lease 600 s) divided by one factor, and so is the time a
+task takes. Sessions join over one mean task time, so that claims come at the rate they keep
+in the steady state (a team started all in one instant is the `contention` scenario). A
+session that holds a task works on it for a random time, then completes it; its loop then
+claims the next. The history of the branch is the judge: double claims and heartbeat commits
+are counted from its trailers.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import multiprocessing
 import os
 import random
+import resource
 import shutil
 import statistics
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from harness import Row, git, ms, objects_bytes, packed_size
 from lab import Lab
 
 BRANCH = "ifcoord"
+# The defaults the clock compresses (ifcoord.models.Config; docs/protocol.md).
+POLL, HEARTBEAT, LEASE = 30.0, 120.0, 600.0
 
 
 @dataclass(frozen=True)
@@ -31,17 +42,34 @@ class TeamSizes:
     sessions: int
     files: int
     per_file: int
-    seconds: float  # how long the team runs
-    poll: float  # compressed poll interval (the default is 30 s)
-    heartbeat: float  # compressed heartbeat interval (the default is 120 s)
-    lease: float
-    work: tuple[float, float]  # seconds a session works on a task before completing it
+    seconds: float  # how long the team runs (compressed time)
+    compression: float  # the defaults and the task times are divided by this
+    work: tuple[float, float]  # uncompressed seconds a session works on a task before completing it
+
+    @property
+    def poll(self) -> float:
+        return POLL / self.compression
+
+    @property
+    def heartbeat(self) -> float:
+        return HEARTBEAT / self.compression
+
+    @property
+    def lease(self) -> float:
+        return LEASE / self.compression
+
+    @property
+    def ramp(self) -> float:
+        """Sessions join over one mean task time (compressed)."""
+        return sum(self.work) / 2 / self.compression
 
 
-FULL_TEAM = TeamSizes(sessions=200, files=4, per_file=500, seconds=90, poll=6.0, heartbeat=24.0, lease=240.0,
-                      work=(30.0, 60.0))  # fmt: skip
-QUICK_TEAM = TeamSizes(sessions=4, files=1, per_file=30, seconds=6, poll=0.5, heartbeat=2.0, lease=60.0,
-                       work=(1.0, 2.0))  # fmt: skip
+# 200 sessions at the default clock heartbeat 200 / 120 s = 1.7 commits/s, half of what one
+# branch carries here (docs/scaling.md section 1): compressing the clock further would ask the
+# branch for more than it carries and measure the overload, not the team. Tasks of 2-4 minutes
+# (short for an agent, so that a run of a few minutes completes many).
+FULL_TEAM = TeamSizes(sessions=200, files=4, per_file=500, seconds=420, compression=1.0, work=(120.0, 240.0))
+QUICK_TEAM = TeamSizes(sessions=4, files=1, per_file=30, seconds=8, compression=30.0, work=(30.0, 60.0))
 
 
 @dataclass
@@ -52,6 +80,9 @@ class Tally:
     completes: int = 0
     events: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    cycles: list[float] = field(default_factory=list)  # wall seconds of each loop cycle
+    cycle_cpu: list[float] = field(default_factory=list)  # CPU seconds of the cycle's own thread
+    claim_cpu: list[float] = field(default_factory=list)  # CPU seconds of the claim's thread
 
 
 def config_text(sizes: TeamSizes) -> str:
@@ -112,22 +143,23 @@ def run_session(
             if event.name in ("error", "lease-lost"):
                 tally.errors.append(f"{name}: {event.name}: {event.message}")
         if event.name == "claimed" and event.task:
-            held[event.task] = time.monotonic() + rng.uniform(*sizes.work)
+            held[event.task] = time.monotonic() + rng.uniform(*sizes.work) / sizes.compression
 
     apply = ws.apply
 
     def timed_apply(operation, task_id=None, **kw):  # type: ignore[no-untyped-def]
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.thread_time()
         result, tx = apply(operation, task_id=task_id, **kw)
         if result.op == "claim" and tx.landed:
             with tally.lock:
+                tally.claim_cpu.append(time.thread_time() - cpu)
                 tally.claim_seconds.append(time.perf_counter() - began)
                 tally.claim_attempts.append(tx.attempts)
         return result, tx
 
     ws.apply = timed_apply  # type: ignore[method-assign]
     loop = PollLoop(ws, emit, interval=sizes.poll)
-    time.sleep(max(0.0, start + rng.uniform(0, sizes.poll) - time.monotonic()))
+    time.sleep(max(0.0, start + sizes.ramp * i / sizes.sessions - time.monotonic()))
     try:
         while time.monotonic() < stop:
             for task, done_at in list(held.items()):
@@ -140,10 +172,67 @@ def run_session(
                     except Exception as exc:  # noqa: BLE001 - counted, the session goes on
                         with tally.lock:
                             tally.errors.append(f"{name}: complete {task}: {exc}")
+            began, cpu = time.perf_counter(), time.thread_time()
             loop.cycle()
+            spent, used = time.perf_counter() - began, time.thread_time() - cpu
+            with tally.lock:
+                tally.cycles.append(spent)
+                tally.cycle_cpu.append(used)
             time.sleep(min(loop.next_delay(sizes.poll), max(0.0, stop - time.monotonic())))
     finally:
         ws.store.close()
+
+
+# Processes the sessions are spread over. A real team is one process per session; 200 threads
+# under one interpreter lock measured the lock's queue (a thread back from a git call waited
+# behind every other runnable thread), and used one of the two cores.
+WORKERS = 4
+
+
+def run_worker(
+    conn: Connection, assigned: list[tuple[int, Path]], url: str, sizes: TeamSizes, start: float, stop: float
+) -> None:
+    """One process's share of the team; sends back its tally and what it cost."""
+    from ifcoord.core import derived, snapshot
+
+    tally = Tally()
+    collecting = {"seconds": 0.0, "since": 0.0}
+
+    def collector(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting["since"] = time.perf_counter()
+        else:
+            collecting["seconds"] += time.perf_counter() - collecting["since"]
+
+    gc.callbacks.append(collector)
+    if os.environ.get("IFCOORD_BENCH_GC", "") != "default":
+        # One process holds 50 sessions' parsed boards and allocates for all of them: the
+        # collector's passes over that heap cost as the square of the sessions per process
+        # (with the default thresholds they held the interpreter lock most of the time, cycles
+        # took 96 s; with only full passes put off, half the CPU). A session's own process
+        # holds one session's. Here only the young generation is collected.
+        gc.freeze()  # what the parent built stays out of every collection
+        gc.set_threshold(100_000, 1_000_000_000, 1_000_000_000)
+    cpu, children = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    built = snapshot.BUILDS["commits"], derived.COUNTS["built"]  # the parent's, before the fork
+    threads = [
+        threading.Thread(target=run_session, args=(i, c, url, sizes, start, stop, tally), daemon=True)
+        for i, c in assigned
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(0.0, stop - time.monotonic()) + 120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    conn.send({
+        "claim_seconds": tally.claim_seconds, "claim_attempts": tally.claim_attempts,
+        "completes": tally.completes, "events": dict(tally.events), "errors": tally.errors[:20],
+        "cycles": tally.cycles, "cycle_cpu": tally.cycle_cpu, "claim_cpu": tally.claim_cpu,
+        "python": time.process_time() - cpu, "gc": collecting["seconds"],
+        "git": after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
+        "builds": snapshot.BUILDS["commits"] - built[0], "derived": derived.COUNTS["built"] - built[1],
+    })  # fmt: skip
+    conn.close()
 
 
 def ceiling(lab: Lab, writers: int, seconds: float) -> list[Row]:
@@ -188,8 +277,38 @@ def ceiling(lab: Lab, writers: int, seconds: float) -> list[Row]:
                 "", "", "")]  # fmt: skip
 
 
-def team(lab: Lab, quick: bool) -> list[Row]:
+def team_sizes(quick: bool) -> TeamSizes:
+    """FULL_TEAM or QUICK_TEAM; IFCOORD_BENCH_TEAM="sessions=50,compression=2,seconds=120" changes
+    fields of it (to explore where the target stops being met; the table says what ran)."""
     sizes = QUICK_TEAM if quick else FULL_TEAM
+    spec = os.environ.get("IFCOORD_BENCH_TEAM", "")
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        kind = type(getattr(sizes, key))
+        sizes = dataclasses.replace(sizes, **{key: kind(value)})
+    return sizes
+
+
+def daemon_cpu(prefix_port: str) -> float:
+    """CPU seconds of `git daemon` and the upload-pack/receive-pack processes it has reaped."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            if b"daemon" not in cmd or prefix_port.encode() not in cmd:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    return total
+
+
+def team(lab: Lab, quick: bool) -> list[Row]:
+    sizes = team_sizes(quick)
     rows: list[Row] = ceiling(lab, 2 if quick else 8, 2 if quick else 30)
     # Threads share one process: the on-disk parse cache would only write the same boards 200
     # times to one disk (a real session, on its own machine, keeps it on).
@@ -224,17 +343,44 @@ def team(lab: Lab, quick: bool) -> list[Row]:
             old_tip = git(f"--git-dir={bare}", "rev-parse", BRANCH)
             old_bytes = objects_bytes(bare)
             tally = Tally()
+            daemon_before = daemon_cpu(prefix.rsplit(":", 1)[1])
             start = time.monotonic()
             stop = start + sizes.seconds
-            threads = [
-                threading.Thread(target=run_session, args=(i, c, url, sizes, start, stop, tally), daemon=True)
-                for i, c in enumerate(clones)
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=sizes.seconds + 120)
+            # forked after the setup: every worker starts with this process's imports and memory
+            fork = multiprocessing.get_context("fork")
+            pipes, workers = [], []
+            for w in range(min(WORKERS, sizes.sessions)):
+                assigned = [(i, c) for i, c in enumerate(clones) if i % WORKERS == w]
+                receive, send = fork.Pipe(duplex=False)
+                proc = fork.Process(
+                    target=run_worker, args=(send, assigned, url, sizes, start, stop), daemon=True
+                )
+                proc.start()
+                pipes.append(receive)
+                workers.append(proc)
+            used = {"sessions (Python)": 0.0, "of it garbage collection": 0.0, "their git processes": 0.0}
+            built = (0, 0)
+            for receive in pipes:
+                if not receive.poll(sizes.seconds + 240):
+                    tally.errors.append("a worker process did not report")
+                    continue
+                part = receive.recv()
+                tally.claim_seconds += part["claim_seconds"]
+                tally.claim_attempts += part["claim_attempts"]
+                tally.completes += part["completes"]
+                tally.events.update(part["events"])
+                tally.errors += part["errors"]
+                tally.cycles += part["cycles"]
+                tally.cycle_cpu += part["cycle_cpu"]
+                tally.claim_cpu += part["claim_cpu"]
+                used["sessions (Python)"] += part["python"]
+                used["of it garbage collection"] += part["gc"]
+                used["their git processes"] += part["git"]
+                built = built[0] + part["builds"], built[1] + part["derived"]
+            for proc in workers:
+                proc.join(timeout=30)
             elapsed = time.monotonic() - start
+            used["git daemon"] = daemon_cpu(prefix.rsplit(":", 1)[1]) - daemon_before
             new_tip = git(f"--git-dir={bare}", "rev-parse", BRANCH)
             claims, _ = history(bare)
             _, ops = history(bare, since=old_tip)
@@ -260,12 +406,30 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                     p99 <= 5 * uncontended and doubles == 0 and lost == 0))  # fmt: skip
     rows.append(Row("team", "pushes per claim / double claims / leases lost / errors",
                     f"{pushes:.1f} / {doubles} / {lost} / {len(tally.errors)}"))  # fmt: skip
+    label = (
+        f"clock: defaults / {sizes.compression:g} (poll {sizes.poll:g} s, heartbeat {sizes.heartbeat:g} s, "
+        f"lease {sizes.lease:g} s); tasks {sizes.work[0] / sizes.compression:g}-"
+        f"{sizes.work[1] / sizes.compression:g} s; joins over {sizes.ramp:g} s"
+    )
+    rows.append(Row("team", label, f"{ops['claim']} claimed / {ops['complete']} completed"))
     rows.append(Row("team", "commits/s on the branch: all / heartbeats / claims / completes",
                     f"{commits / elapsed:.1f} / {ops['heartbeat'] / elapsed:.1f} / "
                     f"{ops['claim'] / elapsed:.2f} / {ops['complete'] / elapsed:.2f}"))  # fmt: skip
     per = max(commits, 1)
     rows.append(Row("team", "remote growth: per commit packed / loose; total",
                     f"{packed / per:.0f} B / {grown / per:.0f} B; {grown / 1e6:.1f} MB"))  # fmt: skip
+    cycles = sorted(tally.cycles)
+    rows.append(Row("team", f"loop cycles: count, p50 / p99; states built per commit ({WORKERS} processes)",
+                    f"{len(cycles)}, {ms(statistics.median(cycles)) if cycles else '-'} / "
+                    f"{ms(cycles[int(0.99 * (len(cycles) - 1))]) if cycles else '-'}; "
+                    f"{built[0] / per:.2f} (snapshot), {built[1] / per:.2f} (derived)"))  # fmt: skip
+    own = sorted(tally.cycle_cpu) or [float("nan")]
+    claim_cpu = sum(tally.claim_cpu) / len(tally.claim_cpu) if tally.claim_cpu else float("nan")
+    rows.append(Row("team", "CPU of a session's own thread: per cycle (mean, p99) / per landed claim (mean)",
+                    f"{ms(sum(own) / len(own))}, {ms(own[int(0.99 * (len(own) - 1))])} / "
+                    f"{ms(claim_cpu)}"))  # fmt: skip
+    cores = ", ".join(f"{k} {v / elapsed:.2f}" for k, v in used.items())
+    rows.append(Row("team", "CPU cores used (2 here)", cores))
     if tally.errors:
         print("team: first errors:\n  " + "\n  ".join(tally.errors[:5]), flush=True)
     return rows

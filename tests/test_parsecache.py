@@ -32,10 +32,8 @@ def store(clone: Path) -> BranchStore:
 
 
 def fresh_process() -> None:
-    """What a new process starts with: no parse in memory."""
-    snapshot._decode_board_cached.cache_clear()
-    snapshot._read_status_cached.cache_clear()
-    snapshot._seeded.clear()
+    """What a new process starts with: no parse in memory (nor any state built from a commit)."""
+    snapshot.forget_parses()
 
 
 def counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:

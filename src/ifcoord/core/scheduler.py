@@ -188,15 +188,24 @@ def next_for(
     stale: frozenset[str] = frozenset(),
     phase_key: Callable[[str], tuple] = lambda p: (p,),
     exclude: Iterable[str] = (),
+    deps: dict[str, list[str]] | None = None,
+    ranked: list[Task] | None = None,
+    held: list[Task] | None = None,
 ) -> Pick:
-    """What `session` should work on now: its current task, else a primary, else a filler task."""
+    """What `session` should work on now: its current task, else a primary, else a filler task.
+
+    `deps`, `ranked` (`ready_tasks` for every session, with these `stale`) and `held` (what
+    `session` holds) are the same answers computed once per snapshot (core/derived.py)."""
     skip = set(exclude)
-    deps = resolve_dependencies(tasks)
-    held = [t for t in lifecycle.held_by(tasks.values(), session) if not lifecycle.is_stuck(t, tasks, deps)]
-    if held:
-        current = sorted(held, key=lambda t: (t.kind != "primary", t.file, t.position))[0]
+    deps = resolve_dependencies(tasks) if deps is None else deps
+    holding = lifecycle.held_by(tasks.values(), session) if held is None else held
+    active = [t for t in holding if not lifecycle.is_stuck(t, tasks, deps)]
+    if active:
+        current = sorted(active, key=lambda t: (t.kind != "primary", t.file, t.position))[0]
         return Pick(current, "current", f"{session} already holds {current.id} ({current.state})")
-    ready = [t for t in ready_tasks(tasks, stale, phase_key, session, deps) if t.id not in skip]
+    everyone = ready_tasks(tasks, stale, phase_key, None, deps) if ranked is None else ranked
+    # the same order as ready_tasks(..., session): keeping a sorted list's members keeps its order
+    ready = [t for t in everyone if t.id not in skip and may_take(t, session)]
     primaries = [t for t in ready if t.kind == "primary"]
     fillers = [t for t in ready if t.kind == "filler"]
     if primaries:

@@ -2,6 +2,8 @@
 
 `build_snapshot` is pure; `SnapshotLoader` reads a commit through the store and caches parsed
 boards and status files by blob id, so an unchanged board is never parsed twice in a process.
+The state at a commit is built once per process and shared by every loader (every Workspace and
+poll loop of the process): a commit id names its content, and the state is read-only once built.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +102,9 @@ def decode_board(path: str, data: bytes, config: Config) -> Board:
     return _decode_board_cached(path, data, phases)
 
 
-@functools.lru_cache(maxsize=512)
+# A parsed 500-task board holds about 4 MB of models: a poll loop on a busy branch sees a new
+# version of a board at every claim, so only the recent ones are kept (512 could hold 2 GB).
+@functools.lru_cache(maxsize=64)
 def _decode_board_cached(path: str, data: bytes, phases: tuple[str, ...]) -> Board:
     if len(data) > MAX_BOARD_BYTES:
         board = unreadable_board(
@@ -334,8 +340,49 @@ class TreeSource(Protocol):
     def read_object(self, sha: str) -> bytes: ...
 
 
+# The state at each recently loaded commit, shared by every loader of the process (200 sessions
+# in one process read the same tip: one build, not 200). Bounded: a loop runs for days.
+_by_commit: OrderedDict[str, BranchState] = OrderedDict()
+_BY_COMMIT_MAX = 16
+_by_commit_lock = threading.Lock()
+BUILDS = {"commits": 0}  # states built from a commit in this process (tests and the bench count them)
+
+
+_building: dict[str, threading.Lock] = {}  # one builder per commit; the others wait for its state
+
+
+def _shared_state(commit: str) -> BranchState | None:
+    with _by_commit_lock:
+        state = _by_commit.get(commit)
+        if state is not None:
+            _by_commit.move_to_end(commit)
+        return state
+
+
+def _share_state(commit: str, state: BranchState) -> BranchState:
+    """Keep `state` for every loader; when another thread built it first, theirs is the one."""
+    with _by_commit_lock:
+        kept = _by_commit.setdefault(commit, state)
+        _by_commit.move_to_end(commit)
+        while len(_by_commit) > _BY_COMMIT_MAX:
+            _by_commit.popitem(last=False)
+        return kept
+
+
+def forget_parses() -> None:
+    """Drop every parse and state this process holds in memory (what a new process starts with)."""
+    global _seeded_bytes
+    _decode_board_cached.cache_clear()
+    _read_status_cached.cache_clear()
+    _seeded.clear()
+    _seeded_bytes = 0
+    with _by_commit_lock:
+        _by_commit.clear()
+
+
 class SnapshotLoader:
-    """Reads branch commits through a BranchStore, reusing parses of unchanged blobs."""
+    """Reads branch commits through a BranchStore, reusing parses of unchanged blobs; the state
+    at a commit is built once per process (BranchState and its Snapshot are shared: read-only)."""
 
     def __init__(self, store: TreeSource) -> None:
         from ifcoord.core.parsecache import ParseCache, cache_enabled
@@ -348,6 +395,20 @@ class SnapshotLoader:
     def load(self, commit: str | None) -> BranchState:
         if commit is None:
             return BranchState(Snapshot(), {})
+        shared = _shared_state(commit)
+        if shared is not None:
+            return shared
+        # When a tip moves, every loop of the process looks at it at once: one builds it.
+        with _by_commit_lock:
+            building = _building.setdefault(commit, threading.Lock())
+        try:
+            with building:
+                return _shared_state(commit) or self._build(commit)
+        finally:
+            with _by_commit_lock:
+                _building.pop(commit, None)
+
+    def _build(self, commit: str) -> BranchState:
         entries = self.store.list_tree(commit)
         special = {p for p, e in entries.items() if e.mode not in REGULAR_MODES}
         shas = {path: entry.sha for path, entry in entries.items() if path not in special}
@@ -367,7 +428,8 @@ class SnapshotLoader:
         kinds = {p: "a gitlink (submodule)" if entries[p].mode == 0o160000 else "a symlink" for p in special}
         for p in sorted(special):
             snapshot.diagnostics += _skipped_entries(config, [p], f"{kinds[p]}")
-        return BranchState(snapshot, raw, frozenset(special | _folders(entries)))
+        BUILDS["commits"] += 1
+        return _share_state(commit, BranchState(snapshot, raw, frozenset(special | _folders(entries))))
 
     def _warm(self, config: Config, blobs: Mapping[str, str], raw: Mapping[str, bytes]) -> None:
         """Make every board and status file among `raw` parse from the on-disk cache: entries

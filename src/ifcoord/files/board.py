@@ -9,8 +9,9 @@ import bisect
 import functools
 import itertools
 import re
+import threading
 import unicodedata
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -697,6 +698,39 @@ def unreadable_board(path: str, reason: str) -> Board:
 
 
 def _scan(path: str, text: str, phase_order: list[str] | None = None) -> _Scan:
+    """The board and its lines, scanned once per text: a claim scans the text it edits (already
+    scanned when the branch was read), the edited text to verify it, and the same edited text
+    again for the dashboard and for every session that then reads the branch. A scan is treated
+    as read-only by everyone (editors build new lines)."""
+    key = (path, text, tuple(phase_order or ()))
+    with _scans_lock:
+        scan = _scans.get(key)
+        if scan is not None:
+            _scans.move_to_end(key)
+            return scan
+    scan = _scan_text(path, text, phase_order)
+    global _scans_chars
+    with _scans_lock:
+        if key not in _scans:
+            _scans[key] = scan
+            _scans_chars += len(text)
+        while len(_scans) > 1 and (len(_scans) > _SCANS_MAX or _scans_chars > _SCANS_CHARS):
+            (_, old_text, _), _ = _scans.popitem(last=False)
+            _scans_chars -= len(old_text)
+    return scan
+
+
+# Recent scans by text. A scan holds about 60 times its text in objects (6 MB for a 500-task
+# board): bounded by entries and by characters, so that a board of megabytes keeps one scan and
+# boards of a few hundred tasks (a team editing four of them at once) keep a dozen or two.
+_scans: OrderedDict[tuple[str, str, tuple[str, ...]], _Scan] = OrderedDict()
+_scans_lock = threading.Lock()
+_scans_chars = 0
+_SCANS_MAX = 24
+_SCANS_CHARS = 2 * 1024 * 1024
+
+
+def _scan_text(path: str, text: str, phase_order: list[str] | None) -> _Scan:
     lines = _split_lines(text)
     markdown = _parse_markdown(text)
     phase = _ordered_phase(_phase_from_tokens(path, markdown.headings), path, phase_order)
@@ -1231,6 +1265,7 @@ def _ticks(lines: list[_Line], task: Task, upto: int) -> dict[int, str]:
 def _join(out: list[_Line], original: list[_Line], eol: str) -> str:
     """Join lines, keeping the original's final-newline choice whatever moved at the end."""
     had_final_eol = not original or bool(original[-1].eol)  # an empty file gets the usual "\n"
+    out = [_Line(line.content, line.eol) for line in out]  # the scan's own lines are shared: never changed
     for line in out[:-1]:
         if not line.eol:
             line.eol = eol

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ifcoord.core import lifecycle
+from ifcoord.core.derived import derived
 from ifcoord.core.leases import heartbeat_due
 from ifcoord.core.ops import KEEP, claiming, heartbeat, iso
-from ifcoord.core.scheduler import next_for, resolve_dependencies
+from ifcoord.core.scheduler import next_for
 from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable, UsageError
-from ifcoord.files.config import phase_sort_key
 from ifcoord.git.transaction import jitter, now
 from ifcoord.models import Snapshot, Task
 from ifcoord.ownbranch.proposals import Proposed, pending_json
@@ -212,11 +212,12 @@ class PollLoop:
     def decide(self, snapshot: Snapshot) -> None:
         session = self.session
         stale = self.ws.stale(snapshot)
-        tasks = snapshot.tasks()
+        shared = derived(snapshot)  # computed once per tip for every loop of this process
+        tasks = shared.tasks
         if self.awaiting_arbiter(snapshot):
             return
-        deps = resolve_dependencies(tasks)
-        held = lifecycle.held_by(tasks.values(), session)
+        deps = shared.deps
+        held = shared.held(session)
         held_ids = {t.id for t in held}
         previous = set(self.memory.held)
         status = snapshot.statuses.get(session)
@@ -270,7 +271,7 @@ class PollLoop:
                 if p.task not in self.memory.proposed:  # a revived loop waits for its own
                     self.memory.proposed[p.task] = p.seq
                     self.event("proposed", p.task, f"proposed {p.task}, waiting for the arbiter", seq=p.seq)
-        tasks = snapshot.tasks()
+        tasks = derived(snapshot).tasks
         for task_id, seq in sorted(self.memory.proposed.items()):
             verdict = self.ws.mode.decision(snapshot, seq)
             if verdict is None:
@@ -304,10 +305,13 @@ class PollLoop:
         on_filler = bool(active) and all(t.kind == "filler" for t in active)
         mine: set[str] = set()
         if on_filler:
-            mapping = primary_assignments(
-                tasks, deps, live_sessions(snapshot, self.session), stale,
-                lambda p: phase_sort_key(snapshot.config, p),
-            )  # fmt: skip
+            shared = derived(snapshot)
+            sessions = live_sessions(snapshot, self.session)
+            # the same mapping for every reader of this tip: computed once per process
+            mapping = shared.answer(
+                ("primary-assignments", tuple(sorted(set(sessions))), stale),
+                lambda: primary_assignments(shared.tasks, shared.deps, sessions, stale, shared.phase_key),
+            )
             mine = {tid for tid, s in mapping.items() if s == self.session}
         for tid in sorted(self.memory.announced - mine):
             self.memory.announced.discard(tid)
@@ -333,18 +337,21 @@ class PollLoop:
         self, snapshot: Snapshot, stale: frozenset[str], exclude: set[str], blocked: list[str]
     ) -> None:
         """Claim the scheduler's pick (primary, else filler); a lost race just means: pick again."""
-        phase_key = lambda p: phase_sort_key(snapshot.config, p)  # noqa: E731
         tried: set[str] = set(exclude)
         # own-branch: a task another session has already proposed to claim is not worth a race
         others = [p for p in pending_json(snapshot) if p["session"] != self.session and p["op"] == "claim"]
         tried |= {p["task"] for p in others}
         for _ in range(5):
+            shared = derived(snapshot)
             pick = next_for(
                 self.session,
-                snapshot.tasks(),
+                shared.tasks,
                 stale,
-                phase_key,
+                shared.phase_key,
                 exclude=tried,
+                deps=shared.deps,
+                ranked=shared.ranked(stale),
+                held=shared.held(self.session),
             )
             if pick.task is None or pick.kind == "current":
                 if blocked:
@@ -372,7 +379,7 @@ class PollLoop:
                 snapshot = self.ws.read(fetch=False).snapshot
                 continue
             self.memory.first = False
-            task = snapshot.tasks()[task_id]
+            task = shared.tasks[task_id]
             if isinstance(tx.payload, Proposed):
                 self.memory.proposed[task_id] = tx.payload.seq
                 waiting = f"proposed {task_id}, waiting for the arbiter"
