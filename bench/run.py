@@ -88,14 +88,17 @@ HOME (no user or system config).
   `raw_claim.sh`. The last rows compare a claim at scale with one at 50 tasks. At scale a claim
   rewrites a 500-task board and a 200-entry `status/` tree whole, so "packed" grows with the
   board and the team; deltas make "pushed" and "kept after gc" follow the change itself.
-- **team**: N sessions, each a `Workspace` on its own clone running `PollLoop.cycle()` in a
-  thread of one process, against `git daemon`, on a compressed clock (poll, heartbeat and lease
-  set in the branch's `ifcoord.yaml`, shown in docs/scaling.md), starting spread over one poll
-  interval. A session works on a claimed task for a random time, then completes it; its loop
-  claims the next. Claim latency is `Workspace.apply` of the claim, retries included, against
-  one claim with nobody else about; leases lost are `lease-lost` events; commits per second and
-  double claims come from the branch history. The on-disk parse cache is off here (200 clones
-  on one disk would each write the same boards); the in-process one is shared by the threads.
+- **team**: N sessions, each a `Workspace` on its own clone running `PollLoop.cycle()` (what
+  `ifcoord poll` runs), as threads in a few processes forked after the set-up (one interpreter
+  lock for 200 sessions would measure that lock), against `git daemon`. The clock is the
+  defaults (poll 30 s, heartbeat 120 s, lease 600 s) divided by one factor, 1 at full size
+  (docs/scaling.md says why); sessions join over one mean task time, so claims come at their
+  steady-state rate (a team started in one instant is the contention scenario). A session works
+  on a claimed task for a random time, then completes it; its loop claims the next. Claim
+  latency is `Workspace.apply` of the claim, retries included, against one claim with nobody
+  else about; leases lost are `lease-lost` events; commits per second and double claims come
+  from the branch history. The on-disk parse cache is off here (200 clones on one disk would
+  each write the same boards); the state at a commit is built once per process and shared.
 """
 
 
