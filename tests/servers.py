@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -177,10 +178,15 @@ def ssh_server(tmp: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
         ["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
+    # One connection master (ControlMaster), as people set up hosts they talk to all day: every
+    # git command would otherwise pay a key exchange on both sides. A short path: a socket's
+    # name is at most 107 bytes.
+    sockets = Path(tempfile.mkdtemp(prefix="ifc-ssh-"))
     env = {
         "GIT_SSH_COMMAND": (
             f"ssh -i {d / 'client_key'} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no "
-            "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
+            "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes "
+            f"-o ControlMaster=auto -o ControlPath={sockets}/m -o ControlPersist=30"
         )
     }
     url = f"ssh://{user}@127.0.0.1:{port}{bare}"
@@ -189,4 +195,7 @@ def ssh_server(tmp: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
         USED.add("ssh (openssh-server)")
         yield url, bare, env
     finally:
+        subprocess.run(["ssh", "-o", f"ControlPath={sockets}/m", "-O", "exit", "x"],
+                       capture_output=True, check=False, timeout=30)  # fmt: skip
         stop(sshd)
+        shutil.rmtree(sockets, ignore_errors=True)
