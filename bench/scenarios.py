@@ -431,7 +431,7 @@ def growth_rows(lab: Lab, bare: Path, clone: Path, pool: TaskPool, ops: int, lab
 
     def repacked() -> int:
         """The remote's size after its gc (`git repack -a -d`: what a host keeps for good)."""
-        git(f"--git-dir={bare}", "repack", "-a", "-d", "-q")
+        git(f"--git-dir={bare}", "repack", "-a", "-d", "-q", "--no-write-bitmap-index")
         return objects_bytes(bare)
 
     def gained(fn: Callable[[int], object]) -> tuple[float, float, int, float, float]:

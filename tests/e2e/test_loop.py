@@ -272,3 +272,25 @@ def test_a_failing_cycle_is_reported_and_the_loop_goes_on(bare_remote: Path, tmp
         p.wait_for("claimed", "T1")  # and back at work
     finally:
         assert p.stop() == 0
+
+
+def test_poll_once_looks_at_the_remote_once(bare_remote: Path, tmp_path: Path) -> None:
+    """The check that the branch exists is the first cycle's look: one ls-remote, no second."""
+    import shutil
+
+    admin = make_clone(bare_remote, tmp_path / "admin")
+    (admin / "PHASE-0.md").write_text("# P\n\n## T1: One\n**Status:** open\n")
+    assert run_ifcoord("init", "--board", "PHASE-0.md", cwd=admin).returncode == 0
+    assert run_ifcoord("claim", "T1", "-s", "s1", cwd=admin).returncode == 0
+    wrapper = tmp_path / "bin"
+    wrapper.mkdir()
+    log = tmp_path / "git.log"
+    (wrapper / "git").write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {shutil.which("git")} "$@"\n')
+    (wrapper / "git").chmod(0o755)
+    path = f"{wrapper}{os.pathsep}{os.environ['PATH']}"
+    done = run_ifcoord("poll", "--once", "-s", "s1", "--json", cwd=admin, env={"PATH": path})
+    assert done.returncode == 0, done.stderr
+    # each git command's name: its first word that is not an option
+    lines = log.read_text().splitlines()
+    commands = [next(w for w in line.split() if not w.startswith("-")) for line in lines]
+    assert [c for c in commands if c in ("ls-remote", "fetch", "push")] == ["ls-remote"], commands

@@ -26,6 +26,7 @@ from ifcoord.core.derived import derived
 from ifcoord.core.leases import heartbeat_due
 from ifcoord.core.ops import KEEP, claiming, heartbeat, iso
 from ifcoord.core.scheduler import next_for
+from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable, UsageError
 from ifcoord.git.transaction import jitter, now
 from ifcoord.models import Snapshot, Task
@@ -177,6 +178,7 @@ class PollLoop:
         self.interval = interval
         self.memory = LoopMemory()
         self.stop = StopSignal()
+        self._looked: BranchState | None = None  # a look taken by check_branch, not yet decided on
         self.config_interval = 30.0  # the branch's poll_seconds, as last read
         self.log = EventLog(ws.home)
 
@@ -198,7 +200,8 @@ class PollLoop:
             self.event("error", message=f"unexpected error: {type(exc).__name__}: {exc}")
 
     def _cycle(self) -> None:
-        state = self.ws.poll_state()  # RemoteUnreachable: the caller reports remote-down
+        state, self._looked = self._looked or self.ws.poll_state(), None  # RemoteUnreachable: reported
+
         if self.memory.remote_down:
             self.memory.remote_down = False
             self.event("remote-up", message=f"{self.ws.remote} answers again")
@@ -437,6 +440,7 @@ class PollLoop:
         except RemoteUnreachable:
             return  # the loop reports remote-down and keeps trying
         require_branch(self.ws, state)
+        self._looked = state  # the first cycle decides on this look instead of taking another
 
     def _run(self, once: bool) -> int:
         self.install_signal_handlers()
