@@ -34,11 +34,25 @@ def _priority_rank(priority: str) -> int:
 
 def resolve_dependencies(tasks: dict[str, Task]) -> dict[str, list[str]]:
     """Each task's dependencies as task IDs: group prefixes (`P2A`) expand to their members."""
+    group = _group_finder(tasks)
+    return {
+        task_id: _expand(task, tasks, group) if task.depends_tokens else [] for task_id, task in tasks.items()
+    }
+
+
+def task_dependencies(task: Task, tasks: dict[str, Task]) -> list[str]:
+    """`resolve_dependencies(tasks)[task.id]`, for one task."""
+    return _expand(task, tasks, _group_finder(tasks)) if task.depends_tokens else []
+
+
+def _group_finder(tasks: dict[str, Task]) -> Callable[[str], list[str] | None]:
+    """A group prefix's member tasks (`P2A` -> `P2A.1`, `P2A.2.1`, ...), the groups built when a
+    token first names no task: most boards never need them."""
     groups: dict[str, list[str]] | None = None
 
     def group(token: str) -> list[str] | None:
         nonlocal groups
-        if groups is None:  # built when a token first names no task: most boards never need it
+        if groups is None:
             groups = {}
             for task_id in tasks:
                 parts = task_id.split(".")
@@ -46,19 +60,7 @@ def resolve_dependencies(tasks: dict[str, Task]) -> dict[str, list[str]]:
                     groups.setdefault(".".join(parts[:i]), []).append(task_id)
         return groups.get(token)
 
-    return {
-        task_id: _expand(task, tasks, group) if task.depends_tokens else [] for task_id, task in tasks.items()
-    }
-
-
-def task_dependencies(task: Task, tasks: dict[str, Task]) -> list[str]:
-    """`resolve_dependencies(tasks)[task.id]`, for one task (a group's members by a scan)."""
-
-    def members(token: str) -> list[str] | None:
-        found = [tid for tid in tasks if tid.startswith(token + ".")]  # token is a dot-prefix
-        return found or None
-
-    return _expand(task, tasks, members) if task.depends_tokens else []
+    return group
 
 
 def _expand(task: Task, tasks: dict[str, Task], group: Callable[[str], list[str] | None]) -> list[str]:
