@@ -9,15 +9,17 @@ import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ifcoord.cli.common import emit, note, readable_metavars
 from ifcoord.errors import IfcoordError
 from ifcoord.serve.client import ONE_SHOT, enabled
-from ifcoord.serve.server import CommandServer
 from ifcoord.views.text import has_control, safe
+
+if TYPE_CHECKING:
+    from ifcoord.serve.server import CommandServer  # only loops and `serve` make one
 
 # What the served commands import lazily; a server imports it before its first fork.
 WARM = (
@@ -32,6 +34,8 @@ def command_server(ctx: typer.Context, log: Callable[[str], None] | None = None)
     if not enabled():
         return None
     import importlib
+
+    from ifcoord.serve.server import CommandServer
 
     for module in WARM:  # imported once here, not once per command
         importlib.import_module(module)

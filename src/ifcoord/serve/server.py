@@ -55,7 +55,6 @@ class CommandServer:
         self.address = address(fingerprint())
         self.listener: socket.socket | None = None
         self.children: set[int] = set()
-        self.served = 0
         self.last_served = time.monotonic()
         self._tried = -REBIND_EVERY  # the first `wait` opens the address
         self.selector = selectors.DefaultSelector()
@@ -113,9 +112,7 @@ class CommandServer:
         while True:
             try:
                 conn, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # BlockingIOError: nobody else is waiting
                 return
             try:
                 self.handle(conn)
@@ -158,11 +155,7 @@ class CommandServer:
         return ""
 
     def fork(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
+        _flush_std()  # nothing of the server's may reach a copy's caller
         try:
             pid = os.fork()
         except OSError:
@@ -171,7 +164,6 @@ class CommandServer:
         if pid == 0:  # the copy: never returns
             self._run_copy(conn, request, fds)
         self.children.add(pid)
-        self.served += 1
         self.last_served = time.monotonic()
         argv = [str(a) for a in request["argv"]]  # type: ignore[attr-defined]
         self.log(f"serving {argv[0]} in {str(request['cwd'])!r} (pid {pid})")
@@ -217,11 +209,7 @@ class CommandServer:
             except Exception:  # noqa: BLE001
                 pass
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:  # noqa: BLE001
-                    pass
+            _flush_std()
             try:
                 conn.sendall(f"X{code}\n".encode())
             except OSError:
@@ -236,6 +224,14 @@ class CommandServer:
                 done = pid
             if done:
                 self.children.discard(pid)
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or broken stream is left as it is
+            pass
 
 
 def _die_with_client(conn: socket.socket) -> None:
