@@ -145,11 +145,16 @@ def test_served_operations_land_once_each_in_the_callers_environment(
     assert len(server.served()) == 3
 
 
+def blocked_client(admin: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A served command that waits, reading its stdin (a hook's JSON), until it is written."""
+    pipe = subprocess.PIPE
+    argv = [*ifcoord_cmd(), "agent", "hook", "session-start"]
+    return subprocess.Popen(argv, cwd=admin, env=env, stdin=pipe, stdout=pipe, stderr=pipe)
+
+
 def test_killing_the_client_kills_the_command(admin: Path, name: str, server: Server) -> None:
     """A SIGKILLed agent command must not go on running in the server's copy."""
-    client = subprocess.Popen([*ifcoord_cmd(), "agent", "hook", "session-start"], cwd=admin,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={**os.environ, "IFCOORD_SERVER": name})  # fmt: skip
+    client = blocked_client(admin, {**os.environ, "IFCOORD_SERVER": name})
     wait_for(lambda: server.served(), "the command to be served")
     copy = server.copy_pid()
     assert Path(f"/proc/{copy}").exists()  # blocked, reading the client's stdin
@@ -159,9 +164,7 @@ def test_killing_the_client_kills_the_command(admin: Path, name: str, server: Se
 
 
 def test_sigterm_reaches_the_copy_and_the_client_dies_of_it(admin: Path, name: str, server: Server) -> None:
-    client = subprocess.Popen([*ifcoord_cmd(), "agent", "hook", "session-start"], cwd=admin,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={**os.environ, "IFCOORD_SERVER": name})  # fmt: skip
+    client = blocked_client(admin, {**os.environ, "IFCOORD_SERVER": name})
     wait_for(lambda: server.served(), "the command to be served")
     copy = server.copy_pid()
     client.send_signal(signal.SIGTERM)
@@ -194,9 +197,7 @@ def test_a_running_poll_serves_the_users_commands(admin: Path, name: str, tmp_pa
     argv = [*ifcoord_cmd(), "poll", "-s", "p1", "--interval", "0.3", "--no-claim", "--json"]
     poll = subprocess.Popen(argv, cwd=admin, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        client = subprocess.Popen([*ifcoord_cmd(), "agent", "hook", "session-start"], cwd=admin,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=env)  # fmt: skip
+        client = blocked_client(admin, env)
 
         def copies() -> list[int]:
             found = []
