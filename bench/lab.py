@@ -125,31 +125,17 @@ class Lab:
     def server(self) -> Iterator[str]:
         """`ifcoord serve` for this lab: one-shot commands started inside the block are served
         by it (docs/agents.md, section 6), as an agent's are by its running `poll`."""
-        from ifcoord.serve.address import address
+        from testing.serving import start_server, stop_server
 
         name = f"bench-{os.getpid()}-{self.root.name}"
-        env = {**os.environ, "IFCOORD_SERVER": name}
-        proc = subprocess.Popen([IFCOORD, "serve"], env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = start_server([IFCOORD], name, timeout=30)
         saved = os.environ["IFCOORD_SERVER"]
         os.environ["IFCOORD_SERVER"] = name
         try:
-            where = address()
-            deadline = time.monotonic() + 30
-            while True:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                    try:
-                        probe.connect(where)
-                        break
-                    except OSError:
-                        if time.monotonic() > deadline or proc.poll() is not None:
-                            raise RuntimeError("ifcoord serve did not start") from None
-                time.sleep(0.05)
             yield name
         finally:
             os.environ["IFCOORD_SERVER"] = saved
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(proc)
 
     # -- clients ---------------------------------------------------------------------------------
 

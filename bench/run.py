@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # testing/ (shared with the tests)
 
 from harness import ROOT, Row, machine, render_table  # noqa: E402
 from hostile import hostile  # noqa: E402  (issue 13: large and deep inputs)

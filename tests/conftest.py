@@ -151,39 +151,24 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("IFCOORD_TEST_SERVER", "1") == "0":
         os.environ["IFCOORD_SERVER"] = "0"
         return
-    name = f"tests-{os.getpid()}-{time.time_ns()}"
-    os.environ["IFCOORD_SERVER"] = name
-    proc = subprocess.Popen(
-        [*ifcoord_cmd(), "serve", "--idle-exit", "900"], stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    config.stash[_SERVER] = proc
-    from ifcoord.serve.address import address
+    from testing.serving import start_server
 
-    where = address()
-    end = time.monotonic() + 60
-    while time.monotonic() < end and proc.poll() is None:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(where)
-            return  # listening (the probe sends nothing: the server drops it)
-        except OSError:
-            time.sleep(0.05)
-        finally:
-            probe.close()
-    raise pytest.UsageError(
-        "the test run's command server did not start; IFCOORD_TEST_SERVER=0 runs without it"
-    )
+    name = f"tests-{os.getpid()}-{time.time_ns()}"
+    try:
+        config.stash[_SERVER] = start_server(ifcoord_cmd(), name, "--idle-exit", "900")
+    except RuntimeError:
+        raise pytest.UsageError(
+            "the test run's command server did not start; IFCOORD_TEST_SERVER=0 runs without it"
+        ) from None
+    os.environ["IFCOORD_SERVER"] = name  # the workers and every process they start inherit it
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from testing.serving import stop_server
+
     proc = config.stash.get(_SERVER, None)
     if proc is not None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 _SERVER = pytest.StashKey["subprocess.Popen[bytes]"]()
