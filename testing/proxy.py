@@ -29,6 +29,7 @@ class FaultProxy:
         self.down_until = 0.0
         self.cuts = 0
         self.refused = 0
+        self.pushes: list[str] = []  # what became of each push, in order (for failure messages)
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -62,31 +63,25 @@ class FaultProxy:
         except OSError:
             client.close()
             return
-        # armed: this connection carries a push whose answer we will cut
-        state = {"push": False, "rolled": False, "armed": False, "cut": False, "spoke": 0}
-
-        def roll() -> None:
-            if not state["rolled"]:
-                state["rolled"] = True
-                state["armed"] = self._should_cut()
+        # push: this connection carries a push; sent: the client has sent it (commands, pack)
+        state = {"push": False, "sent": False, "decided": False, "cut": False, "spoke": 0}
 
         def upstream() -> None:  # client -> server
             try:
                 while data := client.recv(65536):
                     state["spoke"] += 1
                     if data.startswith(b"POST ") and b"git-receive-pack" in data.split(b"\r\n", 1)[0]:
-                        state["push"] = True  # smart HTTP: this request carries the pack
-                        roll()
+                        state["push"] = state["sent"] = True  # smart HTTP: the request carries the pack
                     elif state["spoke"] == 1 and data[4:].startswith(b"git-receive-pack"):
-                        state["push"] = True  # git://: the pack follows on this connection
+                        state["push"] = True  # git://: the commands and the pack follow
                         try:
                             request = int(data[:4], 16)
                         except ValueError:
                             request = len(data)
-                        if len(data) > request:
-                            roll()  # a loaded machine can hand over the request and more at once
+                        # a loaded machine can hand over the request and more in one read
+                        state["sent"] = len(data) > request
                     elif state["push"] and state["spoke"] > 1:
-                        roll()
+                        state["sent"] = True
                     server.sendall(data)
                 if not state["cut"]:
                     server.shutdown(socket.SHUT_WR)
@@ -97,27 +92,39 @@ class FaultProxy:
         t.start()
         try:
             while data := server.recv(65536):
-                if state["armed"]:
-                    # The server answers the push: it has the pack. Hang up on the client and let
-                    # the server finish its work undisturbed.
-                    state["cut"] = True
-                    with self.lock:
-                        self.cuts += 1
-                        if self.outage_after_cut:
-                            self.down_until = time.monotonic() + self.outage_after_cut
-                    client.shutdown(socket.SHUT_RDWR)
-                    while server.recv(65536):
-                        pass
-                    break
+                if state["sent"] and not state["decided"]:
+                    # The server answers the push, so it has the pack: cut or not is decided now,
+                    # not when the client spoke (a push the client gives up on before any answer,
+                    # such as a stale lease, never uses up a cut meant for a push the server took).
+                    state["decided"] = True
+                    cut = self._should_cut()
+                    self._record("push cut" if cut else "push answered")
+                    if cut:
+                        state["cut"] = True
+                        with self.lock:
+                            self.cuts += 1
+                            if self.outage_after_cut:
+                                self.down_until = time.monotonic() + self.outage_after_cut
+                        # Hang up on the client; let the server finish its work undisturbed.
+                        client.shutdown(socket.SHUT_RDWR)
+                        while server.recv(65536):
+                            pass
+                        break
                 client.sendall(data)
         except OSError:
             pass
         finally:
+            if state["push"] and not state["decided"]:
+                self._record("push never answered" if state["sent"] else "push never sent")
             for s in (client, server):
                 try:
                     s.close()
                 except OSError:
                     pass
+
+    def _record(self, event: str) -> None:
+        with self.lock:
+            self.pushes.append(event)
 
     def close(self) -> None:
         self.listener.close()
