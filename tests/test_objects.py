@@ -60,6 +60,30 @@ def test_the_reader_reads_packed_objects_raises_on_missing_ones_and_survives_a_k
         reader.close()
 
 
+def test_many_objects_are_read_in_batches_and_a_missing_one_leaves_the_reader_in_step(
+    clone: Path, git_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(objects, "BATCH", 7)  # several batches, the last one short
+    blobs = {objects.write_loose(git_dir / "objects", b"blob", b"%d\n" % i * i).hex(): b"%d\n" % i * i
+             for i in range(30)}  # fmt: skip
+    shas = list(blobs)
+    reader = objects.ObjectReader(git_dir)
+    try:
+        assert reader.read_many(shas) == blobs
+        # a missing object amid others: named, and the answers after it are read off the pipe
+        with pytest.raises(objects.MissingObject) as missing:
+            reader.read_many([shas[0], "2" * 40, shas[1], "3" * 40, shas[2]])
+        assert missing.value.sha == "2" * 40
+        assert reader.read_many(shas[3:5]) == {s: blobs[s] for s in shas[3:5]}
+        # a reader killed between batches is restarted; the request is asked again whole
+        assert reader._proc is not None
+        reader._proc.kill()
+        reader._proc.wait()
+        assert reader.read_many(shas) == blobs
+    finally:
+        reader.close()
+
+
 def test_refs_are_read_loose_packed_and_symbolic(clone: Path, git_dir: Path) -> None:
     head = git("rev-parse", "HEAD", cwd=clone)
     git("update-ref", "refs/ifcoord/x/ifcoord", head, cwd=clone)

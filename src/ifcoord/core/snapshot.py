@@ -339,6 +339,8 @@ class TreeSource(Protocol):
 
     def read_object(self, sha: str) -> bytes: ...
 
+    def read_objects(self, shas: Iterable[str]) -> dict[str, bytes]: ...
+
 
 # The state at each recently loaded commit, shared by every loader of the process (200 sessions
 # in one process read the same tip: one build, not 200). Bounded: a loop runs for days.
@@ -419,7 +421,8 @@ class SnapshotLoader:
             )  # fmt: skip
         config = config_or_raise({CONFIG_PATH: self._blob(shas[CONFIG_PATH])} if CONFIG_PATH in shas else {})
         wanted = relevant_paths(config, shas)
-        raw = {p: self._blob(shas[p]) for p in wanted}
+        self._blobs.update(self.store.read_objects(shas[p] for p in wanted if shas[p] not in self._blobs))
+        raw = {p: self._blobs[shas[p]] for p in wanted}
         # keep only this tree's blobs, so a loop running for days does not grow
         self._blobs = {shas[p]: raw[p] for p in wanted}
         if self.parse_cache is not None:
