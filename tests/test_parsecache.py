@@ -231,4 +231,23 @@ def test_every_field_of_a_board_that_may_be_none_is_none_by_default() -> None:
                     and not isinstance(arg, types.GenericAlias)
                 ):
                     todo.append(arg)
-    assert {m.__name__ for m in seen} >= {"Board", "Task", "FieldLine", "Milestone", "Diagnostic"}
+    assert {m.__name__ for m in seen} >= {"Board", "Task", "Diagnostic"}
+
+
+def test_milestones_and_field_lines_keep_their_none_items_in_a_board_entry(tmp_path: Path) -> None:
+    """Milestones and field lines are tuples, written as JSON arrays: leaving out a None item
+    would shift the rest, so the entry keeps them, and reads back equal."""
+    from ifcoord.files.board import parse_board
+    from ifcoord.models import Config
+
+    text = "# Phase 0\n\n## P0.1: One\n\n**Milestones:**\n- [ ] no percent here\n- [x] 50% - half\n"
+    board = parse_board("boards/PHASE-0.md", text)
+    (task,) = board.tasks
+    assert [m.percent for m in task.milestones] == [None, 50]
+    cache = ParseCache(tmp_path)
+    cache.put_board("boards/PHASE-0.md", "c" * 40, Config(), board)
+    (entry,) = [p for p in cache.root.iterdir() if not p.name.startswith(".")]
+    assert b'["no percent here",null,false,' in entry.read_bytes()
+    back = cache.get_board("boards/PHASE-0.md", "c" * 40, Config())
+    assert back == board
+    assert back is not None and back.tasks[0].milestones[0].percent is None

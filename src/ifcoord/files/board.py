@@ -1165,8 +1165,8 @@ def _moved(task: Task, delta: int) -> Task:
         update={
             "line": task.line + delta,
             "end_line": task.end_line + delta,
-            "milestones": [m.model_copy(update={"line": m.line + delta}) for m in task.milestones],
-            "fields": [f.model_copy(update={"line": f.line + delta}) for f in task.fields],
+            "milestones": [m._replace(line=m.line + delta) for m in task.milestones],
+            "fields": [f._replace(line=f.line + delta) for f in task.fields],
         }
     )
 
