@@ -3,17 +3,15 @@ owner), and the JSON shapes agents read (docs/protocol.md, section 10): a stable
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ifcoord.core import lifecycle
 from ifcoord.core.scheduler import readiness, resolve_dependencies, task_dependencies
 from ifcoord.models import SessionStatus, Snapshot, Task
 
 
-@dataclass(frozen=True)
-class TaskRow:
-    """A task with what the whole branch says about it."""
+class TaskRow(NamedTuple):
+    """A task with what the whole branch says about it (a tuple: views build one per task)."""
 
     task: Task
     depends_on: list[str]

@@ -210,11 +210,18 @@ def _matches_any(patterns: list[str], path: str) -> bool:
 
 
 def is_board_path(config: Config, path: str) -> bool:
-    return _matches_any(config.boards, path) and not _matches_any(config.exclude, path)
+    return _included(tuple(config.boards), tuple(config.exclude), path)
 
 
 def is_status_path(config: Config, path: str) -> bool:
-    return _matches_any(config.status, path) and not _matches_any(config.exclude, path)
+    return _included(tuple(config.status), tuple(config.exclude), path)
+
+
+@lru_cache(maxsize=8192)
+def _included(patterns: tuple[str, ...], exclude: tuple[str, ...], path: str) -> bool:
+    """Matched by one of `patterns` and none of `exclude`: a branch's few hundred paths are
+    asked about several times per command (remembered, as the answer depends on these alone)."""
+    return _matches_any(list(patterns), path) and not _matches_any(list(exclude), path)
 
 
 def _natural_key(text: str) -> tuple[tuple[int, int, str], ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ifcoord.core import lifecycle
@@ -52,12 +53,12 @@ class PhaseSummary:
     phase: str
     rows: list[TaskRow]
 
-    @property
+    @cached_property
     def counted(self) -> list[TaskRow]:
         """Cancelled tasks count neither as done nor in the total."""
         return [r for r in self.rows if r.task.state != "cancelled"]
 
-    @property
+    @cached_property
     def done(self) -> int:
         return sum(r.task.state == "done" for r in self.counted)
 
