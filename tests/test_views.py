@@ -227,6 +227,22 @@ def test_a_big_branch_gets_a_bounded_dashboard_of_what_needs_people() -> None:
     assert "| s3 | working | T7.3 |" in text
 
 
+def test_a_big_branch_gets_a_bounded_terminal_board_unless_everything_is_asked_for() -> None:
+    snap = big_snapshot(300, claimed=3)
+    rows = task_rows(snap)
+    text = render(board_view(snap, rows))
+    listed = [m[1] for ln in text.splitlines() if (m := re.match(r" [▶ ][★ ] (T7\.\d+) ", ln))]
+    # the held tasks, then the first 20 ready ones, in board order; nothing else
+    assert listed == [f"T7.{i}" for i in range(1, 24)]
+    assert "and 277 more tasks (0 done, 277 ready, 0 other): ifcoord board --phase 7" in text
+    assert "300 tasks: more than 200" in text and "--all lists every task" in text
+    everything = render(board_view(snap, rows, everything=True))
+    assert " T7.300 " in everything and "more tasks" not in everything and "more than 200" not in everything
+    # at 200 tasks and below, every task is listed as before
+    small = big_snapshot(200, claimed=3)
+    assert " T7.200 " in render(board_view(small, task_rows(small)))
+
+
 def test_the_dashboard_size_does_not_grow_with_the_number_of_open_tasks() -> None:
     small = len(render_dashboard(big_snapshot(300, claimed=3)).encode())
     big = len(render_dashboard(big_snapshot(3000, claimed=3)).encode())

@@ -68,7 +68,11 @@ def lint(
 
 def board(
     dir: Path | None = DirOpt,
-    phase: str | None = typer.Option(None, "--phase", help="Only this phase."),
+    phase: str | None = typer.Option(None, "--phase", help="Only this phase, every task of it."),
+    everything: bool = typer.Option(
+        False, "--all", help="Every task, however many (past 200, each phase lists only work in "
+        "progress, stale leases and the first 20 ready tasks).",
+    ),  # fmt: skip
     remote: str | None = RemoteOpt,
     branch: str | None = BranchOpt,
     as_json: bool = JsonOpt,
@@ -88,7 +92,7 @@ def board(
     if as_json:
         emit({"commit": state.commit, "tasks": [task_json(r) for r in rows], "pending": waiting})
         return
-    console().print(board_view(state.snapshot, rows))
+    console().print(board_view(state.snapshot, rows, everything=everything or phase is not None))
     for p in waiting:
         note(f"pending: {p['session']} proposes {p['op']} {p['task']} (waiting for the arbiter)")
 

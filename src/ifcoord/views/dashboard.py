@@ -15,14 +15,20 @@ from ifcoord.core.scheduler import resolve_dependencies
 from ifcoord.core.snapshot import DASHBOARD_MARK  # the marker is read back there
 from ifcoord.models import Snapshot
 from ifcoord.views.graph import build_graph, critical_path, render_mermaid
-from ifcoord.views.terminal import held_tasks, phases_of, progress_bar, shown_state, task_percent
+from ifcoord.views.terminal import (
+    DETAIL_LIMIT,
+    LIST_LIMIT,
+    held_tasks,
+    phases_of,
+    progress_bar,
+    shown_state,
+    task_percent,
+)
 
-# Up to this many tasks the dashboard lists every task and draws the graph. Past it, it shows
+# Up to DETAIL_LIMIT tasks the dashboard lists every task and draws the graph. Past it, it shows
 # only what needs people (attention, work in progress, sessions, per-phase progress, the
 # critical path) and links the boards: every operation rewrites this file, and a table of
 # thousands of rows would make each claim add tens of kilobytes to the remote.
-DETAIL_LIMIT = 200
-LIST_LIMIT = 20  # ready tasks named in the bounded dashboard
 PATH_LIMIT = 30  # critical-path tasks named
 ATTENTION_LIMIT = 50  # stale leases and blocked tasks listed
 

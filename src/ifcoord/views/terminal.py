@@ -92,11 +92,32 @@ def shown_state(row: TaskRow) -> str:
 # -- the terminal -----------------------------------------------------------------------------
 
 
-def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
-    """`ifcoord board`: per phase a progress bar and a table; ready, critical, stale, blocked marked."""
+# Past this many tasks, views meant to be read whole (the terminal board, the dashboard) show
+# what needs people and say how to see the rest: thousands of rows help no one, and the
+# terminal board took 3 s to lay out 5,000 of them.
+DETAIL_LIMIT = 200
+LIST_LIMIT = 20  # ready tasks named in a bounded view
+
+
+def bounded_rows(rows: list[TaskRow]) -> set[int]:
+    """Which rows (by index) a bounded view shows: every held task (in progress, blocked, in
+    review), every task under a stale lease, and the first LIST_LIMIT ready tasks in board order."""
+    shown = {i for i, r in enumerate(rows) if r.task.state in lifecycle.HELD or r.stale_owner}
+    ready = [i for i, r in enumerate(rows) if r.ready and i not in shown]
+    return shown | set(ready[:LIST_LIMIT])
+
+
+def board_view(snapshot: Snapshot, rows: list[TaskRow], everything: bool = False) -> RenderableType:
+    """`ifcoord board`: per phase a progress bar and a table; ready, critical, stale, blocked marked.
+
+    Past DETAIL_LIMIT rows, unless `everything`, each phase's table holds only bounded_rows and
+    a line says how many more there are and how to list them."""
     from rich.console import Group
     from rich.text import Text
 
+    bounded = not everything and len(rows) > DETAIL_LIMIT
+    kept = bounded_rows(rows) if bounded else set(range(len(rows)))
+    keep = {id(rows[i]) for i in kept}
     critical = critical_path(snapshot.tasks())
     on_path = set(critical)
     counted = [r for r in rows if r.task.state != "cancelled"]
@@ -129,7 +150,27 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow]) -> RenderableType:
                 f"{summary.done}/{summary.total} done"
             )
         )
-        parts.append(task_table(summary.rows, on_path))
+        shown = [r for r in summary.rows if id(r) in keep]
+        if shown:
+            parts.append(task_table(shown, on_path))
+        if len(shown) < len(summary.rows):
+            rest = [r for r in summary.rows if id(r) not in keep]
+            done = sum(r.task.state == "done" for r in rest)
+            ready_rest = sum(r.ready for r in rest)
+            parts.append(
+                Text.from_markup(
+                    f"[dim]{'and ' if shown else ''}{len(rest)} more tasks ({done} done, {ready_rest} ready, "
+                    f"{len(rest) - done - ready_rest} other): "
+                    f"ifcoord board --phase {safe_markup(summary.phase)}[/]"
+                )
+            )
+    if bounded:
+        parts.append(
+            Text.from_markup(
+                f"[dim]{len(rows)} tasks: more than {DETAIL_LIMIT}, so each phase lists the work in "
+                f"progress, stale leases and the first {LIST_LIMIT} ready tasks; --all lists every task[/]"
+            )
+        )
     parts.append(
         Text.from_markup(
             "[dim]▶ ready to claim   ★ on the critical path   depends on: [green]done[/green], "
