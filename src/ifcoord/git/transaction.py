@@ -11,8 +11,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from ifcoord.core.snapshot import BranchState, SnapshotLoader
 from ifcoord.errors import RemoteUnreachable
 from ifcoord.git import objects
+from ifcoord.git.queue import MachineQueue
 from ifcoord.git.retry import backoff
 from ifcoord.git.store import BranchStore, MissingObject, PushOutcome, RemoteMissing
 
@@ -251,40 +251,6 @@ class Transactor:
             pause = min(pause * 2, 2.0)
 
 
-class MachineQueue:
-    """Processes of one user on one machine take turns at a branch instead of racing for it.
-
-    Each attempt (fetch, decide, push) runs holding a lock file named for the remote URL and
-    the branch, under ~/.cache/ifcoord/queues/. Sessions on one machine then never lose a
-    compare-and-swap to each other: 32 claims at once land one after the other with one push
-    each, instead of retrying until most of them run out of time. It is only a queue: the
-    compare-and-swap still decides, against other machines too. A turn not had within
-    QUEUE_WAIT seconds (a holder stuck on a dead remote) is taken without the lock."""
-
-    def __init__(self, url: str, branch: str) -> None:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ifcoord" / "queues"
-        key = uuid.uuid5(uuid.NAMESPACE_URL, f"{url}\0{branch}").hex
-        self.path = base / f"{key}.lock"
-
-    @contextmanager
-    def turn(self, deadline_at: float) -> Iterator[None]:
-        from filelock import FileLock, Timeout
-
-        wait = max(0.0, min(QUEUE_WAIT, deadline_at - time.monotonic()))
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(self.path), timeout=wait)
-            lock.acquire()
-        except (Timeout, OSError):
-            yield  # no turn: race as before
-            return
-        try:
-            yield
-        finally:
-            lock.release()
-
-
-QUEUE_WAIT = 30.0
 UNSEEN = "<unseen>"
 OP_ID_TRAILER = "Ifcoord-Op-Id"
 
