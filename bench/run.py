@@ -100,6 +100,8 @@ HOME (no user or system config).
   else about; leases lost are `lease-lost` events; commits per second and double claims come
   from the branch history. The on-disk parse cache is off here (200 clones on one disk would
   each write the same boards); the state at a commit is built once per process and shared.
+  The machine queue row times every turn (docs/protocol.md, section 3): how long an attempt
+  waited for it, how long it held it (fetch, decide, push), and how many went ahead without.
 """
 
 

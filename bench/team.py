@@ -78,6 +78,9 @@ class Tally:
     claim_seconds: list[float] = field(default_factory=list)
     claim_attempts: list[int] = field(default_factory=list)
     completes: int = 0
+    queue_waits: list[float] = field(default_factory=list)
+    queue_holds: list[float] = field(default_factory=list)
+    queue_missed: int = 0
     events: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     cycles: list[float] = field(default_factory=list)  # wall seconds of each loop cycle
@@ -189,6 +192,31 @@ def run_session(
 WORKERS = 4
 
 
+def measure_queue(tally: Tally) -> None:
+    """Time each turn at the machine queue (git/queue.py) in this process: the wait for it, how
+    long it was held, and how many went ahead without it."""
+    from contextlib import contextmanager
+
+    from ifcoord.git import queue
+
+    original = queue.MachineQueue.turn
+
+    @contextmanager
+    def turn(self, deadline_at, wait=None):  # type: ignore[no-untyped-def]
+        asked = time.perf_counter()
+        with original(self, deadline_at, wait) as had:
+            got = time.perf_counter()
+            try:
+                yield had
+            finally:
+                with tally.lock:
+                    tally.queue_waits.append(got - asked)
+                    tally.queue_holds.append(time.perf_counter() - got)
+                    tally.queue_missed += not had
+
+    queue.MachineQueue.turn = turn  # type: ignore[method-assign]
+
+
 def run_worker(
     conn: Connection, assigned: list[tuple[int, Path]], url: str, sizes: TeamSizes, start: float, stop: float
 ) -> None:
@@ -213,6 +241,7 @@ def run_worker(
         # holds one session's. Here only the young generation is collected.
         gc.freeze()  # what the parent built stays out of every collection
         gc.set_threshold(100_000, 1_000_000_000, 1_000_000_000)
+    measure_queue(tally)
     cpu, children = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     built = snapshot.BUILDS["commits"], derived.COUNTS["built"]  # the parent's, before the fork
     threads = [
@@ -228,6 +257,8 @@ def run_worker(
         "claim_seconds": tally.claim_seconds, "claim_attempts": tally.claim_attempts,
         "completes": tally.completes, "events": dict(tally.events), "errors": tally.errors[:20],
         "cycles": tally.cycles, "cycle_cpu": tally.cycle_cpu, "claim_cpu": tally.claim_cpu,
+        "queue_waits": tally.queue_waits, "queue_holds": tally.queue_holds,
+        "queue_missed": tally.queue_missed,
         "python": time.process_time() - cpu, "gc": collecting["seconds"],
         "git": after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
         "builds": snapshot.BUILDS["commits"] - built[0], "derived": derived.COUNTS["built"] - built[1],
@@ -373,6 +404,9 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                 tally.cycles += part["cycles"]
                 tally.cycle_cpu += part["cycle_cpu"]
                 tally.claim_cpu += part["claim_cpu"]
+                tally.queue_waits += part["queue_waits"]
+                tally.queue_holds += part["queue_holds"]
+                tally.queue_missed += part["queue_missed"]
                 used["sessions (Python)"] += part["python"]
                 used["of it garbage collection"] += part["gc"]
                 used["their git processes"] += part["git"]
@@ -428,6 +462,15 @@ def team(lab: Lab, quick: bool) -> list[Row]:
     rows.append(Row("team", "CPU of a session's own thread: per cycle (mean, p99) / per landed claim (mean)",
                     f"{ms(sum(own) / len(own))}, {ms(own[int(0.99 * (len(own) - 1))])} / "
                     f"{ms(claim_cpu)}"))  # fmt: skip
+    def spread(values: list[float]) -> str:
+        ranked = sorted(values) or [float("nan")]
+        p99 = ranked[int(0.99 * (len(ranked) - 1))]
+        return f"{ms(statistics.median(ranked))} / {ms(p99)} / {ms(ranked[-1])}"
+
+    rows.append(Row("team", "machine queue: turns; wait p50 / p99 / max; held p50 / p99 / max; gone ahead",
+                    f"{len(tally.queue_waits)} ({len(tally.queue_waits) / elapsed:.1f}/s); "
+                    f"{spread(tally.queue_waits)}; {spread(tally.queue_holds)}; "
+                    f"{tally.queue_missed}"))  # fmt: skip
     cores = ", ".join(f"{k} {v / elapsed:.2f}" for k, v in used.items())
     rows.append(Row("team", "CPU cores used (2 here)", cores))
     if tally.errors:
