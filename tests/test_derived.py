@@ -192,3 +192,70 @@ def test_an_edit_scans_the_text_it_verifies_once_and_leaves_shared_scans_unchang
     # adding a task joined the shared scan's lines into a new text: they are as they were
     assert apply_edits("boards/PHASE-0.md", text, [edit]) == edited and not edited.endswith("\n")
     assert parse_board("boards/PHASE-0.md", text) == before
+
+
+def test_sessions_that_saw_the_same_tip_claim_different_tasks_at_one_turn_each(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    """Every session that looked at the same tip picks the same task. The pick is decided again
+    on the state the claim is written on, so each takes the next free one at its first turn
+    (before: all but the first were refused that task, and took another turn for the next)."""
+    hand = HandBranch(bare_remote, tmp_path)
+    board = "# Phase 0\n\n" + "".join(f"## T-{i}: Task {i}\n**Status:** open\n\n" for i in range(1, 7))
+    hand.write({"boards/PHASE-0.md": board})
+    names = ["s1", "s2", "s3", "s4"]
+    events: list[Event] = []
+    team = []
+    for name in names:
+        ws = Workspace(start=make_clone(bare_remote, tmp_path / name), session=name, remote=str(bare_remote))
+        team.append((ws, PollLoop(ws, events.append)))
+    applies: dict[str, int] = {}
+    try:
+        seen = [ws.read().snapshot for ws, _ in team]  # everyone looks before anyone claims
+        for (ws, loop), snap in zip(team, seen, strict=True):
+            apply = ws.apply
+
+            def counted(*args, _apply=apply, _name=ws.session, **kwargs):  # type: ignore[no-untyped-def]
+                applies[_name] = applies.get(_name, 0) + 1
+                return _apply(*args, **kwargs)
+
+            ws.apply = counted  # type: ignore[method-assign]
+            loop.claim_next(snap, frozenset(), exclude=set(), blocked=[])
+    finally:
+        for ws, _ in team:
+            ws.store.close()
+    claimed = [(e.task, e.data.get("kind")) for e in events if e.name == "claimed"]
+    assert claimed == [("T-1", "primary"), ("T-2", "primary"), ("T-3", "primary"), ("T-4", "primary")]
+    assert applies == {name: 1 for name in names}
+
+
+def test_now_decides_its_claim_again_on_the_state_it_writes_on(bare_remote: Path, tmp_path: Path) -> None:
+    """`ifcoord now` of two agents that read the same tip: the second claims the next free task
+    at its first turn, though the first agent's claim landed between its read and its turn."""
+    from ifcoord.session.now import ask
+
+    hand = HandBranch(bare_remote, tmp_path)
+    board = "# Phase 0\n\n" + "".join(f"## T-{i}: Task {i}\n**Status:** open\n\n" for i in range(1, 4))
+    hand.write({"boards/PHASE-0.md": board})
+    first, second = (
+        Workspace(start=make_clone(bare_remote, tmp_path / n), session=n, remote=str(bare_remote))
+        for n in ("s1", "s2")
+    )
+    applies = []
+    apply = second.apply
+
+    def racing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        applies.append(args)
+        if len(applies) == 1:  # s1's claim lands after s2 read the tip, before s2's turn
+            answer, _, _ = ask(first)
+            assert answer.claimed and answer.task is not None and answer.task.id == "T-1"
+        return apply(*args, **kwargs)
+
+    second.apply = racing  # type: ignore[method-assign]
+    try:
+        answer, _, _ = ask(second)
+    finally:
+        first.store.close()
+        second.store.close()
+    assert answer.claimed and answer.task is not None and answer.task.id == "T-2"
+    assert len(applies) == 1

@@ -91,10 +91,9 @@ class Tools:
 
     def claim(self, task: str | None = None) -> dict[str, Any]:
         from ifcoord.core.ops import claim_next, claim_task
-        from ifcoord.files.config import phase_sort_key
 
         if task is None:
-            return self._op(lambda s, c: claim_next(s, c, lambda p: phase_sort_key(s.config, p)), None)
+            return self._op(claim_next, None)
         return self._op(lambda s, c: claim_task(s, task, c), task)
 
     def progress(

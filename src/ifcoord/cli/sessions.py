@@ -116,15 +116,12 @@ def claim(
     Example: ifcoord claim P0.1.5 --session session-4-sip   |   ifcoord claim --next --json
     """
     from ifcoord.core.ops import claim_next, claim_task
-    from ifcoord.files.config import phase_sort_key
 
     if bool(task) == next_task:
         raise UsageError("give a task ID or --next (one of them)", hint="e.g. `ifcoord claim P0.1.5`")
     ws = workspace(session, remote, branch)
     if next_task:
-        result, tx = ws.apply(
-            lambda s, c: claim_next(s, c, lambda p: phase_sort_key(s.config, p)), force=force
-        )
+        result, tx = ws.apply(claim_next, force=force)
     else:
         assert task is not None
         result, tx = ws.apply(lambda s, c: claim_task(s, task, c), task_id=task, force=force)

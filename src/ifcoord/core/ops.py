@@ -45,6 +45,7 @@ class OpResult:
     forced: bool = False
     changed: bool = True  # False: nothing to write (e.g. claiming a task already held)
     extra_trailers: dict[str, str] = field(default_factory=dict)
+    pick: Any = None  # claim_next: the scheduler's Pick it took
 
     def subject(self, session: str) -> str:
         what = f" {self.task_id}" if self.task_id else ""
@@ -180,24 +181,33 @@ def claiming(task_id: str) -> Callable[[Snapshot, OpContext], OpResult]:
     return claim
 
 
-def claim_next(
-    snapshot: Snapshot, ctx: OpContext, phase_key: Any = None, exclude: tuple[str, ...] = ()
-) -> OpResult:
-    """Claim the scheduler's pick for the session: a primary task, else a filler task."""
-    kwargs = {"phase_key": phase_key} if phase_key else {}
+def claim_next(snapshot: Snapshot, ctx: OpContext, exclude: tuple[str, ...] = ()) -> OpResult:
+    """Claim the scheduler's pick for the session: a primary task, else a filler task.
+
+    Decided on the state the claim is written on (inside the machine's turn at the branch), so
+    sessions that looked at the same tip and would all pick the same task each claim a
+    different one, one after the other, instead of all but one losing a turn on it. The pick
+    rides on the result (`pick`), for callers that report why."""
+    from ifcoord.core.derived import derived
+
+    shared = derived(snapshot)
     pick = next_for(
         ctx.session,
-        snapshot.tasks(),
+        shared.tasks,
         ctx.stale,
+        shared.phase_key,
         exclude=exclude,
-        **kwargs,
+        deps=shared.deps,
+        ranked=shared.ranked(ctx.stale),
+        held=shared.held(ctx.session),
     )
     if pick.task is None:
         raise NotReady(pick.reason, hint="wait for dependencies, or add filler tasks to the board")
     if pick.kind == "current":
-        return OpResult("claim", pick.task.id, pick.reason, epoch=pick.task.epoch, changed=False)
+        return OpResult("claim", pick.task.id, pick.reason, epoch=pick.task.epoch, changed=False, pick=pick)
     result = claim_task(snapshot, pick.task.id, ctx)
     result.reason = f"{result.reason}: {pick.reason}"
+    result.pick = pick
     return result
 
 

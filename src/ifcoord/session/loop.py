@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ifcoord.core import lifecycle
 from ifcoord.core.derived import derived
 from ifcoord.core.leases import heartbeat_due
-from ifcoord.core.ops import KEEP, claiming, heartbeat, iso
+from ifcoord.core.ops import KEEP, claim_next, heartbeat, iso
 from ifcoord.core.scheduler import next_for
 from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable, UsageError
@@ -370,19 +371,30 @@ class PollLoop:
                 state = "blocked" if blocked else "idle"
                 self.maybe_heartbeat(snapshot, state, [])
                 return
-            task_id = pick.task.id
+            # The pick above says there is work; which task is decided again on the state the
+            # claim is written on: sessions that saw the same tip take different tasks one after
+            # the other, rather than all racing for the same one.
+            skip = tuple(sorted(tried))
             try:
-                result, tx = self.ws.apply(claiming(task_id), task_id=task_id)
+                result, tx = self.ws.apply(partial(claim_next, exclude=skip))
+            except NotReady:
+                # taken by others since this cycle looked: look again at what the claim saw
+                snapshot = self.ws.read(fetch=False).snapshot
+                continue
             except IfcoordError as exc:
                 if isinstance(exc, RemoteUnreachable):
                     self.memory.remote_down = True
                     self.event("remote-down", message=exc.line())
                     return
-                tried.add(task_id)  # someone else got it first, or it stopped being ready
+                tried.add(pick.task.id)  # refused (it stopped being ready, or is not ours to take)
                 snapshot = self.ws.read(fetch=False).snapshot
                 continue
+            if not result.changed or result.pick is None or result.pick.task is None:
+                return  # it holds a task after all (decided on the newer state): the next cycle says
+            pick = result.pick
+            task = pick.task
+            task_id = task.id
             self.memory.first = False
-            task = shared.tasks[task_id]
             if isinstance(tx.payload, Proposed):
                 self.memory.proposed[task_id] = tx.payload.seq
                 waiting = f"proposed {task_id}, waiting for the arbiter"

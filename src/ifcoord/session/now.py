@@ -288,26 +288,43 @@ def answer_json(answer: NowAnswer, snapshot: Snapshot, stale: frozenset[str]) ->
 
 def ask(ws: Workspace, claim: bool = True) -> tuple[NowAnswer, Snapshot, frozenset[str]]:
     """Read the branch and answer; when the answer is "claim" (and claiming is on), claim the
-    pick so that one call both claims and tells. A lost race just means: decide again."""
-    from ifcoord.core.ops import claiming
+    pick so that one call both claims and tells. The answer is decided again on the state the
+    claim is written on (inside the machine's turn at the branch): sessions that read the same
+    tip take different tasks, one after the other, instead of racing for the same one."""
+    from ifcoord.core.ops import claim_task
     from ifcoord.errors import ConflictError, NotReady
     from ifcoord.files.config import phase_sort_key
 
     session = ws.session
     state = ws.read()
     require_branch(ws, state)
+
+    def answer_for(snapshot: Snapshot, stale: frozenset[str]) -> NowAnswer:
+        return decide(snapshot, session, stale, functools.partial(phase_sort_key, snapshot.config))
+
+    decided: list[NowAnswer] = []
+
+    def claim_answer(snapshot: Snapshot, ctx: Any) -> Any:
+        answer = answer_for(snapshot, ctx.stale)
+        decided.append(answer)
+        if answer.action != "claim" or answer.task is None:
+            raise NotReady(answer.reason)  # nothing to claim on this state after all
+        return claim_task(snapshot, answer.task.id, ctx)
+
     for _ in range(CLAIM_ATTEMPTS):
         snapshot = state.snapshot
         stale = ws.stale(snapshot)
-        answer = decide(snapshot, session, stale, functools.partial(phase_sort_key, snapshot.config))
+        answer = answer_for(snapshot, stale)
         if answer.action != "claim" or not claim or answer.task is None:
             return answer, snapshot, stale
-        task_id = answer.task.id
         try:
-            result, tx = ws.apply(claiming(task_id), task_id=task_id)
+            result, tx = ws.apply(claim_answer)
         except (ConflictError, NotReady):
-            state = ws.read()
+            state = ws.read(fetch=False)
             continue
+        answer = decided[-1]
+        assert answer.task is not None
+        task_id = answer.task.id
         state = ws.read(fetch=False) if tx.landed else state
         snapshot = state.snapshot
         stale = ws.stale(snapshot)
@@ -319,8 +336,7 @@ def ask(ws: Workspace, claim: bool = True) -> tuple[NowAnswer, Snapshot, frozens
         return claimed, snapshot, stale
     snapshot = state.snapshot
     stale = ws.stale(snapshot)
-    answer = decide(snapshot, session, stale, functools.partial(phase_sort_key, snapshot.config))
-    return answer, snapshot, stale
+    return answer_for(snapshot, stale), snapshot, stale
 
 
 def require_branch(ws: Workspace, state: BranchState) -> None:
