@@ -171,14 +171,17 @@ class CommandServer:
     def _run_copy(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
         code = 1
         try:
+            # The command's own signal handling before the client learns this pid: the client
+            # forwards SIGINT/SIGTERM/SIGHUP to it from then on, and a signal caught by the
+            # server's handlers (inherited by the fork) would be lost, the copy left running.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
             conn.sendall(f"P{os.getpid()}\n".encode())  # before anything it could print
             if self.listener is not None:
                 self.listener.close()
             random.seed()  # os.urandom: copies forked together must not share a sequence
             _die_with_client(conn)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
                 os.close(fd)
