@@ -40,7 +40,8 @@ with MachineQueue(sys.argv[1], "ifcoord").turn(1e12) as had:
 
 
 def holder(url: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, url], stdout=subprocess.PIPE, text=True, env=os.environ)
+    argv = [sys.executable, "-c", HOLDER, url]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=os.environ)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
 
