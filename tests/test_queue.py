@@ -167,3 +167,22 @@ def test_the_queue_is_one_per_remote_url_and_branch(cache: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_counter_behind_its_tickets_skips_past_them_rather_than_failing_every_join() -> None:
+    """A counter that went back (a cache cleaned while a ticket stayed, or a process that died
+    between a ticket and the counter): joins take the next free number, and are still queued."""
+    q = MachineQueue("git://h/r.git", "ifcoord")
+    proc = holder("git://h/r.git")  # ticket 1, held
+    try:
+        (q.path / queue.COUNTER).write_text("0" * queue.DIGITS)  # the counter says 0 again
+        with q.turn(FAR, wait=0.3) as had:
+            assert not had  # the holder kept its turn past the wait...
+            assert len(tickets(q)) == 2  # ...but this one had joined the queue behind it
+        assert tickets(q) == ["0" * (queue.DIGITS - 1) + "1"]
+        with q.turn(FAR, wait=0.3):
+            numbers = [int(t) for t in tickets(q)]
+            assert numbers[0] == 1 and numbers[-1] > 2  # past the numbers it had already used
+    finally:
+        proc.kill()
+        proc.wait()

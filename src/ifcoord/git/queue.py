@@ -31,6 +31,8 @@ from pathlib import Path
 QUEUE_WAIT = 30.0  # seconds a process waits for its turn before going ahead without it
 COUNTER = "counter"
 DIGITS = 20  # ticket names: zero-padded numbers, so that names sort as numbers
+JOIN_TRIES = 1000
+NEW_TICKET = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
 def queues_home() -> Path:
@@ -78,10 +80,18 @@ class MachineQueue:
                 number = int(raw) + 1
             except ValueError:  # a new queue, or a counter cut short: start after what is there
                 number = 1 + max((int(p.name) for p in self.path.iterdir() if p.name.isdigit()), default=0)
-            fd = os.open(self._ticket(number), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # nobody can have it yet: the counter is still ours
-            os.pwrite(counter, f"{number:0{DIGITS}d}".encode(), 0)
-            return number, fd
+            for _ in range(JOIN_TRIES):
+                # The number is taken before its ticket exists: a process that dies in between
+                # leaves a gap, never a counter behind a ticket (which would fail every join).
+                os.pwrite(counter, f"{number:0{DIGITS}d}".encode(), 0)
+                try:
+                    fd = os.open(self._ticket(number), NEW_TICKET, 0o600)
+                except FileExistsError:  # left by a counter that went back (a cleaned cache)
+                    number += 1
+                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX)  # nobody can have it yet: the counter is still ours
+                return number, fd
+            raise OSError(f"no free ticket in {self.path}")
         finally:
             os.close(counter)  # closing releases the counter's lock
 
