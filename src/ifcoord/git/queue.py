@@ -79,7 +79,7 @@ class MachineQueue:
             try:
                 number = int(raw) + 1
             except ValueError:  # a new queue, or a counter cut short: start after what is there
-                number = 1 + max((int(p.name) for p in self.path.iterdir() if p.name.isdigit()), default=0)
+                number = 1 + max(self._numbers(), default=0)
             for _ in range(JOIN_TRIES):
                 # The number is taken before its ticket exists: a process that dies in between
                 # leaves a gap, never a counter behind a ticket (which would fail every join).
@@ -96,7 +96,15 @@ class MachineQueue:
             os.close(counter)  # closing releases the counter's lock
 
     def _earlier(self, number: int) -> list[int]:
-        return sorted(int(p.name) for p in self.path.iterdir() if p.name.isdigit() and int(p.name) < number)
+        return sorted(n for n in self._numbers() if n < number)
+
+    def _numbers(self) -> list[int]:
+        """The numbers of the tickets in the folder (other names, such as the counter, are not)."""
+        return [
+            int(p.name)
+            for p in self.path.iterdir()
+            if len(p.name) == DIGITS and p.name.isascii() and p.name.isdigit()
+        ]
 
     def _wait_for_turn(self, number: int, give_up: float) -> bool:
         """Wait until no ticket before `number` is left; False when `give_up` came first."""
