@@ -84,6 +84,44 @@ def test_many_objects_are_read_in_batches_and_a_missing_one_leaves_the_reader_in
         reader.close()
 
 
+def test_a_read_interrupted_mid_batch_leaves_no_answer_behind_for_the_next(
+    clone: Path, git_dir: Path
+) -> None:
+    """Ctrl-C while a batch's answers are read: the rest are still in the pipe, and the next
+    read must not take them for its own."""
+    blobs = {
+        objects.write_loose(git_dir / "objects", b"blob", b"%d\n" % i).hex(): b"%d\n" % i for i in range(5)
+    }
+    shas = list(blobs)
+    reader = objects.ObjectReader(git_dir)
+
+    class Interrupting:
+        def __init__(self, inner: object) -> None:
+            self.inner, self.lines = inner, 0
+
+        def readline(self) -> bytes:
+            self.lines += 1
+            if self.lines == 2:
+                raise KeyboardInterrupt
+            return self.inner.readline()  # type: ignore[attr-defined,no-any-return]
+
+        def read(self, n: int) -> bytes:
+            return self.inner.read(n)  # type: ignore[attr-defined,no-any-return]
+
+        def close(self) -> None:
+            self.inner.close()  # type: ignore[attr-defined]
+
+    try:
+        reader.read(shas[0])
+        assert reader._proc is not None
+        reader._proc.stdout = Interrupting(reader._proc.stdout)  # type: ignore[assignment]
+        with pytest.raises(KeyboardInterrupt):
+            reader.read_many(shas)
+        assert reader.read_many(shas[3:]) == {s: blobs[s] for s in shas[3:]}
+    finally:
+        reader.close()
+
+
 def test_refs_are_read_loose_packed_and_symbolic(clone: Path, git_dir: Path) -> None:
     head = git("rev-parse", "HEAD", cwd=clone)
     git("update-ref", "refs/ifcoord/x/ifcoord", head, cwd=clone)

@@ -73,23 +73,13 @@ class ObjectReader:
                 stdin.flush()
             except (BrokenPipeError, OSError):
                 pass
-            missing = None
-            while todo:
-                try:
-                    header = stdout.readline()
-                except OSError:
-                    header = b""
-                if not header:
-                    break
-                if header.endswith(b" missing\n"):
-                    sha = todo.pop(0)
-                    missing = missing or sha  # read the other answers: the pipe stays in step
-                    continue
-                size = int(header.rsplit(b" ", 1)[1])
-                data = stdout.read(size)
-                if len(data) < size or stdout.read(1) != b"\n":  # the reader died mid-answer
-                    break
-                out[todo.pop(0)] = data
+            try:
+                missing = self._answers(stdout, todo, out)
+            except BaseException:
+                # Interrupted mid-batch (Ctrl-C): the rest of its answers are still in the pipe,
+                # and the next read would take them for its own. A new reader starts clean.
+                self._stop()
+                raise
             if missing is not None:
                 raise MissingObject(missing, self.git_dir)
             if todo:
@@ -97,6 +87,29 @@ class ObjectReader:
                 if retried:
                     raise MissingObject(todo[0], self.git_dir)
                 retried = True
+
+    @staticmethod
+    def _answers(stdout: IO[bytes], todo: list[str], out: dict[str, bytes]) -> str | None:
+        """Read the answers to `todo` in order, into `out`, removing each from `todo` (what is
+        left was not answered: the reader died); the first id found missing, if any."""
+        missing = None
+        while todo:
+            try:
+                header = stdout.readline()
+            except OSError:
+                header = b""
+            if not header:
+                break
+            if header.endswith(b" missing\n"):
+                sha = todo.pop(0)
+                missing = missing or sha  # read the other answers: the pipe stays in step
+                continue
+            size = int(header.rsplit(b" ", 1)[1])
+            data = stdout.read(size)
+            if len(data) < size or stdout.read(1) != b"\n":  # the reader died mid-answer
+                break
+            out[todo.pop(0)] = data
+        return missing
 
     def has(self, sha: str) -> bool:
         try:
