@@ -215,3 +215,57 @@ def test_the_section_test_for_findings_agrees_with_looking_at_every_task(text: s
     tasks = parse_board(PATH, text).tasks
     brute = all(any(t.line <= line <= t.end_line for t in tasks) for line in lines)
     assert boardfile._all_in_task_sections(lines, tasks) == brute
+
+
+# -- reading a changed board from its last reading (`reread_board`) ------------------------------
+
+
+def assert_reread(text: str, new_text: str) -> bool:
+    """`reread_board` answers what parsing the new text does, or nothing; whether it answered."""
+    old = parse_board(PATH, text, ["1"])
+    again = boardfile.reread_board(PATH, text, old, new_text)
+    if again is not None:
+        assert again == parse_board(PATH, new_text, ["1"])
+    return again is not None
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_board_an_operation_changed_reads_the_same_from_its_last_reading(data: st.DataObject) -> None:
+    text = data.draw(boards())
+    parsed = parse_board(PATH, text, ["1"])
+    ids = [t.id for t in parsed.tasks]
+    if not ids:
+        return
+    edits = data.draw(edits_for(data.draw(st.sampled_from(ids))))
+    try:
+        new_text, _ = edit_board(PATH, text, edits, ["1"])
+    except BoardEditError:
+        return
+    assert_reread(text, new_text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_change_of_lines_reads_the_same_from_the_last_reading_or_is_read_whole(
+    data: st.DataObject,
+) -> None:
+    """Lines inserted, removed or replaced anywhere (in a section, across sections, on a
+    heading): the section reading answers exactly as the whole file, or declines."""
+    text = data.draw(boards())
+    lines = text.splitlines(keepends=True)
+    at = data.draw(st.integers(0, len(lines)))
+    cut = data.draw(st.integers(0, min(3, len(lines) - at)))
+    new = [line + "\n" for line in data.draw(st.lists(st.sampled_from(LINES), max_size=3))]
+    assert_reread(text, "".join(lines[:at] + new + lines[at + cut :]))
+
+
+def test_a_claim_on_a_big_board_is_read_back_from_one_section() -> None:
+    text = generated_board(300)
+    new_text, _ = edit_board(PATH, text, with_id(REAL_EDITS[0], "T1.150"), ["1"])
+    assert assert_reread(text, new_text)  # the common case takes the section path
+    # a change in the preamble (inherited by every task) is read whole
+    assert not assert_reread(text, text.replace("**Priority:** LOW", "**Priority:** HIGH"))
+    # two sections changed at once: read whole
+    two = new_text.replace("## T1.3: Task 3\n\n**Status:** open", "## T1.3: Task 3\n\n**Status:** done")
+    assert not assert_reread(text, two)

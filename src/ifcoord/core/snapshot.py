@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ifcoord.errors import InvalidData
-from ifcoord.files.board import parse_board, unreadable_board
+from ifcoord.files.board import parse_board, reread_board, unreadable_board
 from ifcoord.files.config import CONFIG_PATH, is_board_path, is_status_path, parse_config
 from ifcoord.files.status import parse_status, session_from_path
 from ifcoord.models import Board, Config, Diagnostic, SessionStatus, Snapshot
@@ -59,6 +59,32 @@ _seeded_bytes = 0
 
 def seed_board(path: str, data: bytes, config: Config, board: Board) -> None:
     _seed(("board", path, data, tuple(config.phases)), board, len(data))
+    _remember_read(path, tuple(config.phases), data, board)
+
+
+# The last version of each board this process read, with its reading: the next version (one
+# operation later, usually one task's section changed) is read from it section by section
+# (files/board.py `reread_board`) rather than whole. One entry per board path.
+_last_read: dict[tuple[str, tuple[str, ...]], tuple[bytes, Board]] = {}
+_LAST_READ_MAX = 256
+
+
+def _remember_read(path: str, phases: tuple[str, ...], data: bytes, board: Board) -> None:
+    if len(_last_read) >= _LAST_READ_MAX:
+        _last_read.clear()
+    _last_read[(path, phases)] = (data, board)
+
+
+def _read_from_last(path: str, phases: tuple[str, ...], text: str) -> Board | None:
+    """The board `text` reads as, from the last version of the same board read here; None
+    when there is none or the change is not local to one task's section."""
+    last = _last_read.get((path, phases))
+    if last is None or len(last[0]) > MAX_BOARD_BYTES:
+        return None
+    try:
+        return reread_board(path, last[0].decode("utf-8"), last[1], text)
+    except Exception:  # noqa: BLE001 - any doubt: the whole text is read instead
+        return None
 
 
 StatusParse = tuple[str | None, SessionStatus | None, Diagnostic | None]
@@ -118,7 +144,9 @@ def _decode_board_cached(path: str, data: bytes, phases: tuple[str, ...]) -> Boa
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return unreadable_board(path, f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")
-    return parse_board(path, text, list(phases))
+    board = _read_from_last(path, phases, text) or parse_board(path, text, list(phases))
+    _remember_read(path, phases, data, board)
+    return board
 
 
 def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | None, Diagnostic | None]:
@@ -378,6 +406,7 @@ def forget_parses() -> None:
     _read_status_cached.cache_clear()
     _seeded.clear()
     _seeded_bytes = 0
+    _last_read.clear()
     with _by_commit_lock:
         _by_commit.clear()
 

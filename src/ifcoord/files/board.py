@@ -1109,10 +1109,31 @@ def _edit_section(
     path: str, text: str, lines: list[_Line], board: Board, edit: BoardEdit
 ) -> tuple[str, list[_Line], Board] | None:
     """One edit by reading only the task's section; None when the whole file must be read."""
-    if edit.title is not None or board.path != path:
+    if edit.title is not None:
         return None
-    at = next((i for i, t in enumerate(board.tasks) if t.id == edit.task_id), None)
-    if at is None or any(t.id == edit.task_id for t in board.tasks[at + 1 :]):
+    found = _readable_section(path, lines, board, edit.task_id)
+    if found is None:
+        return None
+    at, before = found
+    new_text = _edited_text(_Scan(lines, board, [before[0]], text), edit)
+    new_lines = _split_lines(new_text)
+    after = _reread_section(path, lines, new_lines, board, at, before)
+    if after is None:
+        return None
+    new_board, new_task = after
+    _check_read_back(new_task, edit)
+    return new_text, new_lines, new_board
+
+
+def _readable_section(
+    path: str, lines: list[_Line], board: Board, task_id: str
+) -> tuple[int, tuple[_TaskScan, _Diagnostics, bool]] | None:
+    """The task's index in the board and its section read alone, when that section provably
+    reads as the whole file does (else None)."""
+    if board.path != path:
+        return None
+    at = next((i for i, t in enumerate(board.tasks) if t.id == task_id), None)
+    if at is None or any(t.id == task_id for t in board.tasks[at + 1 :]):
         return None
     task = board.tasks[at]
     start, end = task.line - 1, task.end_line - 1
@@ -1123,8 +1144,22 @@ def _edit_section(
     before = _section_scan(path, lines, board, task, start, end)
     if before is None or before[0].task != task:
         return None
-    new_text = _edited_text(_Scan(lines, board, [before[0]], text), edit)
-    new_lines = _split_lines(new_text)
+    return at, before
+
+
+def _reread_section(
+    path: str,
+    lines: list[_Line],
+    new_lines: list[_Line],
+    board: Board,
+    at: int,
+    before: tuple[_TaskScan, _Diagnostics, bool],
+) -> tuple[Board, Task] | None:
+    """The board `new_lines` read as, when they differ from `lines` only inside the section of
+    task `at` (read alone as `before`): that section read again, the tasks before it kept, the
+    ones after it moved. None when that cannot be shown."""
+    task = board.tasks[at]
+    start, end = task.line - 1, task.end_line - 1
     delta = len(new_lines) - len(lines)
     if new_lines[:start] != lines[:start] or new_lines[end + 1 + delta :] != lines[end + 1 :]:
         return None
@@ -1132,7 +1167,6 @@ def _edit_section(
     if after is None or (before[2] and not after[2]):
         return None  # the kind came from a value the edit removed: the headings around decide
     new_scan, diagnostics, _ = after
-    _check_read_back(new_scan.task, edit)
     tasks = [*board.tasks[:at], new_scan.task, *(_moved(t, delta) for t in board.tasks[at + 1 :])]
     kept = [d for d in board.diagnostics if d.line < task.line]
     later = [
@@ -1140,7 +1174,36 @@ def _edit_section(
     ]
     new_board = board.model_copy(update={"tasks": tasks, "diagnostics": [*kept, *diagnostics.items, *later]})
     new_board.upper_status_words = _writes_upper_status(new_board)
-    return new_text, new_lines, new_board
+    return new_board, new_scan.task
+
+
+def reread_board(path: str, text: str, board: Board, new_text: str) -> Board | None:
+    """What `parse_board(path, new_text)` answers, from `board` (`parse_board(path, text)`, same
+    phase order) when the two texts differ inside one task's section only, as an operation's
+    edit leaves them: only that section is read again (a session reading a commit another
+    session made re-reads one task of a 500-task board, not the board). None when the change
+    is not shown to be local: the caller reads the whole text."""
+    if new_text == text:
+        return board
+    lines, new_lines = _split_lines(text), _split_lines(new_text)
+    shortest = min(len(lines), len(new_lines))
+    head = 0
+    while head < shortest and lines[head] == new_lines[head]:
+        head += 1
+    tail = 0
+    while tail < shortest - head and lines[-1 - tail] == new_lines[-1 - tail]:
+        tail += 1
+    first, last = head, len(lines) - tail - 1  # the old lines that changed (last < first: none)
+    owner = next(
+        (t for t in board.tasks if t.line - 1 < first and max(first, last) <= t.end_line - 1), None
+    )  # the heading itself unchanged, every changed line inside the section
+    if owner is None:
+        return None
+    found = _readable_section(path, lines, board, owner.id)
+    if found is None:
+        return None
+    after = _reread_section(path, lines, new_lines, board, *found)
+    return None if after is None else after[0]
 
 
 def _all_in_task_sections(lines: list[int], tasks: list[Task]) -> bool:
