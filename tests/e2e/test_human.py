@@ -316,6 +316,23 @@ class Terminal:
                     return
                 self.output += chunk
 
+    def diagnose(self) -> str:
+        """What the process is doing, for a failure message: its state, signal masks and
+        dispositions, where it sleeps in the kernel, and its children."""
+        pid = self.proc.pid
+        try:
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        except OSError as exc:
+            return f"pid {pid}: {exc}"
+        keep = [
+            ln
+            for ln in status
+            if ln.split(":")[0] in ("State", "SigBlk", "SigIgn", "SigCgt", "SigPnd", "ShdPnd", "Threads")
+        ]
+        return f"pid {pid} wchan {wchan!r} children {children!r} " + "; ".join(keep)
+
     def text(self) -> str:
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.output.decode("utf-8", "replace"))
 
@@ -356,7 +373,7 @@ def test_watch_redraws_when_the_tip_moves_and_exits_cleanly_on_sigint(
         while term.proc.poll() is None and time.monotonic() - started < EXIT_WAIT:
             term.read_for(0.1)
         term.read_for(0.2)
-        assert term.proc.returncode == 0
+        assert term.proc.returncode == 0, term.diagnose() + "\n" + term.text()[-1500:]
         # the terminal is given back with the last frame on it: nothing cleared, cursor shown
         assert term.output.rstrip().endswith(b"\x1b[?25h")
         assert b"\x1b[2J" not in term.output and b"\x1b[?1049l" not in term.output
@@ -398,7 +415,7 @@ def test_watch_fits_an_80x24_terminal_pages_the_tasks_and_leaves_its_last_frame(
         while term.proc.poll() is None and time.monotonic() - started < EXIT_WAIT:
             term.read_for(0.1)
         term.read_for(0.2)
-        assert term.proc.returncode == 0
+        assert term.proc.returncode == 0, term.diagnose() + "\n" + term.text()[-1500:]
         frame = last_frame(term.output)
         lines = frame.rstrip("\n").split("\n")
         assert len(lines) <= 24, frame
