@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ifcoord.core import lifecycle
-from ifcoord.core.scheduler import ready_tasks, resolve_dependencies
+from ifcoord.core.scheduler import Pick, next_for, ready_tasks, resolve_dependencies
 from ifcoord.files.config import phase_sort_key
 from ifcoord.models import Snapshot, Task
 
@@ -78,6 +78,14 @@ class Derived:
                 self._rankings.clear()
             self._rankings[stale] = ranking
         return ranking
+
+    def pick(self, session: str, stale: frozenset[str], exclude: Iterable[str] = ()) -> Pick:
+        """`scheduler.next_for(session, ...)` from these shared answers: what the loop shows and
+        what a claim of the next task takes are the one pick."""
+        return next_for(
+            session, self.tasks, stale, self.phase_key, exclude=exclude,
+            deps=self.deps, ranked=self.ranked(stale), held=self.held(session),
+        )  # fmt: skip
 
     def answer(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         """`compute()`, once per snapshot and `key`, for a pure decision made in a layer above

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ifcoord.core import lifecycle
-from ifcoord.core.scheduler import may_take, next_for, task_dependencies
+from ifcoord.core.scheduler import may_take, task_dependencies
 from ifcoord.errors import ConflictError, NotReady, UsageError
 from ifcoord.files.board import BoardEdit
 from ifcoord.models import Snapshot, State, Task
@@ -190,17 +190,7 @@ def claim_next(snapshot: Snapshot, ctx: OpContext, exclude: tuple[str, ...] = ()
     rides on the result (`pick`), for callers that report why."""
     from ifcoord.core.derived import derived
 
-    shared = derived(snapshot)
-    pick = next_for(
-        ctx.session,
-        shared.tasks,
-        ctx.stale,
-        shared.phase_key,
-        exclude=exclude,
-        deps=shared.deps,
-        ranked=shared.ranked(ctx.stale),
-        held=shared.held(ctx.session),
-    )
+    pick = derived(snapshot).pick(ctx.session, ctx.stale, exclude)
     if pick.task is None:
         raise NotReady(pick.reason, hint="wait for dependencies, or add filler tasks to the board")
     if pick.kind == "current":

@@ -26,7 +26,6 @@ from ifcoord.core import lifecycle
 from ifcoord.core.derived import derived
 from ifcoord.core.leases import heartbeat_due
 from ifcoord.core.ops import KEEP, claim_next, heartbeat, iso
-from ifcoord.core.scheduler import next_for
 from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable, UsageError
 from ifcoord.git.transaction import jitter, now
@@ -202,7 +201,6 @@ class PollLoop:
 
     def _cycle(self) -> None:
         state, self._looked = self._looked or self.ws.poll_state(), None  # RemoteUnreachable: reported
-
         if self.memory.remote_down:
             self.memory.remote_down = False
             self.event("remote-up", message=f"{self.ws.remote} answers again")
@@ -346,17 +344,7 @@ class PollLoop:
         others = [p for p in pending_json(snapshot) if p["session"] != self.session and p["op"] == "claim"]
         tried |= {p["task"] for p in others}
         for _ in range(5):
-            shared = derived(snapshot)
-            pick = next_for(
-                self.session,
-                shared.tasks,
-                stale,
-                shared.phase_key,
-                exclude=tried,
-                deps=shared.deps,
-                ranked=shared.ranked(stale),
-                held=shared.held(self.session),
-            )
+            pick = derived(snapshot).pick(self.session, stale, tried)
             if pick.task is None or pick.kind == "current":
                 if blocked:
                     self.event(
