@@ -1187,16 +1187,12 @@ def reread_board(path: str, text: str, board: Board, new_text: str) -> Board | N
         return board
     lines, new_lines = _split_lines(text), _split_lines(new_text)
     shortest = min(len(lines), len(new_lines))
-    head = 0
-    while head < shortest and lines[head] == new_lines[head]:
-        head += 1
-    tail = 0
-    while tail < shortest - head and lines[-1 - tail] == new_lines[-1 - tail]:
-        tail += 1
-    first, last = head, len(lines) - tail - 1  # the old lines that changed (last < first: none)
-    owner = next(
-        (t for t in board.tasks if t.line - 1 < first and max(first, last) <= t.end_line - 1), None
-    )  # the heading itself unchanged, every changed line inside the section
+    first = 0  # the first line that differs
+    while first < shortest and lines[first] == new_lines[first]:
+        first += 1
+    # The section it falls in, below that section's heading; whether every other change stays
+    # inside that section too is _reread_section's check of the lines after it.
+    owner = next((t for t in board.tasks if t.line - 1 < first <= t.end_line - 1), None)
     if owner is None:
         return None
     found = _readable_section(path, lines, board, owner.id)
