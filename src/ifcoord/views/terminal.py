@@ -99,25 +99,24 @@ DETAIL_LIMIT = 200
 LIST_LIMIT = 20  # ready tasks named in a bounded view
 
 
-def bounded_rows(rows: list[TaskRow]) -> set[int]:
-    """Which rows (by index) a bounded view shows: every held task (in progress, blocked, in
-    review), every task under a stale lease, and the first LIST_LIMIT ready tasks in board order."""
-    shown = {i for i, r in enumerate(rows) if r.task.state in lifecycle.HELD or r.stale_owner}
-    ready = [i for i, r in enumerate(rows) if r.ready and i not in shown]
+def bounded_ids(rows: list[TaskRow]) -> set[str]:
+    """The tasks a bounded view lists: every held task (in progress, blocked, in review), every
+    task under a stale lease, and the first LIST_LIMIT ready tasks in board order."""
+    shown = {r.task.id for r in rows if r.task.state in lifecycle.HELD or r.stale_owner}
+    ready = [r.task.id for r in rows if r.ready and r.task.id not in shown]
     return shown | set(ready[:LIST_LIMIT])
 
 
 def board_view(snapshot: Snapshot, rows: list[TaskRow], everything: bool = False) -> RenderableType:
     """`ifcoord board`: per phase a progress bar and a table; ready, critical, stale, blocked marked.
 
-    Past DETAIL_LIMIT rows, unless `everything`, each phase's table holds only bounded_rows and
+    Past DETAIL_LIMIT rows, unless `everything`, each phase's table holds only bounded_ids and
     a line says how many more there are and how to list them."""
     from rich.console import Group
     from rich.text import Text
 
     bounded = not everything and len(rows) > DETAIL_LIMIT
-    kept = bounded_rows(rows) if bounded else set(range(len(rows)))
-    keep = {id(rows[i]) for i in kept}
+    keep = bounded_ids(rows) if bounded else {r.task.id for r in rows}
     critical = critical_path(snapshot.tasks())
     on_path = set(critical)
     counted = [r for r in rows if r.task.state != "cancelled"]
@@ -150,11 +149,11 @@ def board_view(snapshot: Snapshot, rows: list[TaskRow], everything: bool = False
                 f"{summary.done}/{summary.total} done"
             )
         )
-        shown = [r for r in summary.rows if id(r) in keep]
+        shown = [r for r in summary.rows if r.task.id in keep]
+        rest = [r for r in summary.rows if r.task.id not in keep]
         if shown:
             parts.append(task_table(shown, on_path))
-        if len(shown) < len(summary.rows):
-            rest = [r for r in summary.rows if id(r) not in keep]
+        if rest:
             done = sum(r.task.state == "done" for r in rest)
             ready_rest = sum(r.ready for r in rest)
             parts.append(
