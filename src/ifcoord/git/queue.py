@@ -174,14 +174,11 @@ def _lock_shared_within(fd: int, seconds: float) -> bool:
             got.set()
 
     threading.Thread(target=wait, name="ifcoord-queue", daemon=True).start()
-    if got.wait(seconds):
-        if not state["ok"]:
-            os.close(fd)
-        return state["ok"]
-    with guard:
-        if got.is_set():  # it came just as the time ran out
-            if not state["ok"]:
-                os.close(fd)
-            return state["ok"]
-        state["abandoned"] = True
-    return False
+    got.wait(seconds)
+    with guard:  # decided under the guard: the lock may come just as the time runs out
+        if not got.is_set():
+            state["abandoned"] = True
+            return False
+    if not state["ok"]:
+        os.close(fd)
+    return state["ok"]
