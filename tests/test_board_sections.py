@@ -116,14 +116,19 @@ def assert_same(path: str, text: str, edits: list[BoardEdit]) -> bool:
         return True
 
 
+def board_and_edits(data: st.DataObject) -> tuple[str, list[BoardEdit]]:
+    """A generated board and edits of one of its tasks (one time in ten, of a task it lacks)."""
+    text = data.draw(boards())
+    ids = [t.id for t in parse_board(PATH, text, ["1"]).tasks]
+    task_id = data.draw(st.sampled_from(ids) if ids and data.draw(st.integers(0, 9)) else st.just("T-9"))
+    return text, data.draw(edits_for(task_id))
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_a_section_edit_equals_reading_the_whole_file(data: st.DataObject) -> None:
-    text = data.draw(boards())
-    parsed = parse_board(PATH, text, ["1"])
-    ids = [t.id for t in parsed.tasks]
-    task_id = data.draw(st.sampled_from(ids) if ids and data.draw(st.integers(0, 9)) else st.just("T-9"))
-    assert_same(PATH, text, data.draw(edits_for(task_id)))
+    text, edits = board_and_edits(data)
+    assert_same(PATH, text, edits)
 
 
 CLAIM = {"owner": "s1", "claimed_at": "2025-01-01T00:00:00Z", "epoch": "3"}
@@ -232,12 +237,7 @@ def assert_reread(text: str, new_text: str) -> bool:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_a_board_an_operation_changed_reads_the_same_from_its_last_reading(data: st.DataObject) -> None:
-    text = data.draw(boards())
-    parsed = parse_board(PATH, text, ["1"])
-    ids = [t.id for t in parsed.tasks]
-    if not ids:
-        return
-    edits = data.draw(edits_for(data.draw(st.sampled_from(ids))))
+    text, edits = board_and_edits(data)
     try:
         new_text, _ = edit_board(PATH, text, edits, ["1"])
     except BoardEditError:
