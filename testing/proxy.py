@@ -30,6 +30,7 @@ class FaultProxy:
         self.cuts = 0
         self.refused = 0
         self.pushes: list[str] = []  # what became of each push, in order (for failure messages)
+        self.requests: list[bytes] = []  # the first bytes of every connection, in order (the same)
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -70,6 +71,9 @@ class FaultProxy:
             try:
                 while data := client.recv(65536):
                     state["spoke"] += 1
+                    if state["spoke"] == 1:
+                        with self.lock:
+                            self.requests.append(data[:48])
                     if data.startswith(b"POST ") and b"git-receive-pack" in data.split(b"\r\n", 1)[0]:
                         state["push"] = state["sent"] = True  # smart HTTP: the request carries the pack
                     elif state["spoke"] == 1 and data[4:].startswith(b"git-receive-pack"):

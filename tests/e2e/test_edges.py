@@ -66,7 +66,7 @@ def test_a_push_the_slow_server_took_is_never_reported_as_nothing_changed(
     )
     # The server answers after its 8 s hook, so the cut comes then: after a command that gave up
     # at its 5 s deadline, not necessarily before it returned.
-    wait_until(lambda: proxy.cuts == 1, message=lambda: f"pushes through the proxy: {proxy.pushes}")
+    wait_until(lambda: proxy.cuts == 1, message=lambda: f"pushes: {proxy.pushes}, requests: {proxy.requests}")
     assert "nothing was changed" not in done.stdout + done.stderr
     if done.returncode == 0:
         out = json.loads(done.stdout)
@@ -107,7 +107,7 @@ def test_an_operation_cut_off_then_an_outage_lands_once_and_reports_success(
     proxy.cut_next()
     proxy.outage_after_cut = 3.0  # the remote goes away right after it took the push
     done = run_ifcoord(*command, "--session", "s1", "--remote", url, "--json", cwd=clone)
-    assert proxy.cuts == 1, (proxy.port, done.returncode, done.stdout, done.stderr)
+    assert proxy.cuts == 1, (proxy.pushes, proxy.requests, done.returncode, done.stdout, done.stderr)
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["changed"] is True
     new = subjects(bare)[: len(subjects(bare)) - len(before)]

@@ -37,7 +37,7 @@ def test_a_push_cut_off_after_it_landed_is_found_landed_not_pushed_twice(
     proxy.cut_next()
     done = run_ifcoord("claim", "T1", "--session", "s1", "--remote", url, "--json", cwd=clone)
     assert done.returncode == 0, done.stderr
-    assert proxy.cuts == 1, proxy.pushes  # the connection really was cut during the push
+    assert proxy.cuts == 1, (proxy.pushes, proxy.requests)  # the connection really was cut during the push
     out = json.loads(done.stdout)
     assert out["changed"] is True  # reported as landed, because it had
     assert out["attempts"] == 1  # and not decided or pushed again
