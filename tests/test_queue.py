@@ -186,3 +186,26 @@ def test_a_counter_behind_its_tickets_skips_past_them_rather_than_failing_every_
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_turn_says_whether_another_process_held_it_first() -> None:
+    q = MachineQueue("git://h/r.git", "ifcoord")
+    with q.turn(FAR) as first:
+        assert first and not first.waited  # nobody ahead
+    proc = holder("git://h/r.git")
+    try:
+        got: list[queue.Turn] = []
+
+        def take() -> None:
+            with q.turn(FAR, wait=600) as turn:
+                got.append(turn)
+
+        waiter = threading.Thread(target=take)
+        waiter.start()
+        wait_until(lambda: len(tickets(q)) == 2)
+        proc.kill()
+        waiter.join(timeout=30)
+        assert got and got[0] and got[0].waited  # it had the turn, after the holder's
+    finally:
+        proc.kill()
+        proc.wait()

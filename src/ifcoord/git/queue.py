@@ -35,6 +35,24 @@ JOIN_TRIES = 1000
 NEW_TICKET = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
+class Turn:
+    """What `MachineQueue.turn` yields: true when the process has its turn (False: it went ahead
+    without); `waited` when another process of this machine held the turn first, so that what
+    this one read of the branch before it asked is likely out of date."""
+
+    __slots__ = ("had", "waited")
+
+    def __init__(self, had: bool, waited: bool = False) -> None:
+        self.had = had
+        self.waited = waited
+
+    def __bool__(self) -> bool:
+        return self.had
+
+    def __repr__(self) -> str:
+        return f"Turn(had={self.had}, waited={self.waited})"
+
+
 def queues_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ifcoord" / "queues"
 
@@ -47,16 +65,16 @@ class MachineQueue:
         self.path = queues_home() / key
 
     @contextmanager
-    def turn(self, deadline_at: float, wait: float | None = None) -> Iterator[bool]:
-        """Hold this process's turn for the body; yields whether it had it (False: it went
-        ahead without, after waiting `wait` seconds, QUEUE_WAIT by default, or until the
-        deadline, or because the queue's folder cannot be used)."""
+    def turn(self, deadline_at: float, wait: float | None = None) -> Iterator[Turn]:
+        """Hold this process's turn for the body; yields a Turn, false when it went ahead
+        without it (after waiting `wait` seconds, QUEUE_WAIT by default, or until the deadline,
+        or because the queue's folder cannot be used), with whether anyone went first."""
         limit = QUEUE_WAIT if wait is None else wait
         give_up = time.monotonic() + max(0.0, min(limit, deadline_at - time.monotonic()))
         try:
             number, fd = self._join()
         except OSError:
-            yield False
+            yield Turn(False)
             return
         try:
             yield self._wait_for_turn(number, give_up)
@@ -106,24 +124,26 @@ class MachineQueue:
             if len(p.name) == DIGITS and p.name.isascii() and p.name.isdigit()
         ]
 
-    def _wait_for_turn(self, number: int, give_up: float) -> bool:
-        """Wait until no ticket before `number` is left; False when `give_up` came first."""
+    def _wait_for_turn(self, number: int, give_up: float) -> Turn:
+        """Wait until no ticket before `number` is left; a false Turn when `give_up` came first."""
+        waited = False
         while True:
             try:
                 earlier = self._earlier(number)
             except OSError:
-                return False
+                return Turn(False, waited)
             if not earlier:
-                return True
+                return Turn(True, waited)
+            waited = True
             before = earlier[-1]
             try:
                 fd = os.open(self._ticket(before), os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue  # it just left
             except OSError:
-                return False
+                return Turn(False, waited)
             if not _lock_shared_within(fd, give_up - time.monotonic()):
-                return False  # the thread that waits on it closes fd when it gets the lock
+                return Turn(False, waited)  # the thread that waits on it closes fd when it gets the lock
             try:
                 # Unlocked: its process left (it removed its ticket first) or died (the ticket
                 # is still there and nobody else will remove it).

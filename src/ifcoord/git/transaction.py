@@ -120,7 +120,18 @@ class Transactor:
 
         def attempt() -> TxResult:
             counters["attempts"] += 1
-            with self.queue.turn(deadline_at):
+            with self.queue.turn(deadline_at) as turn:
+                if turn.waited:
+                    use_fetch[0] = True  # sessions of this machine went first: the tip has moved
+                optimistic = not use_fetch[0]
+                try:
+                    return attempt_in_turn()
+                except TipMoved:
+                    if not optimistic:
+                        raise
+                # Decided on the tip the caller had just looked at, and it had moved: look again
+                # within this turn rather than queue again behind everyone who asked since.
+                counters["attempts"] += 1
                 return attempt_in_turn()
 
         def attempt_in_turn() -> TxResult:

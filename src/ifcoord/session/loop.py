@@ -364,7 +364,9 @@ class PollLoop:
             # the other, rather than all racing for the same one.
             skip = tuple(sorted(tried))
             try:
-                result, tx = self.ws.apply(partial(claim_next, exclude=skip))
+                # on the tip this cycle just looked at: a push that finds the tip moved looks
+                # again within the same turn (git/transaction.py)
+                result, tx = self.ws.apply(partial(claim_next, exclude=skip), fetch_first=False)
             except NotReady:
                 # taken by others since this cycle looked: look again at what the claim saw
                 snapshot = self.ws.read(fetch=False).snapshot
