@@ -81,6 +81,8 @@ class Tally:
     queue_waits: list[float] = field(default_factory=list)
     queue_holds: list[float] = field(default_factory=list)
     queue_missed: int = 0
+    queue_waited: int = 0  # turns another session of the machine held first
+    turn_parts: dict[str, list[float]] = field(default_factory=dict)  # seconds, by part of a turn
     events: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     cycles: list[float] = field(default_factory=list)  # wall seconds of each loop cycle
@@ -194,27 +196,54 @@ WORKERS = 4
 
 def measure_queue(tally: Tally) -> None:
     """Time each turn at the machine queue (git/queue.py) in this process: the wait for it, how
-    long it was held, and how many went ahead without it."""
+    long it was held, how many went ahead without it, and the parts of the turn (the fetch, the
+    reading of the new state, the push; the rest is deciding and writing the commit)."""
     from contextlib import contextmanager
 
-    from ifcoord.git import queue
+    from ifcoord.git import queue, store, transaction
 
     original = queue.MachineQueue.turn
+    inside = threading.local()
 
     @contextmanager
     def turn(self, deadline_at, wait=None):  # type: ignore[no-untyped-def]
         asked = time.perf_counter()
         with original(self, deadline_at, wait) as had:
             got = time.perf_counter()
+            inside.parts = {}
             try:
                 yield had
             finally:
+                held = time.perf_counter() - got
+                parts, inside.parts = inside.parts, None
                 with tally.lock:
                     tally.queue_waits.append(got - asked)
-                    tally.queue_holds.append(time.perf_counter() - got)
+                    tally.queue_holds.append(held)
                     tally.queue_missed += not had
+                    tally.queue_waited += had.waited
+                    parts["rest"] = held - sum(parts.values())
+                    for name, seconds in parts.items():
+                        tally.turn_parts.setdefault(name, []).append(seconds)
+
+    def timed(owner, name, part):  # type: ignore[no-untyped-def]
+        method = getattr(owner, name)
+
+        def wrapper(*args, **kw):  # type: ignore[no-untyped-def]
+            parts = getattr(inside, "parts", None)
+            if parts is None:
+                return method(*args, **kw)
+            began = time.perf_counter()
+            try:
+                return method(*args, **kw)
+            finally:
+                parts[part] = parts.get(part, 0.0) + time.perf_counter() - began
+
+        setattr(owner, name, wrapper)
 
     queue.MachineQueue.turn = turn  # type: ignore[method-assign]
+    timed(store.BranchStore, "fetch", "fetch")
+    timed(store.BranchStore, "push", "push")
+    timed(transaction.Transactor, "load", "read")
 
 
 def run_worker(
@@ -258,7 +287,8 @@ def run_worker(
         "completes": tally.completes, "events": dict(tally.events), "errors": tally.errors[:20],
         "cycles": tally.cycles, "cycle_cpu": tally.cycle_cpu, "claim_cpu": tally.claim_cpu,
         "queue_waits": tally.queue_waits, "queue_holds": tally.queue_holds,
-        "queue_missed": tally.queue_missed,
+        "queue_missed": tally.queue_missed, "queue_waited": tally.queue_waited,
+        "turn_parts": tally.turn_parts,
         "python": time.process_time() - cpu, "gc": collecting["seconds"],
         "git": after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
         "builds": snapshot.BUILDS["commits"] - built[0], "derived": derived.COUNTS["built"] - built[1],
@@ -407,6 +437,9 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                 tally.queue_waits += part["queue_waits"]
                 tally.queue_holds += part["queue_holds"]
                 tally.queue_missed += part["queue_missed"]
+                tally.queue_waited += part["queue_waited"]
+                for name, seconds in part["turn_parts"].items():
+                    tally.turn_parts.setdefault(name, []).extend(seconds)
                 used["sessions (Python)"] += part["python"]
                 used["of it garbage collection"] += part["gc"]
                 used["their git processes"] += part["git"]
@@ -471,6 +504,13 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                     f"{len(tally.queue_waits)} ({len(tally.queue_waits) / elapsed:.1f}/s); "
                     f"{spread(tally.queue_waits)}; {spread(tally.queue_holds)}; "
                     f"{tally.queue_missed}"))  # fmt: skip
+    parts = tally.turn_parts
+    turns = max(len(tally.queue_holds), 1)
+    rows.append(Row("team", "a turn: fetch / read / push / the rest, p50 / p99 (share of turns with it); "
+                    "turns after another's",
+                    "; ".join(f"{name} {spread(parts[name]).rsplit(' / ', 1)[0]} ({len(parts[name]) / turns:.0%})"
+                              for name in ("fetch", "read", "push", "rest") if parts.get(name))
+                    + f"; {tally.queue_waited / turns:.0%}"))  # fmt: skip
     cores = ", ".join(f"{k} {v / elapsed:.2f}" for k, v in used.items())
     rows.append(Row("team", "CPU cores used (2 here)", cores))
     if tally.errors:
