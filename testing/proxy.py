@@ -15,7 +15,8 @@ class FaultProxy:
     - `cut_next()`: the next push is cut just as the server starts answering it (the server has
       the pack and finishes its update; the client sees a reset).
     - `cut_probability`: cut that share of pushes at random (the randomized checker).
-    - `outage_after_cut`: after a cut, refuse every connection for that many seconds.
+    - `drop_next()`: lose the next push on its way (the server never gets it).
+    - `outage_after_cut`: after a cut or a drop, refuse every connection for that many seconds.
     - `down_until`: refuse connections until that monotonic time.
     """
 
@@ -24,6 +25,7 @@ class FaultProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self.cut_once = False
+        self.drop_once = False
         self.cut_probability = 0.0
         self.outage_after_cut = 0.0
         self.down_until = 0.0
@@ -38,6 +40,21 @@ class FaultProxy:
     def cut_next(self) -> None:
         with self.lock:
             self.cut_once = True
+
+    def drop_next(self) -> None:
+        """Lose the next push on its way: the client has sent it, the server never gets it."""
+        with self.lock:
+            self.drop_once = True
+
+    def _should_drop(self) -> bool:
+        with self.lock:
+            dropped, self.drop_once = self.drop_once, False
+            return dropped
+
+    def _outage(self) -> None:
+        with self.lock:
+            if self.outage_after_cut:
+                self.down_until = time.monotonic() + self.outage_after_cut
 
     def _should_cut(self) -> bool:
         with self.lock:
@@ -64,28 +81,36 @@ class FaultProxy:
         except OSError:
             client.close()
             return
-        # push: this connection carries a push; sent: the client has sent it (commands, pack)
-        state = {"push": False, "sent": False, "decided": False, "cut": False, "spoke": 0}
+        # push: this connection carries a push; sent: the client has sent it (commands, pack);
+        # known: what the connection carries is known (its request may come in several reads:
+        # git can write a pkt-line's length and its payload apart)
+        state = {"push": False, "sent": False, "decided": False, "cut": False, "known": False}
+        head = bytearray()
 
         def upstream() -> None:  # client -> server
             try:
                 while data := client.recv(65536):
-                    state["spoke"] += 1
-                    if state["spoke"] == 1:
-                        with self.lock:
-                            self.requests.append(data[:48])
-                    if data.startswith(b"POST ") and b"git-receive-pack" in data.split(b"\r\n", 1)[0]:
-                        state["push"] = state["sent"] = True  # smart HTTP: the request carries the pack
-                    elif state["spoke"] == 1 and data[4:].startswith(b"git-receive-pack"):
-                        state["push"] = True  # git://: the commands and the pack follow
-                        try:
-                            request = int(data[:4], 16)
-                        except ValueError:
-                            request = len(data)
-                        # a loaded machine can hand over the request and more in one read
-                        state["sent"] = len(data) > request
-                    elif state["push"] and state["spoke"] > 1:
+                    if not state["known"]:
+                        head.extend(data)
+                        kind = classify(bytes(head))
+                        if kind is not None:
+                            state["known"] = True
+                            with self.lock:
+                                self.requests.append(bytes(head[:48]))
+                            if kind == "http push":
+                                state["push"] = state["sent"] = True  # the request carries the pack
+                            elif kind == "git push":
+                                state["push"] = True  # git://: the commands and the pack follow
+                                state["sent"] = len(head) > int(head[:4], 16)
+                    elif state["push"]:
                         state["sent"] = True
+                    if state["sent"] and not state["decided"] and self._should_drop():
+                        state["decided"] = True  # the push never reaches the server
+                        self._record("push dropped")
+                        self._outage()
+                        for s in (client, server):
+                            s.shutdown(socket.SHUT_RDWR)
+                        return
                     server.sendall(data)
                 if not state["cut"]:
                     server.shutdown(socket.SHUT_WR)
@@ -107,8 +132,7 @@ class FaultProxy:
                         state["cut"] = True
                         with self.lock:
                             self.cuts += 1
-                            if self.outage_after_cut:
-                                self.down_until = time.monotonic() + self.outage_after_cut
+                        self._outage()
                         # Hang up on the client; let the server finish its work undisturbed.
                         client.shutdown(socket.SHUT_RDWR)
                         while server.recv(65536):
@@ -132,3 +156,23 @@ class FaultProxy:
 
     def close(self) -> None:
         self.listener.close()
+
+
+def classify(head: bytes) -> str | None:
+    """What a connection carries, from its first bytes: "http push", "git push" or "other";
+    None while too few have come to tell."""
+    if head[:1].isalpha():  # smart HTTP: a request line
+        if b"\r\n" not in head:
+            return None if len(head) < 8192 else "other"
+        line = head.split(b"\r\n", 1)[0]
+        return "http push" if line.startswith(b"POST ") and b"git-receive-pack" in line else "other"
+    if len(head) < 4:
+        return None
+    try:
+        length = int(head[:4], 16)
+    except ValueError:
+        return "other"
+    service = b"git-receive-pack"
+    if len(head) < min(length, 4 + len(service)):
+        return None
+    return "git push" if head[4:].startswith(service) else "other"
