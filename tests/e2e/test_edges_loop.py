@@ -86,7 +86,8 @@ def test_the_loop_announces_a_task_it_holds_but_never_announced(bare_remote: Pat
 def test_the_loop_says_when_the_branch_was_rewound_and_which_of_its_tasks_changed(
     bare_remote: Path, tmp_path: Path
 ) -> None:
-    init_branch(bare_remote, tmp_path, BOARD, LIVE)
+    # heartbeats every second: the loop's heartbeat on top of the completion shows it looked
+    init_branch(bare_remote, tmp_path, BOARD, LIVE.replace("heartbeat_seconds: 120", "heartbeat_seconds: 1"))
     clone = make_clone(bare_remote, tmp_path / "s1")
     before = git("rev-parse", "ifcoord", cwd=bare_remote)
     poller = Poller("s1", clone, str(bare_remote), "--no-claim")
@@ -94,9 +95,18 @@ def test_the_loop_says_when_the_branch_was_rewound_and_which_of_its_tasks_change
         poller.wait_for("idle")
         assert ifc(clone, "claim", "T1", session="s1", remote=bare_remote).returncode == 0
         assert ifc(clone, "complete", "T1", session="s1", remote=bare_remote).returncode == 0
-        poller.wait_for("heartbeat")  # it has seen the completion
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and git("rev-parse", "ifcoord", cwd=bare_remote) == before:
+        completed = git("rev-parse", "ifcoord", cwd=bare_remote)
+
+        def seen_completion() -> bool:
+            # the loop has looked at the completion: its heartbeat (idle again) is on top of it
+            # (its first heartbeat, before the claim, may already have come: not that one)
+            top = git("log", "-1", "--format=%s", "ifcoord", cwd=bare_remote)
+            on_top = subprocess.run(["git", "merge-base", "--is-ancestor", completed, "ifcoord"], cwd=bare_remote)
+            return top.startswith("ifcoord: heartbeat by s1") and on_top.returncode == 0
+
+        deadline = time.monotonic() + 30
+        while not seen_completion():
+            assert time.monotonic() < deadline, "the loop never looked at the completion"
             time.sleep(0.05)
         git("update-ref", "refs/heads/ifcoord", before, cwd=bare_remote)
         event = poller.wait_for("rewound")
