@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from ifcoord.core.ops import heartbeat
+from ifcoord.git.handoff import KEEP, SUFFIX, Handoff
 from ifcoord.git.queue import COUNTER, MachineQueue
 from ifcoord.session.workspace import Workspace
 from testing.branch import HandBranch, status_yaml
-from tests.conftest import make_clone
+from tests.conftest import git, make_clone
 
 BOARD = "# Phase 0\n\n## T-1: First\n**Status:** open\n"
 
@@ -131,3 +132,157 @@ def test_an_operation_that_had_the_turn_at_once_decides_on_what_its_caller_looke
         assert fetches == []  # nobody went first and the tip had not moved: no fetch at all
     finally:
         ws.store.close()
+
+
+class Holder:
+    """Another process of this machine: it joins the queue at once, says when it has its turn,
+    and leaves it when told."""
+
+    def __init__(self, url: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=os.environ,
+        )  # fmt: skip
+
+    def has_turn(self) -> None:
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "held"
+
+    def leave(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Background:
+    """One operation of a workspace, in a thread, counting the fetches it makes."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.fetches = 0
+        fetch = ws.store.fetch
+
+        def counted() -> str | None:
+            self.fetches += 1
+            return fetch()
+
+        ws.store.fetch = counted  # type: ignore[method-assign]
+        self.tx: object = None
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        self.tx = self.ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=False)[1]
+
+    def start_behind(self, q: MachineQueue) -> None:
+        before = joins(q)
+        self.thread.start()
+        wait_until(lambda: joins(q) > before)  # its ticket is taken
+
+    def result(self) -> object:
+        self.thread.join(timeout=60)
+        assert self.tx is not None
+        return self.tx
+
+
+def two_sessions(bare: Path, tmp_path: Path) -> tuple[Workspace, Workspace, HandBranch]:
+    hand = HandBranch(bare, tmp_path)
+    hand.write({"boards/PHASE-0.md": BOARD, "status/alice.yaml": status_yaml("alice")})
+    a = Workspace(start=make_clone(bare, tmp_path / "a"), session="a", remote=str(bare))
+    b = Workspace(start=make_clone(bare, tmp_path / "b"), session="b", remote=str(bare))
+    a.read()
+    b.read()
+    return a, b, hand
+
+
+def test_a_session_that_waited_behind_one_that_pushed_takes_its_commit_instead_of_fetching(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    a, b, _ = two_sessions(bare_remote, tmp_path)
+    q = a.transactor.queue
+    holder = Holder(str(bare_remote))
+    try:
+        holder.has_turn()
+        first, second = Background(a), Background(b)
+        first.start_behind(q)
+        second.start_behind(q)
+        holder.leave()
+        tx_a, tx_b = first.result(), second.result()
+        assert (tx_a.pushes, tx_b.pushes) == (1, 1)  # type: ignore[attr-defined]
+        # a fetched (nobody pushed before it); b took a's commit from a: no fetch, no lost race
+        assert (first.fetches, second.fetches) == (1, 0)
+        assert git("rev-parse", "ifcoord", cwd=bare_remote) == tx_b.commit  # type: ignore[attr-defined]
+        assert git("rev-parse", f"{tx_b.commit}^", cwd=bare_remote) == tx_a.commit  # type: ignore[attr-defined]
+        # b's clone is whole: its state at the new tip reads, and git finds nothing missing
+        assert "a" in b.read(fetch=False).snapshot.statuses
+        git("fsck", "--no-dangling", cwd=b.store.git_dir)
+    finally:
+        holder.kill()
+        a.store.close()
+        b.store.close()
+
+
+def test_a_handoff_overtaken_by_another_machine_is_found_by_the_push_and_decided_again_in_the_turn(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    a, b, hand = two_sessions(bare_remote, tmp_path)
+    q = a.transactor.queue
+    holders = [Holder(str(bare_remote))]
+    try:
+        holders[0].has_turn()
+        first = Background(a)
+        first.start_behind(q)
+        before = joins(q)
+        holders.append(Holder(str(bare_remote)))
+        wait_until(lambda: joins(q) > before)
+        second = Background(b)
+        second.start_behind(q)
+        holders[0].leave()
+        tx_a = first.result()
+        holders[1].has_turn()  # a has pushed and left its commit for the next in line
+        # a person (another machine) pushes before b's turn
+        hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+        holders[1].leave()
+        tx_b = second.result()
+        assert tx_a.landed and tx_b.landed  # type: ignore[attr-defined]
+        # b decided on a's commit, its push found the person's, it fetched and landed in one turn
+        assert (tx_b.attempts, tx_b.pushes, second.fetches) == (2, 2, 1)  # type: ignore[attr-defined]
+        log = git("log", "--format=%s", "ifcoord", cwd=bare_remote).splitlines()
+        assert log[:3] == ["ifcoord: heartbeat by b", "edit by hand", "ifcoord: heartbeat by a"]
+    finally:
+        for h in holders:
+            h.kill()
+        a.store.close()
+        b.store.close()
+
+
+def test_a_handoff_is_taken_only_when_left_since_the_taker_joined_and_leading_to_its_tip(tmp_path: Path) -> None:
+    h = Handoff(tmp_path)
+    c1, c2, c3 = ("1" * 40, "2" * 40, "3" * 40)
+    joined = time.monotonic()
+    h.leave("0" * 40, c1, [("a" * 40, b"x")])
+    h.leave(c1, c2, [("b" * 40, b"y")])
+    h.leave(c2, c3, [("c" * 40, b"z")])
+    assert h.take(c1, joined) == (c3, [("c" * 40, b"z"), ("b" * 40, b"y")])
+    assert h.take(c3, joined) == (c3, [])
+    assert h.take("9" * 40, joined) is None  # not on the chain: fetch
+    assert h.take(None, joined) is None
+    assert h.take(c1, time.monotonic()) is None  # left before the taker joined: fetch
+    entry = {name[21:61]: h.path / name for name in os.listdir(h.path) if name.endswith(SUFFIX)}
+    entry[c3].write_bytes(b"garbage")
+    assert h.take(c2, joined) is None  # unreadable
+    entry[c2].unlink()
+    assert h.take(c1, joined) is None  # a link missing
+
+
+def test_a_handoff_keeps_only_the_newest_commits(tmp_path: Path) -> None:
+    h = Handoff(tmp_path)
+    parent = None
+    for i in range(KEEP + 10):
+        commit = f"{i:040x}"
+        h.leave(parent, commit, [])
+        parent = commit
+    assert len(list(h.path.glob(f"*{SUFFIX}"))) == KEEP

@@ -144,16 +144,27 @@ def object_id(kind: bytes, data: bytes) -> str:
 
 def write_loose(objects: Path, kind: bytes, data: bytes) -> bytes:
     """Store one object as a loose object (as `git hash-object -w` would); its binary sha."""
-    header = kind + b" %d\0" % len(data)
     hexsha = object_id(kind, data)
-    path = objects / hexsha[:2] / hexsha[2:]
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.parent / f"tmp_obj_ifcoord_{os.getpid()}_{threading.get_ident()}"
-        tmp.write_bytes(zlib.compress(header + data, 1))
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, path)  # another writer of the same object wrote the same bytes
+    if not (objects / hexsha[:2] / hexsha[2:]).exists():
+        write_loose_raw(objects, hexsha, compress_object(kind, data))
     return bytes.fromhex(hexsha)
+
+
+def compress_object(kind: bytes, data: bytes) -> bytes:
+    """An object's loose form: its header and content, zlib-compressed."""
+    return zlib.compress(kind + b" %d\0" % len(data) + data, 1)
+
+
+def write_loose_raw(objects: Path, hexsha: str, compressed: bytes) -> None:
+    """Store an object already in its loose form, unless this repository has it loose."""
+    path = objects / hexsha[:2] / hexsha[2:]
+    if path.exists():
+        return
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.parent / f"tmp_obj_ifcoord_{os.getpid()}_{threading.get_ident()}"
+    tmp.write_bytes(compressed)
+    os.chmod(tmp, 0o444)
+    os.replace(tmp, path)  # another writer of the same object wrote the same bytes
 
 
 def tree_items(data: bytes) -> list[TreeItem]:

@@ -96,6 +96,9 @@ class BranchStore:
         self.git = runner or GitRunner(git_dir)
         self.private_ref = f"{PRIVATE_PREFIX}/{ref_slug(remote)}/{branch}"
         self._reader: objects.ObjectReader | None = None
+        self._written: list[tuple[str, bytes]] | None = None
+        # the last commit written and its objects, in their loose form (what a handoff carries)
+        self.last_written: tuple[str, list[tuple[str, bytes]]] | None = None
         # Talk to URLs, not remote names: with a name, git also moves the user's
         # refs/remotes/<name>/* tracking refs, and those are the user's, not ours.
         config = remote_config if remote_config is not None else self._remote_config()
@@ -177,7 +180,23 @@ class BranchStore:
 
     def _store(self, kind: bytes, data: bytes) -> bytes:
         """Write one object as a loose object, in-process (not a `git hash-object` per object)."""
-        return objects.write_loose(self.git_dir / "objects", kind, data)
+        if self._written is None:
+            return objects.write_loose(self.git_dir / "objects", kind, data)
+        hexsha = objects.object_id(kind, data)
+        compressed = objects.compress_object(kind, data)
+        objects.write_loose_raw(self.git_dir / "objects", hexsha, compressed)
+        self._written.append((hexsha, compressed))
+        return bytes.fromhex(hexsha)
+
+    def adopt(self, tip: str, loose: list[tuple[str, bytes]]) -> None:
+        """Take `tip` as the branch's tip, as a fetch would, from objects in their loose form that
+        another clone of this machine wrote and pushed (git/handoff.py): with the ones this clone
+        has, they make the tip whole."""
+        folder = self.git_dir / "objects"
+        for hexsha, compressed in loose:
+            objects.write_loose_raw(folder, hexsha, compressed)
+        self.set_private_ref(tip)
+        self.mark_fetched()
 
     def write_blob(self, data: bytes) -> str:
         return self._store(b"blob", data).hex()
@@ -231,17 +250,23 @@ class BranchStore:
         when: datetime | None = None,
     ) -> str:
         """A commit of `parent`'s tree with `changes` applied (None deletes a path); no work tree."""
-        root = self._updated_tree(self.tree_of(parent) if parent else None, changes)
-        if root is None:  # every file deleted: git's empty tree
-            root = self._store(b"tree", b"")
-        when = when or datetime.now(timezone.utc)
-        stamp = f"{int(when.timestamp())} +0000"
-        ident = f"{author} <{author}{IFCOORD_EMAIL_DOMAIN}> {stamp}"
-        lines = [f"tree {root.hex()}"]
-        if parent is not None:
-            lines.append(f"parent {parent}")
-        lines += [f"author {ident}", f"committer {ident}", "", message.rstrip("\n"), ""]
-        return self._store(b"commit", "\n".join(lines).encode()).hex()
+        self._written = []  # every object of the commit that its parent does not have
+        try:
+            root = self._updated_tree(self.tree_of(parent) if parent else None, changes)
+            if root is None:  # every file deleted: git's empty tree
+                root = self._store(b"tree", b"")
+            when = when or datetime.now(timezone.utc)
+            stamp = f"{int(when.timestamp())} +0000"
+            ident = f"{author} <{author}{IFCOORD_EMAIL_DOMAIN}> {stamp}"
+            lines = [f"tree {root.hex()}"]
+            if parent is not None:
+                lines.append(f"parent {parent}")
+            lines += [f"author {ident}", f"committer {ident}", "", message.rstrip("\n"), ""]
+            commit = self._store(b"commit", "\n".join(lines).encode()).hex()
+            self.last_written = (commit, self._written)
+            return commit
+        finally:
+            self._written = None
 
     # -- the remote --------------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ifcoord.core.snapshot import BranchState, SnapshotLoader
-from ifcoord.errors import RemoteUnreachable
+from ifcoord.errors import IfcoordError, RemoteUnreachable
 from ifcoord.git import objects
+from ifcoord.git.handoff import Handoff
 from ifcoord.git.queue import MachineQueue
 from ifcoord.git.retry import backoff
 from ifcoord.git.store import BranchStore, MissingObject, PushOutcome, RemoteMissing
@@ -76,6 +77,7 @@ class Transactor:
         self.loader = loader or SnapshotLoader(store)
         self.sleep = sleep
         self.queue = MachineQueue(store.push_url, store.branch)
+        self.handoff = Handoff(self.queue.path)
 
     def read(self, fetch: bool = True) -> BranchState:
         """The state at the remote tip (fetched), or at the private ref without a round trip."""
@@ -120,17 +122,21 @@ class Transactor:
 
         def attempt() -> TxResult:
             counters["attempts"] += 1
+            joined = time.monotonic()
             with self.queue.turn(deadline_at) as turn:
                 if turn.waited:
-                    use_fetch[0] = True  # sessions of this machine went first: the tip has moved
+                    # Sessions of this machine went first: the tip has moved. Take what they
+                    # pushed from them, else fetch it.
+                    use_fetch[0] = not (turn and self._take_handoff(joined))
                 optimistic = not use_fetch[0]
                 try:
                     return attempt_in_turn()
                 except TipMoved:
                     if not optimistic:
                         raise
-                # Decided on the tip the caller had just looked at, and it had moved: look again
-                # within this turn rather than queue again behind everyone who asked since.
+                # Decided on the tip the caller had just looked at, or on the one the sessions
+                # before this turn handed over, and it had moved: look again within this turn
+                # rather than queue again behind everyone who asked since.
                 counters["attempts"] += 1
                 return attempt_in_turn()
 
@@ -163,6 +169,7 @@ class Transactor:
             if outcome is PushOutcome.REJECTED:
                 raise TipMoved()
             self._keep_parses(state, change.files)
+            self._leave_handoff(tip, commit)
             return self._result(True, commit, change.payload, counters, state, op_id)
 
         def retryable(exc: BaseException) -> bool:
@@ -183,6 +190,27 @@ class Transactor:
                     f"{counters['attempts']} attempts in {self.deadline:.0f}s: the branch kept moving",
                     hint="try again; nothing was changed",
                 ) from None
+
+    def _take_handoff(self, joined: float) -> bool:
+        """Take the tip the sessions before this turn pushed, from them (git/handoff.py);
+        False: fetch it instead."""
+        local = self.store.local_tip()
+        handed = self.handoff.take(local, joined)
+        if handed is None:
+            return False
+        tip, loose = handed
+        if tip != local:
+            try:
+                self.store.adopt(tip, loose)
+            except (OSError, IfcoordError):
+                return False
+        return True
+
+    def _leave_handoff(self, parent: str | None, commit: str) -> None:
+        """Hand the commit that just landed to the next turn of this machine."""
+        written = self.store.last_written
+        if written is not None and written[0] == commit:
+            self.handoff.leave(parent, commit, written[1])
 
     def _keep_parses(self, state: BranchState, files: dict[str, bytes | None]) -> None:
         """The next command reads the files this commit wrote: their parses go to the parse
