@@ -79,8 +79,10 @@ class Tally:
     claim_attempts: list[int] = field(default_factory=list)
     completes: int = 0
     queue_waits: list[float] = field(default_factory=list)
+    queue_asked: list[float] = field(default_factory=list)  # when each wait began (monotonic)
     queue_holds: list[float] = field(default_factory=list)
     queue_missed: int = 0
+    deferred: int = 0  # heartbeats that gave way to others' work (session/loop.py)
     queue_waited: int = 0  # turns another session of the machine held first
     turn_parts: dict[str, list[float]] = field(default_factory=dict)  # seconds, by part of a turn
     events: Counter[str] = field(default_factory=Counter)
@@ -120,6 +122,19 @@ def history(bare: Path, since: str | None = None) -> tuple[Counter[str], Counter
         if op == "claim" and "Ifcoord-Task" in trailers:
             claims[trailers["Ifcoord-Task"]] += 1
     return claims, ops
+
+
+def write_gaps(bare: Path, since: str) -> list[float]:
+    """For each session, the longest time between two of its commits after `since` (what a
+    lease must outlast: its heartbeats, and its claims and completions, which also mark it live)."""
+    out = git(f"--git-dir={bare}", "log", "--format=%ct %(trailers:key=Ifcoord-Session,valueonly)%x1e",
+              f"{since}..{BRANCH}")  # fmt: skip
+    times: dict[str, list[int]] = {}
+    for record in out.split("\x1e"):
+        stamp, _, session = record.strip().partition(" ")
+        if stamp and session.strip():
+            times.setdefault(session.strip(), []).append(int(stamp))
+    return [max((b - a for a, b in zip(t, t[1:])), default=0) for t in (sorted(v) for v in times.values())]
 
 
 def session_clone(lab: Lab, template: Path, url: str, i: int) -> Path:
@@ -185,6 +200,8 @@ def run_session(
                 tally.cycle_cpu.append(used)
             time.sleep(min(loop.next_delay(sizes.poll), max(0.0, stop - time.monotonic())))
     finally:
+        with tally.lock:
+            tally.deferred += loop.memory.heartbeats_deferred
         ws.store.close()
 
 
@@ -218,6 +235,7 @@ def measure_queue(tally: Tally) -> None:
                 parts, inside.parts = inside.parts, None
                 with tally.lock:
                     tally.queue_waits.append(got - asked)
+                    tally.queue_asked.append(time.monotonic() - (time.perf_counter() - asked))
                     tally.queue_holds.append(held)
                     tally.queue_missed += not had
                     tally.queue_waited += had.waited
@@ -286,8 +304,8 @@ def run_worker(
         "claim_seconds": tally.claim_seconds, "claim_attempts": tally.claim_attempts,
         "completes": tally.completes, "events": dict(tally.events), "errors": tally.errors[:20],
         "cycles": tally.cycles, "cycle_cpu": tally.cycle_cpu, "claim_cpu": tally.claim_cpu,
-        "queue_waits": tally.queue_waits, "queue_holds": tally.queue_holds,
-        "queue_missed": tally.queue_missed, "queue_waited": tally.queue_waited,
+        "queue_waits": tally.queue_waits, "queue_holds": tally.queue_holds, "queue_asked": tally.queue_asked,
+        "queue_missed": tally.queue_missed, "queue_waited": tally.queue_waited, "deferred": tally.deferred,
         "turn_parts": tally.turn_parts,
         "python": time.process_time() - cpu, "gc": collecting["seconds"],
         "git": after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
@@ -435,9 +453,11 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                 tally.cycle_cpu += part["cycle_cpu"]
                 tally.claim_cpu += part["claim_cpu"]
                 tally.queue_waits += part["queue_waits"]
+                tally.queue_asked += part["queue_asked"]
                 tally.queue_holds += part["queue_holds"]
                 tally.queue_missed += part["queue_missed"]
                 tally.queue_waited += part["queue_waited"]
+                tally.deferred += part["deferred"]
                 for name, seconds in part["turn_parts"].items():
                     tally.turn_parts.setdefault(name, []).extend(seconds)
                 used["sessions (Python)"] += part["python"]
@@ -453,6 +473,7 @@ def team(lab: Lab, quick: bool) -> list[Row]:
             _, ops = history(bare, since=old_tip)
             commits = int(git(f"--git-dir={bare}", "rev-list", "--count", f"{old_tip}..{new_tip}"))
             grown = objects_bytes(bare) - old_bytes
+            gaps = sorted(write_gaps(bare, old_tip))
             packed = packed_size(bare, new_tip, old_tip)
     finally:
         if saved is None:
@@ -473,6 +494,10 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                     p99 <= 5 * uncontended and doubles == 0 and lost == 0))  # fmt: skip
     rows.append(Row("team", "pushes per claim / double claims / leases lost / errors",
                     f"{pushes:.1f} / {doubles} / {lost} / {len(tally.errors)}"))  # fmt: skip
+    rows.append(Row("team", "heartbeats that gave way to others' work; a session's longest silence on the "
+                    "branch, p50 / max (the lease outlasts it)",
+                    f"{tally.deferred}; {statistics.median(gaps) if gaps else 0:.0f} s / "
+                    f"{gaps[-1] if gaps else 0:.0f} s (lease {sizes.lease:g} s)"))  # fmt: skip
     label = (
         f"clock: defaults / {sizes.compression:g} (poll {sizes.poll:g} s, heartbeat {sizes.heartbeat:g} s, "
         f"lease {sizes.lease:g} s); tasks {sizes.work[0] / sizes.compression:g}-"
@@ -511,6 +536,11 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                     "; ".join(f"{name} {spread(parts[name]).rsplit(' / ', 1)[0]} ({len(parts[name]) / turns:.0%})"
                               for name in ("fetch", "read", "push", "rest") if parts.get(name))
                     + f"; {tally.queue_waited / turns:.0%}"))  # fmt: skip
+    # when the long waits were: seconds into the run, by 10 s
+    late = Counter(int((a - start) // 10) * 10 for a, w in zip(tally.queue_asked, tally.queue_waits) if w > 1.0)
+    if late:
+        print("team: waits over 1 s, by 10 s of the run: " + ", ".join(f"{k} s: {n}" for k, n in sorted(late.items())),
+              flush=True)  # fmt: skip
     cores = ", ".join(f"{k} {v / elapsed:.2f}" for k, v in used.items())
     rows.append(Row("team", "CPU cores used (2 here)", cores))
     if tally.errors:

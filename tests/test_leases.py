@@ -15,6 +15,7 @@ from ifcoord.core.leases import (
     ObservationStore,
     heartbeat_age,
     heartbeat_due,
+    heartbeat_may_wait,
     observe,
     session_is_stale,
     stale_sessions,
@@ -193,6 +194,27 @@ def test_heartbeat_is_due_at_once_when_the_state_changes() -> None:
 def test_a_heartbeat_dated_in_the_future_is_due_so_the_value_keeps_changing() -> None:
     # others judge by when they saw the value change; an hour of silence would lose the lease
     assert heartbeat_due(status(BEAT + timedelta(hours=1)), BEAT, 120, changes_state=False)
+
+
+@pytest.mark.parametrize(
+    ("age", "changes_state", "may_wait"),
+    [
+        (120, False, True),  # due by time: may give way to others' work
+        (239, False, True),
+        (240, False, False),  # one interval late: it goes now
+        (150, True, False),  # a state change never waits
+        (-5, False, False),  # dated in the future: due now, and does not wait
+    ],
+)
+def test_a_heartbeat_due_by_time_may_wait_one_more_interval(age: int, changes_state: bool, may_wait: bool) -> None:
+    now = BEAT + timedelta(seconds=age)
+    assert heartbeat_may_wait(status(), now, 120, 600, changes_state) is may_wait
+
+
+def test_a_heartbeat_never_waits_past_half_the_lease() -> None:
+    assert heartbeat_may_wait(status(), BEAT + timedelta(seconds=149), 120, 300, False)
+    assert not heartbeat_may_wait(status(), BEAT + timedelta(seconds=150), 120, 300, False)
+    assert not heartbeat_may_wait(None, BEAT, 120, 600, False)  # never wrote one: write it
 
 
 @pytest.mark.parametrize("st_", [None, "no last_poll"])

@@ -11,13 +11,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from ifcoord.core.ops import heartbeat
 from ifcoord.git.handoff import KEEP, SUFFIX, Handoff
+from ifcoord.git import queue
 from ifcoord.git.queue import COUNTER, MachineQueue
+from ifcoord.session.loop import Event, PollLoop
 from ifcoord.session.workspace import Workspace
 from testing.branch import HandBranch, status_yaml
 from tests.conftest import git, make_clone
@@ -286,3 +289,58 @@ def test_a_handoff_keeps_only_the_newest_commits(tmp_path: Path) -> None:
         h.leave(parent, commit, [])
         parent = commit
     assert len(list(h.path.glob(f"*{SUFFIX}"))) == KEEP
+
+
+def idle_session(bare: Path, tmp_path: Path, age: float) -> tuple[Workspace, PollLoop, list[Event]]:
+    """s1 idle, its last heartbeat `age` seconds old (interval 120 s, lease 600 s: the defaults)."""
+    beat = (datetime.now(timezone.utc) - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    hand = HandBranch(bare, tmp_path)
+    hand.write({"boards/PHASE-0.md": BOARD, "status/s1.yaml": f"session: s1\nstatus: idle\nlast_poll: {beat}\n"})
+    ws = Workspace(start=make_clone(bare, tmp_path / "s1"), session="s1", remote=str(bare))
+    events: list[Event] = []
+    return ws, PollLoop(ws, events.append, claim=False), events
+
+
+def top_subject(bare: Path) -> str:
+    return git("log", "-1", "--format=%s", "ifcoord", cwd=bare)
+
+
+def test_a_heartbeat_due_by_time_gives_way_while_others_of_the_machine_wait_for_the_branch(
+    bare_remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue, "QUEUE_WAIT", 2.0)  # without giving way, the cycle would go ahead
+    ws, loop, events = idle_session(bare_remote, tmp_path, age=150)
+    holder = Holder(str(bare_remote))
+    try:
+        holder.has_turn()  # another session's claim holds the turn
+        loop.cycle()
+        assert loop.memory.heartbeats_deferred == 1
+        assert top_subject(bare_remote) == "edit by hand" and "heartbeat" not in [e.name for e in events]
+        holder.leave()
+        loop.cycle()  # the branch is free: the heartbeat goes now
+        assert top_subject(bare_remote) == "ifcoord: heartbeat by s1"
+        assert loop.memory.heartbeats_deferred == 1
+    finally:
+        holder.kill()
+        ws.store.close()
+
+
+def test_a_heartbeat_one_interval_late_waits_its_turn_rather_than_give_way(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    ws, loop, _ = idle_session(bare_remote, tmp_path, age=250)
+    q = ws.transactor.queue
+    holder = Holder(str(bare_remote))
+    try:
+        holder.has_turn()
+        before = joins(q)
+        cycle = threading.Thread(target=loop.cycle)
+        cycle.start()
+        wait_until(lambda: joins(q) > before)  # it queued behind the holder
+        holder.leave()
+        cycle.join(timeout=60)
+        assert top_subject(bare_remote) == "ifcoord: heartbeat by s1"
+        assert loop.memory.heartbeats_deferred == 0
+    finally:
+        holder.kill()
+        ws.store.close()

@@ -132,6 +132,18 @@ def heartbeat_due(
     return age >= every_seconds or age < 0
 
 
+def heartbeat_may_wait(
+    status: SessionStatus | None, now: datetime, every_seconds: float, lease_seconds: float, changes_state: bool
+) -> bool:
+    """A heartbeat due only by time may give way to other work at the branch (the machine's
+    queue busy) until it is one more interval late, and never past half the lease: a state
+    change never waits."""
+    if changes_state or status is None or status.last_poll is None:
+        return False
+    age = (now - status.last_poll).total_seconds()
+    return 0 <= age < min(2 * every_seconds, lease_seconds / 2)
+
+
 class ObservationStore:
     """The clone's memory of when it first saw each heartbeat (kept in the git dir)."""
 

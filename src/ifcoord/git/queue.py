@@ -81,6 +81,13 @@ class MachineQueue:
         finally:
             self._leave(number, fd)
 
+    def busy(self) -> bool:
+        """Whether any process of this machine holds or waits for a turn here."""
+        try:
+            return bool(self._numbers())
+        except OSError:
+            return False
+
     # -- the tickets ------------------------------------------------------------------------
 
     def _ticket(self, number: int) -> Path:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ifcoord.core import lifecycle
 from ifcoord.core.derived import derived
-from ifcoord.core.leases import heartbeat_due
+from ifcoord.core.leases import heartbeat_due, heartbeat_may_wait
 from ifcoord.core.ops import KEEP, claim_next, heartbeat, iso
 from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import IfcoordError, NotReady, RemoteUnreachable, UsageError
@@ -147,6 +147,7 @@ class LoopMemory:
     failures: int = 0
     first: bool = True
     proposed: dict[str, int] = field(default_factory=dict)  # own-branch: task -> claim awaiting the arbiter
+    heartbeats_deferred: int = 0  # due heartbeats that gave way to others' work at the branch
 
 
 # -- pure decisions ---------------------------------------------------------------------------
@@ -407,7 +408,17 @@ class PollLoop:
         status = snapshot.statuses.get(self.session)
         current = active[0].id if active else None
         changed = status is None or status.status != state or status.current_task != current
-        if not heartbeat_due(status, now(), snapshot.config.heartbeat_seconds, bool(changed)):
+        config = snapshot.config
+        if not heartbeat_due(status, now(), config.heartbeat_seconds, bool(changed)):
+            return
+        if (
+            heartbeat_may_wait(status, now(), config.heartbeat_seconds, config.lease_seconds, bool(changed))
+            and not self.ws.own_branch_mode()
+            and self.ws.transactor.queue.busy()
+        ):
+            # Others of this machine wait for the branch with work (a claim, a completion): a
+            # heartbeat only due by time gives way, and the next cycle tries again.
+            self.memory.heartbeats_deferred += 1
             return
         try:
             self.ws.apply(lambda s, c: heartbeat(s, c, state, current), fetch_first=False)
