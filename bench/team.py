@@ -207,8 +207,10 @@ def run_session(
 
 # Processes the sessions are spread over. A real team is one process per session; 200 threads
 # under one interpreter lock measured the lock's queue (a thread back from a git call waited
-# behind every other runnable thread), and used one of the two cores.
-WORKERS = 4
+# behind every other runnable thread), and used one of the two cores. IFCOORD_BENCH_WORKERS
+# changes it (fewer threads per process: a turn handed to a waiting thread waits less for its
+# process's interpreter lock).
+WORKERS = int(os.environ.get("IFCOORD_BENCH_WORKERS", "4"))
 
 
 def measure_queue(tally: Tally) -> None:
