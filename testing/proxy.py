@@ -84,7 +84,7 @@ class FaultProxy:
         # push: this connection carries a push; sent: the client has sent it (commands, pack);
         # known: what the connection carries is known (its request may come in several reads:
         # git can write a pkt-line's length and its payload apart)
-        state = {"push": False, "sent": False, "decided": False, "cut": False, "known": False}
+        state = {"push": False, "sent": False, "decided": False, "cut": False, "known": False, "http": False}
         head = bytearray()
 
         def upstream() -> None:  # client -> server
@@ -95,15 +95,17 @@ class FaultProxy:
                         kind = classify(bytes(head))
                         if kind is not None:
                             state["known"] = True
+                            state["http"] = kind == "http"
                             with self.lock:
                                 self.requests.append(bytes(head[:48]))
-                            if kind == "http push":
-                                state["push"] = state["sent"] = True  # the request carries the pack
-                            elif kind == "git push":
+                            if kind == "git push":
                                 state["push"] = True  # git://: the commands and the pack follow
                                 state["sent"] = len(head) > int(head[:4], 16)
-                    elif state["push"]:
+                    elif state["push"] and not state["http"]:
                         state["sent"] = True
+                    if state["http"] and data.startswith(b"POST ") and b"git-receive-pack" in data.split(b"\r\n", 1)[0]:
+                        # smart HTTP, on any request of a kept-alive connection: it carries the pack
+                        state["push"] = state["sent"] = True
                     if state["sent"] and not state["decided"] and self._should_drop():
                         state["decided"] = True  # the push never reaches the server
                         self._record("push dropped")
@@ -159,13 +161,10 @@ class FaultProxy:
 
 
 def classify(head: bytes) -> str | None:
-    """What a connection carries, from its first bytes: "http push", "git push" or "other";
-    None while too few have come to tell."""
+    """What a connection carries, from its first bytes: "http" (smart HTTP: its pushes are
+    told by each request line), "git push" or "other"; None while too few have come to tell."""
     if head[:1].isalpha():  # smart HTTP: a request line
-        if b"\r\n" not in head:
-            return None if len(head) < 8192 else "other"
-        line = head.split(b"\r\n", 1)[0]
-        return "http push" if line.startswith(b"POST ") and b"git-receive-pack" in line else "other"
+        return "http"
     if len(head) < 4:
         return None
     try:

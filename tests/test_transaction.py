@@ -18,6 +18,7 @@ from ifcoord.git.store import BranchStore
 from ifcoord.git.transaction import Change, OutcomeUnknown, Transactor
 from testing.branch import HandBranch
 from testing.proxy import FaultProxy
+from servers import smart_http
 from tests.conftest import git, make_clone
 
 def daemon_port(url: str) -> int:
@@ -121,6 +122,26 @@ def test_a_push_that_landed_without_an_answer_is_not_applied_again(proxied: tupl
     assert proxy.pushes == ["push cut"]
     assert tx.landed and len(seen) == 1 and tx.pushes == 1  # decided once, pushed once
     assert tx.commit == remote.tip() and remote.subjects() == ["ifcoord: test", "init"]
+
+
+def test_a_push_over_smart_http_that_landed_without_an_answer_is_not_applied_again(tmp_path: Path) -> None:
+    # curl keeps the connection of the ref advertisement alive and sends the push on it: the
+    # proxy must know the push by its own request line, not by the connection's first one
+    with smart_http(tmp_path) as (_, bare, port):
+        proxy = FaultProxy(port)
+        remote = Remote(bare, f"http://127.0.0.1:{proxy.port}/remote.git", tmp_path)
+        try:
+            proxy.cut_next()
+            seen: list[str | None] = []
+            tx = remote.tx.run(writing("status/s1.yaml", b"session: s1\n", seen))
+            # the web server answers before the update is done: the same commit may be offered
+            # again under the same compare-and-swap while the branch is still where it was
+            assert proxy.cuts == 1 and proxy.pushes[0] == "push cut", proxy.pushes
+            assert tx.landed and len(seen) == 1 and tx.pushes == 1  # decided once
+            assert tx.commit == remote.tip() and remote.subjects() == ["ifcoord: test", "init"]
+        finally:
+            remote.close()
+            proxy.close()
 
 
 def test_a_push_that_did_not_land_is_offered_again_under_the_same_compare_and_swap(
