@@ -133,7 +133,11 @@ def heartbeat_due(
 
 
 def heartbeat_may_wait(
-    status: SessionStatus | None, now: datetime, every_seconds: float, lease_seconds: float, changes_state: bool
+    status: SessionStatus | None,
+    now: datetime,
+    every_seconds: float,
+    lease_seconds: float,
+    changes_state: bool,
 ) -> bool:
     """A heartbeat due only by time may give way to other work at the branch (the machine's
     queue busy) until it is one more interval late, and never past half the lease: a state

@@ -44,7 +44,9 @@ class Handoff:
         commit, so that the oldest are known by name."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._write(f"{time.monotonic_ns():020d}-{commit}{SUFFIX}", marshal.dumps((parent or "", commit, loose)))
+            self._write(
+                f"{time.monotonic_ns():020d}-{commit}{SUFFIX}", marshal.dumps((parent or "", commit, loose))
+            )
             self._write(LATEST, f"{commit} {time.monotonic():.6f}".encode())
             self._prune()
         except (OSError, ValueError):
@@ -62,7 +64,7 @@ class Handoff:
                 return None
             if latest == tip:
                 return tip, []
-            files = {name[21:-len(SUFFIX)]: name for name in self._entries()}
+            files = {name[21 : -len(SUFFIX)]: name for name in self._entries()}
             loose: Loose = []
             commit = latest
             for _ in range(KEEP):

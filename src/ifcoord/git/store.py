@@ -96,7 +96,6 @@ class BranchStore:
         self.git = runner or GitRunner(git_dir)
         self.private_ref = f"{PRIVATE_PREFIX}/{ref_slug(remote)}/{branch}"
         self._reader: objects.ObjectReader | None = None
-        self._written: list[tuple[str, bytes]] | None = None
         # the last commit written and its objects, in their loose form (what a handoff carries)
         self.last_written: tuple[str, list[tuple[str, bytes]]] | None = None
         # Talk to URLs, not remote names: with a name, git also moves the user's
@@ -178,14 +177,15 @@ class BranchStore:
         blobs = self.read_objects(entries[p].sha for p in paths)
         return {p: blobs[entries[p].sha] for p in paths}
 
-    def _store(self, kind: bytes, data: bytes) -> bytes:
-        """Write one object as a loose object, in-process (not a `git hash-object` per object)."""
-        if self._written is None:
+    def _store(self, kind: bytes, data: bytes, written: list[tuple[str, bytes]] | None = None) -> bytes:
+        """Write one object as a loose object, in-process (not a `git hash-object` per object);
+        `written` collects it in its loose form."""
+        if written is None:
             return objects.write_loose(self.git_dir / "objects", kind, data)
         hexsha = objects.object_id(kind, data)
         compressed = objects.compress_object(kind, data)
         objects.write_loose_raw(self.git_dir / "objects", hexsha, compressed)
-        self._written.append((hexsha, compressed))
+        written.append((hexsha, compressed))
         return bytes.fromhex(hexsha)
 
     def adopt(self, tip: str, loose: list[tuple[str, bytes]]) -> None:
@@ -210,7 +210,9 @@ class BranchStore:
             return {}
         return {name: (mode, binsha) for binsha, mode, name in objects.tree_items(self.read_object(tree_sha))}
 
-    def _updated_tree(self, tree_sha: str | None, changes: Mapping[str, bytes | None]) -> bytes | None:
+    def _updated_tree(
+        self, tree_sha: str | None, changes: Mapping[str, bytes | None], written: list[tuple[str, bytes]]
+    ) -> bytes | None:
         """A new tree: `tree_sha` with `changes` applied, rewriting only the subtrees they touch
         (a project branch with thousands of files costs a handful of object reads)."""
         entries = self._tree_entries(tree_sha)
@@ -223,11 +225,12 @@ class BranchStore:
                 entries.pop(head, None)
             else:
                 mode = entries.get(head, (0o100644, b""))[0]
-                entries[head] = (mode if not stat.S_ISDIR(mode) else 0o100644, self._store(b"blob", data))
+                mode = mode if not stat.S_ISDIR(mode) else 0o100644
+                entries[head] = (mode, self._store(b"blob", data, written))
         for name, sub in nested.items():
             mode, binsha = entries.get(name, (0o040000, b""))
             child = binsha.hex() if binsha and stat.S_ISDIR(mode) else None
-            new = self._updated_tree(child, sub)
+            new = self._updated_tree(child, sub, written)
             if new is None:
                 entries.pop(name, None)
             else:
@@ -239,7 +242,7 @@ class BranchStore:
             ((binsha, mode, name) for name, (mode, binsha) in entries.items()),
             key=lambda e: e[2] + "/" if stat.S_ISDIR(e[1]) else e[2],
         )
-        return self._store(b"tree", objects.tree_bytes(ordered))
+        return self._store(b"tree", objects.tree_bytes(ordered), written)
 
     def write_commit(
         self,
@@ -250,23 +253,20 @@ class BranchStore:
         when: datetime | None = None,
     ) -> str:
         """A commit of `parent`'s tree with `changes` applied (None deletes a path); no work tree."""
-        self._written = []  # every object of the commit that its parent does not have
-        try:
-            root = self._updated_tree(self.tree_of(parent) if parent else None, changes)
-            if root is None:  # every file deleted: git's empty tree
-                root = self._store(b"tree", b"")
-            when = when or datetime.now(timezone.utc)
-            stamp = f"{int(when.timestamp())} +0000"
-            ident = f"{author} <{author}{IFCOORD_EMAIL_DOMAIN}> {stamp}"
-            lines = [f"tree {root.hex()}"]
-            if parent is not None:
-                lines.append(f"parent {parent}")
-            lines += [f"author {ident}", f"committer {ident}", "", message.rstrip("\n"), ""]
-            commit = self._store(b"commit", "\n".join(lines).encode()).hex()
-            self.last_written = (commit, self._written)
-            return commit
-        finally:
-            self._written = None
+        written: list[tuple[str, bytes]] = []  # every object of the commit its parent lacks
+        root = self._updated_tree(self.tree_of(parent) if parent else None, changes, written)
+        if root is None:  # every file deleted: git's empty tree
+            root = self._store(b"tree", b"", written)
+        when = when or datetime.now(timezone.utc)
+        stamp = f"{int(when.timestamp())} +0000"
+        ident = f"{author} <{author}{IFCOORD_EMAIL_DOMAIN}> {stamp}"
+        lines = [f"tree {root.hex()}"]
+        if parent is not None:
+            lines.append(f"parent {parent}")
+        lines += [f"author {ident}", f"committer {ident}", "", message.rstrip("\n"), ""]
+        commit = self._store(b"commit", "\n".join(lines).encode(), written).hex()
+        self.last_written = (commit, written)
+        return commit
 
     # -- the remote --------------------------------------------------------------------------
 

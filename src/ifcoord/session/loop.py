@@ -408,13 +408,12 @@ class PollLoop:
         status = snapshot.statuses.get(self.session)
         current = active[0].id if active else None
         changed = status is None or status.status != state or status.current_task != current
-        config = snapshot.config
-        if not heartbeat_due(status, now(), config.heartbeat_seconds, bool(changed)):
+        config, at = snapshot.config, now()
+        if not heartbeat_due(status, at, config.heartbeat_seconds, bool(changed)):
             return
         if (
-            heartbeat_may_wait(status, now(), config.heartbeat_seconds, config.lease_seconds, bool(changed))
-            and not self.ws.own_branch_mode()
-            and self.ws.transactor.queue.busy()
+            heartbeat_may_wait(status, at, config.heartbeat_seconds, config.lease_seconds, bool(changed))
+            and self.ws.mode.others_waiting()
         ):
             # Others of this machine wait for the branch with work (a claim, a completion): a
             # heartbeat only due by time gives way, and the next cycle tries again.

@@ -66,6 +66,8 @@ class Mode(Protocol):
 
     def withdraw(self, task_id: str) -> None: ...
 
+    def others_waiting(self) -> bool: ...
+
     def session_branch_tips(self) -> dict[str, str]: ...
 
     def pending_claims(self, snapshot: Snapshot) -> list[Proposal]: ...
@@ -131,6 +133,10 @@ class SharedMode:
 
     def withdraw(self, task_id: str) -> None:
         return None  # the board itself says who holds what; nothing of ours to take back
+
+    def others_waiting(self) -> bool:
+        """Whether other sessions of this machine hold or wait for a turn at the branch."""
+        return self.ws.transactor.queue.busy()
 
     def session_branch_tips(self) -> dict[str, str]:
         return {}
@@ -345,6 +351,9 @@ class OwnBranchMode:
             if result.op in ("complete", "release"):
                 ws.remember(result, session)
             return result, TxResult(True, commit, proposed or result, 1, 1, state)
+
+    def others_waiting(self) -> bool:
+        return False  # this session writes its own branch: nobody else waits for it
 
     def withdraw(self, task_id: str) -> None:
         """Take back this session's pending proposals for a task it lost."""
