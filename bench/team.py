@@ -134,7 +134,8 @@ def write_gaps(bare: Path, since: str) -> list[float]:
         stamp, _, session = record.strip().partition(" ")
         if stamp and session.strip():
             times.setdefault(session.strip(), []).append(int(stamp))
-    return [max((b - a for a, b in zip(t, t[1:])), default=0) for t in (sorted(v) for v in times.values())]
+    ordered = (sorted(v) for v in times.values())
+    return [max((b - a for a, b in zip(t, t[1:], strict=False)), default=0) for t in ordered]
 
 
 def session_clone(lab: Lab, template: Path, url: str, i: int) -> Path:
@@ -535,14 +536,16 @@ def team(lab: Lab, quick: bool) -> list[Row]:
     turns = max(len(tally.queue_holds), 1)
     rows.append(Row("team", "a turn: fetch / read / push / the rest, p50 / p99 (share of turns with it); "
                     "turns after another's",
-                    "; ".join(f"{name} {spread(parts[name]).rsplit(' / ', 1)[0]} ({len(parts[name]) / turns:.0%})"
+                    "; ".join(f"{name} {spread(parts[name]).rsplit(' / ', 1)[0]} "
+                              f"({len(parts[name]) / turns:.0%})"
                               for name in ("fetch", "read", "push", "rest") if parts.get(name))
                     + f"; {tally.queue_waited / turns:.0%}"))  # fmt: skip
     # when the long waits were: seconds into the run, by 10 s
-    late = Counter(int((a - start) // 10) * 10 for a, w in zip(tally.queue_asked, tally.queue_waits) if w > 1.0)
+    asked = zip(tally.queue_asked, tally.queue_waits, strict=True)
+    late = Counter(int((a - start) // 10) * 10 for a, w in asked if w > 1.0)
     if late:
-        print("team: waits over 1 s, by 10 s of the run: " + ", ".join(f"{k} s: {n}" for k, n in sorted(late.items())),
-              flush=True)  # fmt: skip
+        when = ", ".join(f"{k} s: {n}" for k, n in sorted(late.items()))
+        print(f"team: waits over 1 s, by 10 s of the run: {when}", flush=True)
     cores = ", ".join(f"{k} {v / elapsed:.2f}" for k, v in used.items())
     rows.append(Row("team", "CPU cores used (2 here)", cores))
     if tally.errors:

@@ -103,7 +103,8 @@ class FaultProxy:
                                 state["sent"] = len(head) > int(head[:4], 16)
                     elif state["push"] and not state["http"]:
                         state["sent"] = True
-                    if state["http"] and data.startswith(b"POST ") and b"git-receive-pack" in data.split(b"\r\n", 1)[0]:
+                    line = data.split(b"\r\n", 1)[0]
+                    if state["http"] and line.startswith(b"POST ") and b"git-receive-pack" in line:
                         # smart HTTP, on any request of a kept-alive connection: it carries the pack
                         state["push"] = state["sent"] = True
                     if state["sent"] and not state["decided"] and self._should_drop():

@@ -206,7 +206,9 @@ def test_a_heartbeat_dated_in_the_future_is_due_so_the_value_keeps_changing() ->
         (-5, False, False),  # dated in the future: due now, and does not wait
     ],
 )
-def test_a_heartbeat_due_by_time_may_wait_one_more_interval(age: int, changes_state: bool, may_wait: bool) -> None:
+def test_a_heartbeat_due_by_time_may_wait_one_more_interval(
+    age: int, changes_state: bool, may_wait: bool
+) -> None:
     now = BEAT + timedelta(seconds=age)
     assert heartbeat_may_wait(status(), now, 120, 600, changes_state) is may_wait
 

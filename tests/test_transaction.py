@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from servers import smart_http
 
 from ifcoord.core.snapshot import BranchState
 from ifcoord.errors import RemoteUnreachable
@@ -18,8 +19,8 @@ from ifcoord.git.store import BranchStore
 from ifcoord.git.transaction import Change, OutcomeUnknown, Transactor
 from testing.branch import HandBranch
 from testing.proxy import FaultProxy
-from servers import smart_http
 from tests.conftest import git, make_clone
+
 
 def daemon_port(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
@@ -105,7 +106,9 @@ def test_a_lost_race_is_decided_again_on_the_new_tip(remote: Remote) -> None:
 
     def race() -> None:  # another writer lands first, once
         if not raced:
-            raced.append(remote.hand.write({"status/other.yaml": "session: other\n"}, "ifcoord: heartbeat by other"))
+            raced.append(
+                remote.hand.write({"status/other.yaml": "session: other\n"}, "ifcoord: heartbeat by other")
+            )
 
     tx = remote.tx.run(writing("status/s1.yaml", b"session: s1\n", seen, race))
     assert tx.landed and tx.attempts == 2
@@ -114,7 +117,9 @@ def test_a_lost_race_is_decided_again_on_the_new_tip(remote: Remote) -> None:
     assert remote.subjects() == ["ifcoord: test", "ifcoord: heartbeat by other", "init"]
 
 
-def test_a_push_that_landed_without_an_answer_is_not_applied_again(proxied: tuple[Remote, FaultProxy]) -> None:
+def test_a_push_that_landed_without_an_answer_is_not_applied_again(
+    proxied: tuple[Remote, FaultProxy],
+) -> None:
     remote, proxy = proxied
     proxy.cut_next()
     seen: list[str | None] = []

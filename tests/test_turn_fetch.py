@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ifcoord.core.ops import heartbeat
-from ifcoord.git.handoff import KEEP, SUFFIX, Handoff
 from ifcoord.git import queue
+from ifcoord.git.handoff import KEEP, SUFFIX, Handoff
 from ifcoord.git.queue import COUNTER, MachineQueue
 from ifcoord.session.loop import Event, PollLoop
 from ifcoord.session.workspace import Workspace
@@ -55,86 +56,6 @@ def joins(q: MachineQueue) -> int:
         return int((q.path / COUNTER).read_text())
     except FileNotFoundError:
         return 0
-
-
-def session(bare: Path, tmp_path: Path) -> tuple[Workspace, HandBranch]:
-    hand = HandBranch(bare, tmp_path)
-    hand.write({"boards/PHASE-0.md": BOARD, "status/alice.yaml": status_yaml("alice")})
-    ws = Workspace(start=make_clone(bare, tmp_path / "s1"), session="s1", remote=str(bare))
-    ws.read()  # the loop's look at the remote
-    # someone else moves the branch after it
-    hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
-    return ws, hand
-
-
-def test_a_push_that_finds_the_tip_moved_looks_again_in_the_same_turn(bare_remote: Path, tmp_path: Path) -> None:
-    ws, _ = session(bare_remote, tmp_path)
-    try:
-        q = ws.transactor.queue
-        before = joins(q)
-        result, tx = ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=False)
-        assert tx.landed and result.changed
-        assert (tx.attempts, tx.pushes) == (2, 2)  # decided on the old tip, rejected, then again
-        assert joins(q) - before == 1  # both in one turn
-    finally:
-        ws.store.close()
-
-
-def test_an_operation_that_waited_behind_another_session_fetches_before_it_decides(
-    bare_remote: Path, tmp_path: Path
-) -> None:
-    ws, _ = session(bare_remote, tmp_path)
-    q = ws.transactor.queue
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(bare_remote)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        out: dict[str, object] = {}
-
-        def run() -> None:
-            out["tx"] = ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=False)[1]
-
-        before = joins(q)
-        worker = threading.Thread(target=run)
-        worker.start()
-        wait_until(lambda: joins(q) > before)  # its ticket is taken: it waits behind the holder
-        assert holder.stdin is not None
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        worker.join(timeout=60)
-        tx = out["tx"]
-        assert tx.landed  # type: ignore[attr-defined]
-        # it fetched first: one push, no rejected one
-        assert (tx.attempts, tx.pushes) == (1, 1)  # type: ignore[attr-defined]
-    finally:
-        holder.kill()
-        holder.wait()
-        ws.store.close()
-
-
-def test_an_operation_that_had_the_turn_at_once_decides_on_what_its_caller_looked_at(
-    bare_remote: Path, tmp_path: Path
-) -> None:
-    hand = HandBranch(bare_remote, tmp_path)
-    hand.write({"boards/PHASE-0.md": BOARD, "status/alice.yaml": status_yaml("alice")})
-    ws = Workspace(start=make_clone(bare_remote, tmp_path / "s1"), session="s1", remote=str(bare_remote))
-    try:
-        ws.read()
-        fetches = []
-        fetch = ws.store.fetch
-
-        def counted() -> str | None:
-            fetches.append(1)
-            return fetch()
-
-        ws.store.fetch = counted  # type: ignore[method-assign]
-        result, tx = ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=False)
-        assert tx.landed and (tx.attempts, tx.pushes) == (1, 1)
-        assert fetches == []  # nobody went first and the tip had not moved: no fetch at all
-    finally:
-        ws.store.close()
 
 
 class Holder:
@@ -174,7 +95,7 @@ class Background:
             return fetch()
 
         ws.store.fetch = counted  # type: ignore[method-assign]
-        self.tx: object = None
+        self.tx: Any = None
         self.thread = threading.Thread(target=self.run)
 
     def run(self) -> None:
@@ -185,17 +106,85 @@ class Background:
         self.thread.start()
         wait_until(lambda: joins(q) > before)  # its ticket is taken
 
-    def result(self) -> object:
+    def result(self) -> Any:
         self.thread.join(timeout=60)
         assert self.tx is not None
         return self.tx
 
 
-def two_sessions(bare: Path, tmp_path: Path) -> tuple[Workspace, Workspace, HandBranch]:
+def branch(bare: Path, tmp_path: Path) -> HandBranch:
+    """The board on the remote's branch, written by a person who can move it again."""
     hand = HandBranch(bare, tmp_path)
     hand.write({"boards/PHASE-0.md": BOARD, "status/alice.yaml": status_yaml("alice")})
-    a = Workspace(start=make_clone(bare, tmp_path / "a"), session="a", remote=str(bare))
-    b = Workspace(start=make_clone(bare, tmp_path / "b"), session="b", remote=str(bare))
+    return hand
+
+
+def workspace(bare: Path, tmp_path: Path, name: str) -> Workspace:
+    return Workspace(start=make_clone(bare, tmp_path / name), session=name, remote=str(bare))
+
+
+def session(bare: Path, tmp_path: Path) -> tuple[Workspace, HandBranch]:
+    hand = branch(bare, tmp_path)
+    ws = workspace(bare, tmp_path, "s1")
+    ws.read()  # the loop's look at the remote
+    # someone else moves the branch after it
+    hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+    return ws, hand
+
+
+def test_a_push_that_finds_the_tip_moved_looks_again_in_the_same_turn(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    ws, _ = session(bare_remote, tmp_path)
+    try:
+        q = ws.transactor.queue
+        before = joins(q)
+        result, tx = ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=False)
+        assert tx.landed and result.changed
+        assert (tx.attempts, tx.pushes) == (2, 2)  # decided on the old tip, rejected, then again
+        assert joins(q) - before == 1  # both in one turn
+    finally:
+        ws.store.close()
+
+
+def test_an_operation_that_waited_behind_another_session_fetches_before_it_decides(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    ws, _ = session(bare_remote, tmp_path)
+    holder = Holder(str(bare_remote))
+    try:
+        holder.has_turn()
+        op = Background(ws)
+        op.start_behind(ws.transactor.queue)  # it waits behind the holder
+        holder.leave()
+        tx = op.result()
+        assert tx.landed
+        # it fetched first: one push, no rejected one
+        assert (tx.attempts, tx.pushes) == (1, 1)
+    finally:
+        holder.kill()
+        ws.store.close()
+
+
+def test_an_operation_that_had_the_turn_at_once_decides_on_what_its_caller_looked_at(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    branch(bare_remote, tmp_path)
+    ws = workspace(bare_remote, tmp_path, "s1")
+    try:
+        ws.read()
+        op = Background(ws)
+        op.run()
+        tx = op.tx
+        assert tx.landed and (tx.attempts, tx.pushes) == (1, 1)
+        assert op.fetches == 0  # nobody went first and the tip had not moved: no fetch at all
+    finally:
+        ws.store.close()
+
+
+def two_sessions(bare: Path, tmp_path: Path) -> tuple[Workspace, Workspace, HandBranch]:
+    hand = branch(bare, tmp_path)
+    a, b = workspace(bare, tmp_path, "a"), workspace(bare, tmp_path, "b")
     a.read()
     b.read()
     return a, b, hand
@@ -214,11 +203,11 @@ def test_a_session_that_waited_behind_one_that_pushed_takes_its_commit_instead_o
         second.start_behind(q)
         holder.leave()
         tx_a, tx_b = first.result(), second.result()
-        assert (tx_a.pushes, tx_b.pushes) == (1, 1)  # type: ignore[attr-defined]
+        assert (tx_a.pushes, tx_b.pushes) == (1, 1)
         # a fetched (nobody pushed before it); b took a's commit from a: no fetch, no lost race
         assert (first.fetches, second.fetches) == (1, 0)
-        assert git("rev-parse", "ifcoord", cwd=bare_remote) == tx_b.commit  # type: ignore[attr-defined]
-        assert git("rev-parse", f"{tx_b.commit}^", cwd=bare_remote) == tx_a.commit  # type: ignore[attr-defined]
+        assert git("rev-parse", "ifcoord", cwd=bare_remote) == tx_b.commit
+        assert git("rev-parse", f"{tx_b.commit}^", cwd=bare_remote) == tx_a.commit
         # b's clone is whole: its state at the new tip reads, and git finds nothing missing
         assert "a" in b.read(fetch=False).snapshot.statuses
         git("fsck", "--no-dangling", cwd=b.store.git_dir)
@@ -250,9 +239,9 @@ def test_a_handoff_overtaken_by_another_machine_is_found_by_the_push_and_decided
         hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
         holders[1].leave()
         tx_b = second.result()
-        assert tx_a.landed and tx_b.landed  # type: ignore[attr-defined]
+        assert tx_a.landed and tx_b.landed
         # b decided on a's commit, its push found the person's, it fetched and landed in one turn
-        assert (tx_b.attempts, tx_b.pushes, second.fetches) == (2, 2, 1)  # type: ignore[attr-defined]
+        assert (tx_b.attempts, tx_b.pushes, second.fetches) == (2, 2, 1)
         log = git("log", "--format=%s", "ifcoord", cwd=bare_remote).splitlines()
         assert log[:3] == ["ifcoord: heartbeat by b", "edit by hand", "ifcoord: heartbeat by a"]
     finally:
@@ -262,7 +251,9 @@ def test_a_handoff_overtaken_by_another_machine_is_found_by_the_push_and_decided
         b.store.close()
 
 
-def test_a_handoff_is_taken_only_when_left_since_the_taker_joined_and_leading_to_its_tip(tmp_path: Path) -> None:
+def test_a_handoff_is_taken_only_when_left_since_the_taker_joined_and_leading_to_its_tip(
+    tmp_path: Path,
+) -> None:
     h = Handoff(tmp_path)
     c1, c2, c3 = ("1" * 40, "2" * 40, "3" * 40)
     joined = time.monotonic()
@@ -295,8 +286,10 @@ def idle_session(bare: Path, tmp_path: Path, age: float) -> tuple[Workspace, Pol
     """s1 idle, its last heartbeat `age` seconds old (interval 120 s, lease 600 s: the defaults)."""
     beat = (datetime.now(timezone.utc) - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     hand = HandBranch(bare, tmp_path)
-    hand.write({"boards/PHASE-0.md": BOARD, "status/s1.yaml": f"session: s1\nstatus: idle\nlast_poll: {beat}\n"})
-    ws = Workspace(start=make_clone(bare, tmp_path / "s1"), session="s1", remote=str(bare))
+    hand.write(
+        {"boards/PHASE-0.md": BOARD, "status/s1.yaml": f"session: s1\nstatus: idle\nlast_poll: {beat}\n"}
+    )
+    ws = workspace(bare, tmp_path, "s1")
     events: list[Event] = []
     return ws, PollLoop(ws, events.append, claim=False), events
 

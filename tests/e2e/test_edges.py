@@ -107,7 +107,9 @@ def test_an_operation_cut_off_then_an_outage_lands_once_and_reports_success(
     proxy.cut_next()
     proxy.outage_after_cut = 3.0  # the remote goes away right after it took the push
     done = run_ifcoord(*command, "--session", "s1", "--remote", url, "--json", cwd=clone)
-    assert proxy.cuts == 1, f"pushes {proxy.pushes}; requests {proxy.requests}; {done.returncode} {done.stdout} {done.stderr}"
+    assert proxy.cuts == 1, (
+        f"pushes {proxy.pushes}; requests {proxy.requests}; {done.returncode} {done.stdout} {done.stderr}"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["changed"] is True
     new = subjects(bare)[: len(subjects(bare)) - len(before)]

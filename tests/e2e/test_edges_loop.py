@@ -87,7 +87,8 @@ def test_the_loop_says_when_the_branch_was_rewound_and_which_of_its_tasks_change
     bare_remote: Path, tmp_path: Path
 ) -> None:
     # heartbeats every second: the loop's heartbeat on top of the completion shows it looked
-    init_branch(bare_remote, tmp_path, BOARD, LIVE.replace("heartbeat_seconds: 120", "heartbeat_seconds: 1"))
+    every_second = LIVE.replace("heartbeat_seconds: 120", "heartbeat_seconds: 1")
+    init_branch(bare_remote, tmp_path, BOARD, every_second)
     clone = make_clone(bare_remote, tmp_path / "s1")
     before = git("rev-parse", "ifcoord", cwd=bare_remote)
     poller = Poller("s1", clone, str(bare_remote), "--no-claim")
@@ -101,7 +102,8 @@ def test_the_loop_says_when_the_branch_was_rewound_and_which_of_its_tasks_change
             # the loop has looked at the completion: its heartbeat (idle again) is on top of it
             # (its first heartbeat, before the claim, may already have come: not that one)
             top = git("log", "-1", "--format=%s", "ifcoord", cwd=bare_remote)
-            on_top = subprocess.run(["git", "merge-base", "--is-ancestor", completed, "ifcoord"], cwd=bare_remote)
+            ancestry = ["git", "merge-base", "--is-ancestor", completed, "ifcoord"]
+            on_top = subprocess.run(ancestry, cwd=bare_remote)
             return top.startswith("ifcoord: heartbeat by s1") and on_top.returncode == 0
 
         deadline = time.monotonic() + 30
