@@ -136,6 +136,12 @@ def smart_http(tmp: Path) -> Iterator[tuple[str, Path, int]]:
         stop(fcgi)
 
 
+# sshd runs each command with the user's shell, and bash run by sshd reads ~/.bashrc unless it
+# is a nested shell. A root whose .bashrc starts pyenv (as on these machines) paid ~60 processes
+# per git command: most of the CPU of the ssh tests. A server's git account has no such start-up;
+# SHLVL=1 makes the command's bash a nested one, which skips it.
+SSHD_QUIET_SHELL = "SetEnv SHLVL=1\n"
+
 SSHD_CONF = """
 Port {port}
 ListenAddress 127.0.0.1
@@ -152,7 +158,7 @@ AllowUsers {user}
 MaxStartups 100
 MaxSessions 100
 LogLevel ERROR
-"""
+""" + SSHD_QUIET_SHELL
 
 
 @contextmanager

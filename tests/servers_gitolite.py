@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from servers import SSHD_QUIET_SHELL
 
 CONF = """repo gitolite-admin
     RW+     =   admin
@@ -98,11 +99,7 @@ def start_gitolite(root: Path, sessions: list[str]) -> tuple[Gitolite, subproces
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {root / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {auth}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPermitRootLogin yes\nPubkeyAuthentication yes\n"
-        # sshd runs each command with the user's shell, and bash run by sshd reads ~/.bashrc
-        # unless it is a nested shell: a root's .bashrc that starts pyenv cost ~60 processes
-        # per git command, most of the four-session test's CPU. A server's git account has no
-        # such start-up; SHLVL=1 makes the command's bash a nested one, which skips it.
-        "SetEnv SHLVL=1\n"
+        + SSHD_QUIET_SHELL
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory sshd insists on
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
