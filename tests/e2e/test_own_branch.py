@@ -45,8 +45,8 @@ def op(clone: Path, name: str, *args: str, **env: str) -> subprocess.CompletedPr
     return ifcoord(*args, cwd=clone, env=session_env(name, **env))
 
 
-def decided(admin: Path, session: str, seq: int, verdict: str = "accepted") -> bool:
-    """One arbiter round; whether it (or an earlier one) gave `session`'s proposal `seq` that verdict."""
+def verdict_of(admin: Path, session: str, seq: int) -> str | None:
+    """One arbiter round; the verdict it (or an earlier one) gave `session`'s proposal `seq`."""
     arbitrate(admin)
     status = git("show", f"ifcoord:status/{session}.yaml", cwd=admin.parent / "remote.git", check=False)
     from ifcoord.files.status import parse_status
@@ -54,7 +54,33 @@ def decided(admin: Path, session: str, seq: int, verdict: str = "accepted") -> b
     decisions = (parse_status(f"status/{session}.yaml", status.encode()).model_extra or {}).get(
         "decisions"
     ) or []
-    return any(d["seq"] == seq and d["verdict"] == verdict for d in decisions)
+    return next((str(d["verdict"]) for d in decisions if d["seq"] == seq), None)
+
+
+def decided(admin: Path, session: str, seq: int, verdict: str = "accepted") -> bool:
+    """One arbiter round; whether it (or an earlier one) gave `session`'s proposal `seq` that verdict."""
+    return verdict_of(admin, session, seq) == verdict
+
+
+def take_over(admin: Path, clone: Path, name: str, task: str, timeout: float, what: str) -> None:
+    """`name` claims `task` as soon as its clone judges the holder's lease lapsed, until the
+    arbiter accepts. The arbiter judges the lease by its own first sighting of the holder's
+    heartbeat: when that came later than the claimer's, it still finds the lease live and
+    refuses the proposal (the verdict is the arbiter's alone), and the claimer proposes again."""
+    pending: list[int] = []
+
+    def attempt() -> bool:
+        if not pending:
+            done = op(clone, name, "claim", task, "--json")
+            if done.returncode != 0:
+                return False  # refused by the claimer's own view: the lease is live to it
+            pending.append(proposed_seq(done))
+        verdict = verdict_of(admin, name, pending[0])
+        if verdict is not None and verdict != "accepted":
+            pending.clear()
+        return verdict == "accepted"
+
+    wait_for(attempt, timeout, every=0.5, what=what)
 
 
 def proposed_seq(done: subprocess.CompletedProcess[str]) -> int:
@@ -76,11 +102,7 @@ def test_a_claim_that_lost_its_lease_stays_lost_and_its_late_completion_is_refus
     assert owners(bob)["T1"] == ("alice", "in_progress", 1)
     # alice goes quiet; bob's claim is refused while her lease is live, then proposed once stale.
     # Generous waits: on a loaded machine each arbiter round is a few processes of seconds each.
-    take = wait_for(lambda: (d := op(bob, "bob", "claim", "T1", "--json")).returncode == 0 and d, 90,
-                    every=0.5, what="bob to see alice's lease lapse")  # fmt: skip
-    wait_for(
-        lambda: decided(admin, "bob", proposed_seq(take)), 90, every=0.5, what="the arbiter to give bob T1"
-    )
+    take_over(admin, bob, "bob", "T1", 180, what="bob to see alice's lease lapse and the arbiter to agree")
     assert owners(bob)["T1"] == ("bob", "in_progress", 2)
     assert decided(admin, "bob", proposed_seq(op(bob, "bob", "complete", "T1", "--json")))
     # alice comes back: she may claim T2, and T1 stays bob's and done for every reader.
