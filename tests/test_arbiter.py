@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ifcoord.core.snapshot import BranchState, build_snapshot
 from ifcoord.ownbranch.arbiter import ArbiterRecord, Sightings, decide_round, try_acquire_or_renew
@@ -124,3 +127,29 @@ def test_session_branch_patterns_mean_what_every_glob_of_the_config_means() -> N
     heads = {"claude/alice": "1", "claude/a/b": "2", "ifcoord": "3", "main": "4"}
     assert session_branches(heads, "claude/*", "ifcoord") == {"claude/alice": "1"}
     assert session_branches(heads, "claude/**", "ifcoord") == {"claude/alice": "1", "claude/a/b": "2"}
+
+
+def test_overlaying_the_same_statuses_again_reads_no_yaml_and_gives_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loop merges the same pair of files on every cycle: the merge is kept by content."""
+    from ifcoord.ownbranch import proposals
+
+    proposals.merged_status.cache_clear()
+    state = coord("# P\n\n## T1: A\n", {"alice": "session: alice\nlast_poll: 2026-11-30T04:00:00Z\n"})
+    files = {"alice": own("alice", "{seq: 1, clock: 1, op: claim, task: T1}")}
+    first = proposals.overlay_sessions(state, files)
+    renders: list[bytes | None] = []
+    real = proposals.render_status
+    def counted(old: bytes | None, *args: Any, **kw: Any) -> bytes:
+        renders.append(old)
+        return real(old, *args, **kw)
+
+    monkeypatch.setattr(proposals, "render_status", counted)
+    assert proposals.overlay_sessions(state, files) == first
+    assert renders == []
+    claim, release = "{seq: 1, clock: 1, op: claim, task: T1}", "{seq: 2, clock: 2, op: release, task: T1}"
+    changed = {"alice": own("alice", claim, release)}
+    again = proposals.overlay_sessions(state, changed)
+    assert len(renders) == 1 and again["status/alice.yaml"] != first["status/alice.yaml"]
+    assert b"seq: 2" in again["status/alice.yaml"]

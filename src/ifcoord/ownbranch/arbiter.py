@@ -30,7 +30,7 @@ from ifcoord.ownbranch.proposals import (
     DECISIONS_KEPT,
     Proposal,
     decisions_of,
-    merged_status,
+    overlay_sessions,
     pending,
     replay,
 )
@@ -50,16 +50,6 @@ class Round:
 
     files: dict[str, bytes | None] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
-
-
-def overlay_sessions(coord: BranchState, own: Mapping[str, tuple[str, bytes]]) -> dict[str, bytes]:
-    """The coordination files with every session's own STATUS laid over the arbiter's copy
-    (what readers show; also what the arbiter copies to the coordination branch)."""
-    raw = dict(coord.raw)
-    for session, (path, data) in sorted(own.items()):
-        where = coord.snapshot.status_paths.get(session) or path
-        raw[where] = merged_status(coord.raw.get(where), data, path)
-    return raw
 
 
 def decide_round(

@@ -19,9 +19,10 @@ is a function of the branch tips alone, so every reader of the same tips shows t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ifcoord.core.ops import (
     OpContext,
@@ -36,6 +37,9 @@ from ifcoord.core.ops import (
 from ifcoord.errors import UsageError
 from ifcoord.files.status import parse_status, render_status
 from ifcoord.models import SessionStatus
+
+if TYPE_CHECKING:
+    from ifcoord.core.snapshot import BranchState
 
 # Keys of a session's STATUS that only the arbiter's decisions set: what a session writes on its
 # own branch for them is ignored by every reader (it would be an undecided claim dressed as a fact).
@@ -196,6 +200,20 @@ def replay(snapshot: Any, proposal: Proposal, ctx: OpContext) -> OpResult:
     return release_task(snapshot, proposal.task, ctx)
 
 
+def overlay_sessions(coord: BranchState, own: Mapping[str, tuple[str, bytes]]) -> dict[str, bytes]:
+    """The coordination files with every session's own STATUS (path, data) laid over the
+    arbiter's copy: what readers show, and what the arbiter copies to the coordination branch."""
+    raw = dict(coord.raw)
+    for session, (path, data) in sorted(own.items()):
+        where = coord.snapshot.status_paths.get(session) or path
+        raw[where] = merged_status(coord.raw.get(where), data, path)
+    return raw
+
+
+# A loop polling every few seconds merges the same pairs of files on every cycle (and so does
+# the arbiter): a YAML round trip each, most of an own-branch loop's CPU. The result is a function
+# of the two contents and the path, so it is kept by them, for as many sessions as a team has.
+@functools.lru_cache(maxsize=1024)
 def merged_status(decided: bytes | None, own: bytes | None, own_path: str) -> bytes:
     """A session's STATUS as readers show it: the arbiter's copy (decided facts) with what the
     session itself writes on its own branch (heartbeat, state word, proposals) laid over it."""

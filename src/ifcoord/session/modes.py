@@ -35,8 +35,8 @@ from ifcoord.ownbranch.proposals import (
     Proposed,
     decided_seq,
     decisions_of,
-    merged_status,
     next_clock,
+    overlay_sessions,
     own_seq,
     pending,
     proposal_from,
@@ -219,11 +219,7 @@ class OwnBranchMode:
     def merge(self, state: BranchState, heads: dict[str, str] | None) -> BranchState:
         """Decided facts (the coordination branch) with each session's own STATUS laid over its
         copy there: a function of the remote tips only, the same for every reader."""
-        own = self.own_files(state.snapshot.config, heads)
-        raw = dict(state.raw)
-        for session, (path, data) in sorted(own.items()):
-            where = state.snapshot.status_paths.get(session) or path
-            raw[where] = merged_status(state.raw.get(where), data, path)
+        raw = overlay_sessions(state, self.own_files(state.snapshot.config, heads))
         merged = BranchState(build_snapshot(raw, state.commit), raw)
         self._learn_epochs(merged.snapshot)
         return merged
