@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ifcoord.errors import IfcoordError, InvalidData, RemoteUnreachable, UsageError
+from ifcoord.core.snapshot import read_status
+from ifcoord.errors import IfcoordError, RemoteUnreachable, UsageError
 from ifcoord.files.config import glob_match, is_status_path
-from ifcoord.files.status import parse_status, session_from_path
+from ifcoord.files.status import session_from_path
 from ifcoord.git.retry import backoff
 from ifcoord.git.runner import GitFailed, GitRunner
 from ifcoord.git.store import BranchStore
@@ -74,9 +75,8 @@ def read_session_files(
             if not is_status_path(config, path) or session_from_path(path) is None:
                 continue
             data = store.read_object(entry.sha)
-            try:
-                status = parse_status(path, data)
-            except InvalidData:
+            status = read_status(path, data)[1]  # parsed once per content (read-only)
+            if status is None:
                 continue
             if status.branch not in (branch, None) or (status.branch is None and len(branches) > 1):
                 continue

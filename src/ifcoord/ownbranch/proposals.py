@@ -34,6 +34,7 @@ from ifcoord.core.ops import (
     release_task,
     unblock_task,
 )
+from ifcoord.core.snapshot import read_status
 from ifcoord.errors import UsageError
 from ifcoord.files.status import parse_status, render_status
 from ifcoord.models import SessionStatus
@@ -220,7 +221,9 @@ def merged_status(decided: bytes | None, own: bytes | None, own_path: str) -> by
     if own is None:
         assert decided is not None
         return decided
-    status = parse_status(own_path, own)
+    status = read_status(own_path, own)[1]  # parsed once per content (read-only)
+    if status is None:
+        status = parse_status(own_path, own)  # raises what makes it unreadable
     overlay = {k: v for k, v in status.model_dump(exclude_unset=True).items() if k not in DECIDED_KEYS}
     if decided is None:
         return render_status(own, {}, [k for k in DECIDED_KEYS if k in status.model_fields_set
