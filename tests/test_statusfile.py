@@ -171,6 +171,40 @@ def test_load_safe_yaml_is_shared_and_returns_round_trip_types() -> None:
     assert to_plain(doc) == {"a": 1, "b": ["x"]}
 
 
+def test_a_text_loaded_again_is_not_parsed_again_and_a_refusal_still_names_each_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ifcoord.files import yamlsafe
+
+    parses: list[str] = []
+    real = yamlsafe._refuse_unsafe
+
+    def counted(path: str, text: str) -> None:
+        parses.append(path)
+        real(path, text)
+
+    monkeypatch.setattr(yamlsafe, "_refuse_unsafe", counted)
+    text = b"session: s1\nnote: kept by content, whatever the file # 1\n"
+    first = load_safe_yaml("status/s1.yaml", text)
+    assert load_safe_yaml("another/label.yaml", text.decode()) is first
+    assert parses == ["status/s1.yaml"]
+    bad = b"a: &x 1\nb: *x\n"
+    for path in ("status/a.yaml", "status/b.yaml"):  # refusals are never kept
+        with pytest.raises(InvalidData) as err:
+            load_safe_yaml(path, bad)
+        assert err.value.file == path
+    assert parses == ["status/s1.yaml", "status/a.yaml", "status/b.yaml"]
+
+
+def test_the_texts_kept_are_bounded() -> None:
+    from ifcoord.files import yamlsafe
+
+    for i in range(yamlsafe.LOADED_KEPT + 50):
+        load_safe_yaml("x.yaml", f"n: {i}\n")
+    assert len(yamlsafe._loaded) == yamlsafe.LOADED_KEPT
+    assert "n: 0\n" not in yamlsafe._loaded and f"n: {yamlsafe.LOADED_KEPT + 49}\n" in yamlsafe._loaded
+
+
 # --- file names --------------------------------------------------------------------------
 
 

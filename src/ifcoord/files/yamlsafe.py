@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -184,19 +185,36 @@ def _refuse_unsafe(path: str, text: str) -> None:
         raise _syntax_error(path, text, exc) from None
 
 
+# Texts loaded lately, and what they loaded to. A polling loop reads the same STATUS files
+# again and again (merged, rendered, checked): each load is two passes of ruamel's pure-Python
+# parser. Only texts that loaded without error are kept, so every refusal still names its file.
+LOADED_KEPT = 512
+_loaded: dict[str, Any] = {}
+_loaded_lock = threading.Lock()
+
+
 def load_safe_yaml(path: str, data: bytes | str, *, max_bytes: int = MAX_YAML_BYTES) -> Any:
     """Load one YAML document round-trip (CommentedMap etc.), refusing what ifcoord never accepts:
     more than `max_bytes`, non-UTF-8, anchors, aliases, tags, several documents, bad syntax.
 
-    Errors are InvalidData naming `path` and the line.
+    Errors are InvalidData naming `path` and the line. A text is loaded once per process while
+    it is among the LOADED_KEPT latest: callers treat what they get as read-only.
     """
     text = _decode(path, data, max_bytes)
+    with _loaded_lock:
+        if text in _loaded:
+            return _loaded[text]
     _refuse_deep(path, text)
     _refuse_unsafe(path, text)
     try:
-        return _new_yaml().load(text)
+        doc = _new_yaml().load(text)
     except YAMLError as exc:  # duplicate keys land here too
         raise _syntax_error(path, text, exc) from None
+    with _loaded_lock:
+        if len(_loaded) >= LOADED_KEPT:
+            del _loaded[next(iter(_loaded))]  # the oldest
+        _loaded[text] = doc
+    return doc
 
 
 def to_plain(value: Any) -> Any:
