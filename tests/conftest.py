@@ -163,6 +163,19 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["IFCOORD_SERVER"] = name  # the workers and every process they start inherit it
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long scenarios (marked `slow(seconds)`) start first, one in each worker (testing/suite_order.py)."""
+    from testing.suite_order import long_ones_first
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)  # set in each worker
+
+    def seconds(item: pytest.Item) -> float | None:
+        marker = item.get_closest_marker("slow")
+        return None if marker is None else float(marker.args[0]) if marker.args else 0.0
+
+    items[:] = long_ones_first(items, workers, seconds)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     from testing.serving import stop_server
 

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow(55)
 def test_bench_quick_run_prints_every_scenario_and_writes_nothing() -> None:
     doc = ROOT / "docs" / "benchmarks.md"
     before = doc.read_bytes() if doc.exists() else None

@@ -130,6 +130,7 @@ def text_from(bits: list[str]) -> st.SearchStrategy[str]:
         ["", "lease_seconds: -1\n", "boards: ['[z-a]']\n", "phases: [1, 0]\n", "mode: x\n", "[[[\n"]
     ),
 )
+@pytest.mark.slow(12)
 def test_no_generated_board_status_or_config_gives_an_unexpected_error(
     board: str, status: str, config: str
 ) -> None:

@@ -131,7 +131,7 @@ class HookAgent:
             raise AssertionError(f"{self.session}: cannot follow {reason!r}")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(17)
 @pytest.mark.timeout(400)
 def test_three_sessions_finish_the_example_board_by_stop_hook_answers_alone(
     bare_remote: Path, tmp_path: Path

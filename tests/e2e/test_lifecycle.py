@@ -146,6 +146,7 @@ def test_force_is_for_humans_and_is_recorded(bare_remote: Path, tmp_path: Path) 
     assert log["entries"][0]["forced"] is True
 
 
+@pytest.mark.slow(16)
 def test_stale_leases_can_be_reclaimed_live_ones_cannot_and_the_old_owner_is_fenced_out(
     bare_remote: Path, tmp_path: Path
 ) -> None:

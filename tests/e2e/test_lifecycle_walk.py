@@ -95,6 +95,7 @@ def remote_tasks(bare: Path) -> dict[str, object]:
 CELLS = [c for c in expected_cells() if c[1] not in PERSON_ONLY or c[2] == "person"]
 
 
+@pytest.mark.slow(20)
 @pytest.mark.timeout(600)
 def test_every_cell_on_a_real_remote(
     walk: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -80,6 +80,7 @@ def commits(bare: Path) -> int:
     return int(git("rev-list", "--count", "ifcoord", cwd=bare))
 
 
+@pytest.mark.slow(20)
 @pytest.mark.timeout(300)  # over ssh and smart HTTP every step costs a handshake
 def test_sessions_polling_a_board_with_dependencies_finish_every_task_exactly_once(
     served_remote: tuple[str, Path], tmp_path: Path

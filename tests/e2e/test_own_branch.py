@@ -88,6 +88,7 @@ def proposed_seq(done: subprocess.CompletedProcess[str]) -> int:
     return int(json.loads(done.stdout)["proposed"])
 
 
+@pytest.mark.slow(13)
 @pytest.mark.timeout(300)
 def test_a_claim_that_lost_its_lease_stays_lost_and_its_late_completion_is_refused(tmp_path: Path) -> None:
     """Issue 11, reproduction 1: lease 6 s, skew 2 s."""
@@ -122,6 +123,7 @@ def test_a_claim_that_lost_its_lease_stays_lost_and_its_late_completion_is_refus
     assert "completed:" not in statuses["alice"]
 
 
+@pytest.mark.slow(13)
 def test_the_arbiter_never_writes_a_done_task_back(tmp_path: Path) -> None:
     """Issue 11, reproduction 2: the arbiter is down while alice is quiet, then decides bob's
     completion; alice writing again (even a forged proposal) changes nothing."""
@@ -157,6 +159,7 @@ def test_the_arbiter_never_writes_a_done_task_back(tmp_path: Path) -> None:
     assert board.count("**Owner:** bob") == 1 and "**Owner:** alice" not in board
 
 
+@pytest.mark.slow(17)
 def test_readers_of_the_same_tips_agree_whatever_they_saw_before(tmp_path: Path) -> None:
     """Issue 11, reproduction 3: lease 10 s, skew 30 s; a clone that saw alice's heartbeat early,
     a fresh clone, a freshly started arbiter and a reader with a clock an hour off all name bob."""
@@ -220,6 +223,7 @@ class Loop:
         self.proc.wait(timeout=30)
 
 
+@pytest.mark.slow(17)
 def test_concurrent_claims_go_to_one_session_and_the_loser_is_told_lost(tmp_path: Path) -> None:
     bare, admin = world(tmp_path)
     alice, bob = session_clone(str(bare), tmp_path, "alice"), session_clone(str(bare), tmp_path, "bob")
@@ -310,6 +314,7 @@ def test_an_idle_own_branch_cycle_is_one_ls_remote_and_fetches_nothing(tmp_path:
     assert again.snapshot.tasks()["T1"].owner == "gus"
 
 
+@pytest.mark.slow(15)
 def test_one_arbiter_decides_at_a_time_and_a_dead_ones_lock_is_taken_over(tmp_path: Path) -> None:
     bare, admin = world(tmp_path)
     alice = session_clone(str(bare), tmp_path, "alice")

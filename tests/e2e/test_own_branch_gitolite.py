@@ -63,7 +63,7 @@ def test_the_server_refuses_a_session_pushing_anything_but_its_own_branch(
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.slow
+@pytest.mark.slow(70)
 def test_four_sessions_work_the_example_board_to_the_end_behind_gitolite(
     gitolite: Gitolite,  # noqa: F811
     tmp_path: Path,
