@@ -152,7 +152,7 @@ def test_ctrl_c_stops_poll_at_once_and_the_goodbye_is_written(bare_remote: Path,
     init_branch(bare_remote, tmp_path, BOARD, LIVE)
     clone = make_clone(bare_remote, tmp_path / "s1")
     proc = subprocess.Popen(
-        [*ifcoord_cmd(), "poll", "--json", "-s", "s1", "--remote", str(bare_remote), "--interval", "0.5"],
+        [*ifcoord_cmd(), "poll", "--json", "-s", "s1", "--remote", str(bare_remote), "--interval", "600"],
         cwd=clone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -160,13 +160,15 @@ def test_ctrl_c_stops_poll_at_once_and_the_goodbye_is_written(bare_remote: Path,
     assert first["event"] == "claimed"
     os.killpg(proc.pid, signal.SIGINT)  # the terminal sends it to the whole foreground group
     start = time.monotonic()
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=120)
     took = time.monotonic() - start
     events = [json.loads(line)["event"] for line in out.splitlines()]
     assert proc.returncode == 0, err
     assert "error" not in events, out
     assert events[-1] == "stopped"
-    assert took < 5, took
+    # "At once": not at the end of the 600 s wait it was in (a bound by cause, not by how busy
+    # the machine is: a loop that finished its wait first would take ten times this).
+    assert took < 60, took
     status = git("show", "ifcoord:status/s1.yaml", cwd=bare_remote)
     assert "status: offline" in status
 
