@@ -203,6 +203,9 @@ def test_the_texts_kept_are_bounded() -> None:
         load_safe_yaml("x.yaml", f"n: {i}\n")
     assert len(yamlsafe._loaded) == yamlsafe.LOADED_KEPT
     assert "n: 0\n" not in yamlsafe._loaded and f"n: {yamlsafe.LOADED_KEPT + 49}\n" in yamlsafe._loaded
+    long = "notes: " + "x" * yamlsafe.LOADED_TEXT_MAX + "\n"  # a long text is loaded, not kept
+    assert to_plain(load_safe_yaml("x.yaml", long))["notes"].startswith("xxx")
+    assert long not in yamlsafe._loaded
 
 
 # --- file names --------------------------------------------------------------------------

@@ -187,8 +187,11 @@ def _refuse_unsafe(path: str, text: str) -> None:
 
 # Texts loaded lately, and what they loaded to. A polling loop reads the same STATUS files
 # again and again (merged, rendered, checked): each load is two passes of ruamel's pure-Python
-# parser. Only texts that loaded without error are kept, so every refusal still names its file.
-LOADED_KEPT = 512
+# parser. Only texts that loaded without error are kept, so every refusal still names its file;
+# only texts of up to LOADED_TEXT_MAX characters (a STATUS file with its 50 decisions is about
+# 8 KB), so what is kept stays within a few megabytes whatever the files hold.
+LOADED_KEPT = 256
+LOADED_TEXT_MAX = 16 * 1024
 _loaded: dict[str, Any] = {}
 _loaded_lock = threading.Lock()
 
@@ -197,8 +200,8 @@ def load_safe_yaml(path: str, data: bytes | str, *, max_bytes: int = MAX_YAML_BY
     """Load one YAML document round-trip (CommentedMap etc.), refusing what ifcoord never accepts:
     more than `max_bytes`, non-UTF-8, anchors, aliases, tags, several documents, bad syntax.
 
-    Errors are InvalidData naming `path` and the line. A text is loaded once per process while
-    it is among the LOADED_KEPT latest: callers treat what they get as read-only.
+    Errors are InvalidData naming `path` and the line. A short text is loaded once per process
+    while it is among the LOADED_KEPT latest: callers treat what they get as read-only.
     """
     text = _decode(path, data, max_bytes)
     with _loaded_lock:
@@ -210,10 +213,11 @@ def load_safe_yaml(path: str, data: bytes | str, *, max_bytes: int = MAX_YAML_BY
         doc = _new_yaml().load(text)
     except YAMLError as exc:  # duplicate keys land here too
         raise _syntax_error(path, text, exc) from None
-    with _loaded_lock:
-        if len(_loaded) >= LOADED_KEPT:
-            del _loaded[next(iter(_loaded))]  # the oldest
-        _loaded[text] = doc
+    if len(text) <= LOADED_TEXT_MAX:
+        with _loaded_lock:
+            if len(_loaded) >= LOADED_KEPT:
+                del _loaded[next(iter(_loaded))]  # the oldest
+            _loaded[text] = doc
     return doc
 
 

@@ -213,11 +213,26 @@ def overlay_sessions(coord: BranchState, own: Mapping[str, tuple[str, bytes]]) -
 
 # A loop polling every few seconds merges the same pairs of files on every cycle (and so does
 # the arbiter): a YAML round trip each, most of an own-branch loop's CPU. The result is a function
-# of the two contents and the path, so it is kept by them, for as many sessions as a team has.
-@functools.lru_cache(maxsize=1024)
+# of the two contents and the path, so it is kept by them, for as many sessions as a team has;
+# pairs over MERGE_KEPT_MAX bytes (never written by ifcoord) are merged each time instead.
+MERGES_KEPT = 1024
+MERGE_KEPT_MAX = 32 * 1024
+
+
 def merged_status(decided: bytes | None, own: bytes | None, own_path: str) -> bytes:
     """A session's STATUS as readers show it: the arbiter's copy (decided facts) with what the
     session itself writes on its own branch (heartbeat, state word, proposals) laid over it."""
+    if len(decided or b"") + len(own or b"") > MERGE_KEPT_MAX:
+        return _merge(decided, own, own_path)
+    return _kept_merge(decided, own, own_path)
+
+
+@functools.lru_cache(maxsize=MERGES_KEPT)
+def _kept_merge(decided: bytes | None, own: bytes | None, own_path: str) -> bytes:
+    return _merge(decided, own, own_path)
+
+
+def _merge(decided: bytes | None, own: bytes | None, own_path: str) -> bytes:
     if own is None:
         assert decided is not None
         return decided
