@@ -102,9 +102,24 @@ class Background:
         self.tx = self.ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=False)[1]
 
     def start_behind(self, q: MachineQueue) -> None:
-        before = joins(q)
-        self.thread.start()
-        wait_until(lambda: joins(q) > before)  # its ticket is taken
+        """Start the operation; return once it waits for the ticket before its own. (Its ticket
+        taken is not enough: a holder that left before the operation looked would let it have
+        its turn at once, as if nobody had gone first.)"""
+        waiting = threading.Event()
+        real = queue._lock_shared_within
+
+        def noted(fd: int, seconds: float) -> bool:
+            if threading.current_thread() is self.thread:
+                waiting.set()
+            return real(fd, seconds)
+
+        queue._lock_shared_within = noted  # type: ignore[assignment]
+        try:
+            self.thread.start()
+            assert waiting.wait(timeout=30), "the operation never waited for its turn"
+        finally:
+            queue._lock_shared_within = real  # type: ignore[assignment]
+        assert q.busy()
 
     def result(self) -> Any:
         self.thread.join(timeout=60)
