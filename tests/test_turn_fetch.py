@@ -352,3 +352,184 @@ def test_a_heartbeat_one_interval_late_waits_its_turn_rather_than_give_way(
     finally:
         holder.kill()
         ws.store.close()
+
+
+# -- the handoff outside a waited turn: the loop's look, and an operation that asks for the tip --
+
+
+def counting_fetches(ws: Workspace) -> list[int]:
+    """Count the workspace's fetches from now on (a list of one number, read after)."""
+    count = [0]
+    fetch = ws.store.fetch
+
+    def counted() -> str | None:
+        count[0] += 1
+        return fetch()
+
+    ws.store.fetch = counted  # type: ignore[method-assign]
+    return count
+
+
+def beat(ws: Workspace, fetch_first: bool = False) -> Any:
+    return ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=fetch_first)[1]
+
+
+def test_the_loops_look_takes_what_sessions_of_this_machine_pushed_from_the_handoff(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    a, b, _ = two_sessions(bare_remote, tmp_path)
+    try:
+        beat(a)
+        tx = a.apply(lambda s, c: heartbeat(s, c, "working", None))[1]  # b is two behind
+        assert tx.landed
+        fetches = counting_fetches(b)
+        state = b.poll_state()
+        assert state.commit == tx.commit == git("rev-parse", "ifcoord", cwd=bare_remote)
+        assert fetches[0] == 0  # one ls-remote, the objects from a's handoff
+        assert "a" in state.snapshot.statuses
+        git("fsck", "--no-dangling", cwd=b.store.git_dir)  # b's clone is whole
+    finally:
+        a.store.close()
+        b.store.close()
+
+
+def test_the_loops_look_fetches_a_tip_that_came_from_elsewhere(bare_remote: Path, tmp_path: Path) -> None:
+    a, b, hand = two_sessions(bare_remote, tmp_path)
+    try:
+        beat(a)
+        person = hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+        fetches = counting_fetches(b)
+        state = b.poll_state()
+        assert state.commit == person
+        assert fetches[0] == 1  # the person's commit is in no handoff
+    finally:
+        a.store.close()
+        b.store.close()
+
+
+def test_the_handoff_gives_the_commits_between_two_it_holds(tmp_path: Path) -> None:
+    h = Handoff(tmp_path)
+    c1, c2, c3 = ("1" * 40, "2" * 40, "3" * 40)
+    h.leave("0" * 40, c1, [("a" * 40, b"x")])
+    h.leave(c1, c2, [("b" * 40, b"y")])
+    h.leave(c2, c3, [("c" * 40, b"z")])
+    assert h.between(c1, c2) == [("b" * 40, b"y")]  # not only up to the newest
+    assert h.between("0" * 40, c3) == [("c" * 40, b"z"), ("b" * 40, b"y"), ("a" * 40, b"x")]
+    assert h.between(c2, c2) == []
+    assert h.between("9" * 40, c3) is None  # not on the chain
+    assert h.between(c1, "8" * 40) is None  # a tip the handoff does not hold
+    assert h.between(None, c3) is None
+
+
+def test_an_operation_that_asks_for_the_tip_decides_on_a_fresh_handoff_instead_of_fetching(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    a, b, _ = two_sessions(bare_remote, tmp_path)
+    try:
+        first = beat(a)
+        fetches = counting_fetches(b)
+        tx = beat(b, fetch_first=True)  # b's own look is one commit behind
+        assert tx.landed and (tx.attempts, tx.pushes) == (1, 1)
+        assert fetches[0] == 0
+        assert git("rev-parse", f"{tx.commit}^", cwd=bare_remote) == first.commit
+    finally:
+        a.store.close()
+        b.store.close()
+
+
+def test_an_operation_that_asks_for_the_tip_fetches_when_the_handoff_is_old(
+    bare_remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ifcoord.git import transaction
+
+    a, b, _ = two_sessions(bare_remote, tmp_path)
+    try:
+        beat(a)
+        monkeypatch.setattr(transaction, "GUESS_FRESH", -1.0)  # a's commit counts as left long ago
+        fetches = counting_fetches(b)
+        tx = beat(b, fetch_first=True)
+        assert tx.landed and (tx.attempts, tx.pushes, fetches[0]) == (1, 1, 1)
+    finally:
+        a.store.close()
+        b.store.close()
+
+
+def test_a_guess_overtaken_by_another_machine_is_found_by_the_push_and_decided_again_in_the_turn(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    a, b, hand = two_sessions(bare_remote, tmp_path)
+    try:
+        beat(a)
+        hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+        fetches = counting_fetches(b)
+        tx = beat(b, fetch_first=True)
+        assert tx.landed and (tx.attempts, tx.pushes, fetches[0]) == (2, 2, 1)
+        assert git("log", "-1", "--format=%s", f"{tx.commit}^", cwd=bare_remote) == "edit by hand"
+    finally:
+        a.store.close()
+        b.store.close()
+
+
+def test_a_refusal_decided_on_a_guess_is_decided_again_on_the_fetched_tip(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    """A guess must never make an operation refuse what the remote's tip allows."""
+    from ifcoord.errors import ConflictError
+    from ifcoord.git.transaction import Change
+
+    a, b, hand = two_sessions(bare_remote, tmp_path)
+    try:
+        beat(a)  # the fresh handoff b will guess on
+        person = hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+        fetches = counting_fetches(b)
+        seen: list[bool] = []
+
+        def decide(state: Any) -> Change:
+            ready = state.commit == person  # what the operation needs is only on the remote
+            seen.append(ready)
+            if not ready:
+                raise ConflictError("not ready", hint="wait")
+            return Change({"notes/done.txt": b"done\n"}, "finish")
+
+        tx = b.transactor.run(decide, fetch_first=True)
+        assert tx.landed and seen == [False, True] and fetches[0] == 1
+        # an operation of the loop decides on what the loop looked at: its refusal stands
+        beat(a)
+        seen.clear()
+
+        def refuse(state: Any) -> Change:
+            seen.append(True)
+            raise ConflictError("no", hint="wait")
+
+        with pytest.raises(ConflictError):
+            b.transactor.run(refuse, fetch_first=False)
+        assert seen == [True] and fetches[0] == 1
+    finally:
+        a.store.close()
+        b.store.close()
+
+
+def test_nothing_to_change_on_a_guess_is_decided_again_on_the_fetched_tip(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    from ifcoord.git.transaction import Change
+
+    a, b, hand = two_sessions(bare_remote, tmp_path)
+    try:
+        beat(a)
+        person = hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+        fetches = counting_fetches(b)
+        seen: list[bool] = []
+
+        def decide(state: Any) -> Change | None:
+            seen.append(state.commit == person)
+            if state.commit != person:
+                return None  # nothing to do, as far as this state knows
+            return Change({"notes/wanted.txt": b"new\n"}, "update")
+
+        tx = b.transactor.run(decide, fetch_first=True)
+        assert tx.landed and seen == [False, True] and fetches[0] == 1
+        assert git("show", "ifcoord:notes/wanted.txt", cwd=bare_remote) == "new"
+    finally:
+        a.store.close()
+        b.store.close()

@@ -25,7 +25,10 @@ import threading
 import time
 from pathlib import Path
 
-KEEP = 64  # commits kept: a session further behind than this fetches
+# Commits kept: a session further behind than this fetches. A poll looks every 30 s; a team
+# of 200 sessions lands 2-3 commits a second (docs/scaling.md), so 256 covers one poll's gap
+# with room (about 16 KB each in the team bench: 4 MB).
+KEEP = 256
 LATEST = "latest"
 SUFFIX = ".commit"
 
@@ -62,14 +65,26 @@ class Handoff:
             latest, _, when = (self.path / LATEST).read_text().partition(" ")
             if float(when) < since:
                 return None
-            if latest == tip:
-                return tip, []
+        except (OSError, ValueError):
+            return None
+        loose = self.between(tip, latest)
+        return None if loose is None else (latest, loose)
+
+    def between(self, tip: str | None, newest: str) -> Loose | None:
+        """The objects the commits after `tip` up to `newest` brought, when the handoff holds
+        every one of them (parent by parent); None: fetch instead. A poll that sees the remote
+        at `newest` takes them from here rather than from the server."""
+        if tip is None:
+            return None
+        if newest == tip:
+            return []
+        try:
             files = {name[21 : -len(SUFFIX)]: name for name in self._entries()}
             loose: Loose = []
-            commit = latest
+            commit = newest
             for _ in range(KEEP):
                 if commit == tip:
-                    return latest, loose
+                    return loose
                 if commit not in files:
                     return None
                 parent, found, objects = marshal.loads((self.path / files[commit]).read_bytes())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +18,9 @@ from pathlib import Path
 from ifcoord.errors import IfcoordError, RemoteUnreachable, UsageError
 from ifcoord.git import objects
 from ifcoord.git.runner import GitFailed, GitRunner
+
+# objects in their loose form, (hex sha, compressed bytes), from one tip to another
+Supply = Callable[[str | None, str], list[tuple[str, bytes]] | None]
 
 PRIVATE_PREFIX = "refs/ifcoord"
 IFCOORD_EMAIL_DOMAIN = "@ifcoord.invalid"  # ifcoord's commits, and only they, carry it
@@ -363,8 +366,11 @@ class BranchStore:
         self.git.run(*args, check=False)
         return self.git.last_code == 0
 
-    def sync(self) -> str | None:
-        """Fetch only when the remote tip moved: the cheap check the loop runs each cycle."""
+    def sync(self, supply: Supply | None = None) -> str | None:
+        """Fetch only when the remote tip moved: the cheap check the loop runs each cycle.
+        `supply(local, tip)`, when given, may hand over the objects the commits after `local`
+        up to the remote's new `tip` brought, in their loose form (git/handoff.py); None from
+        it: fetch them."""
         tip = self.remote_tip()
         if tip is None:
             self._forget()
@@ -379,6 +385,13 @@ class BranchStore:
             self.set_private_ref(tip)
             self.mark_fetched()
             return tip
+        loose = supply(local, tip) if supply is not None else None
+        if loose is not None:
+            try:
+                self.adopt(tip, loose)
+                return tip
+            except (OSError, IfcoordError):
+                pass  # fetched instead
         return self.fetch()
 
     def has_object(self, sha: str) -> bool:

@@ -26,6 +26,9 @@ from ifcoord.git.retry import backoff
 from ifcoord.git.store import BranchStore, MissingObject, PushOutcome, RemoteMissing
 
 DEFAULT_DEADLINE = 60.0
+# An operation that asks for the remote's tip, finding that a session of this machine landed a
+# commit within this many seconds, decides on that commit rather than fetch (git/handoff.py).
+GUESS_FRESH = 10.0
 
 
 @dataclass
@@ -58,6 +61,11 @@ class TipMoved(Exception):
     """The compare-and-swap lost (or its outcome was unknown and it had not landed)."""
 
 
+class Unconfirmed(Exception):
+    """A refusal, or "nothing to change", decided on a tip that was not fetched for an operation
+    that asked for the remote's tip: it is decided again on a fetched one."""
+
+
 class Transactor:
     """Runs operations against one branch store, serialised per clone by a file lock."""
 
@@ -83,6 +91,11 @@ class Transactor:
         """The state at the remote tip (fetched), or at the private ref without a round trip."""
         tip = self.retrying(self.store.fetch) if fetch else self.store.local_tip()
         return self.load(tip)[1]
+
+    def sync(self) -> str | None:
+        """The loop's look (BranchStore.sync): when the remote moved to commits that sessions of
+        this machine pushed, their objects come from the handoff, not from the server."""
+        return self.store.sync(supply=self.handoff.between)
 
     def retrying(self, fn: Callable[[], Any]) -> Any:
         """Run fn, retrying RemoteUnreachable with jittered backoff until the deadline."""
@@ -128,19 +141,27 @@ class Transactor:
                     # Sessions of this machine went first: the tip has moved. Take what they
                     # pushed from them, else fetch it.
                     use_fetch[0] = not (turn and self._take_handoff(joined))
+                elif use_fetch[0] and turn and self._take_handoff(joined - GUESS_FRESH):
+                    # Nobody went first, but a session of this machine landed a commit moments
+                    # ago: guess that it is still the tip rather than fetch (a refusal decided
+                    # on the guess is checked on a fetched tip before it is believed).
+                    use_fetch[0] = False
                 optimistic = not use_fetch[0]
                 try:
-                    return attempt_in_turn()
+                    return attempt_in_turn(confirm=fetch_first and optimistic)
                 except TipMoved:
                     if not optimistic:
                         raise
+                except Unconfirmed:
+                    pass
                 # Decided on the tip the caller had just looked at, or on the one the sessions
-                # before this turn handed over, and it had moved: look again within this turn
+                # before this turn handed over, and it had moved (or the decision was a refusal
+                # the caller wants made on the remote's tip): look again within this turn
                 # rather than queue again behind everyone who asked since.
                 counters["attempts"] += 1
                 return attempt_in_turn()
 
-        def attempt_in_turn() -> TxResult:
+        def attempt_in_turn(confirm: bool = False) -> TxResult:
             tip = self.store.fetch() if use_fetch[0] else self.store.local_tip()
             use_fetch[0] = True  # after a lost race, always look at the remote again
             landed = self._landed_one(pushed, tip)
@@ -149,13 +170,20 @@ class Transactor:
                 earlier, earlier_state = pushed[landed]
                 return self._result(True, landed, earlier.payload, counters, earlier_state, op_id)
             tip, state = self.load(tip)
-            change = decide(state)
+            try:
+                change = decide(state)
+            except IfcoordError:
+                if confirm:
+                    raise Unconfirmed() from None
+                raise
             if change is not None:
                 # Files written as they already are change nothing: no commit for them.
                 change.files = {
                     p: d for p, d in change.files.items() if p not in state.raw or state.raw[p] != d
                 }
             if change is None or not change.files:
+                if confirm:
+                    raise Unconfirmed()  # "nothing to do" is believed only of the remote's tip
                 payload = change.payload if change else None
                 return self._result(False, tip, payload, counters, state, op_id)
             change.trailers[OP_ID_TRAILER] = op_id

@@ -94,7 +94,7 @@ class SharedMode:
     def poll_state(self, synced: BranchState | None) -> BranchState:
         if synced is not None:
             return synced
-        return self.ws.transactor.load(self.ws.store.sync())[1]
+        return self.ws.transactor.load(self.ws.transactor.sync())[1]
 
     def apply(
         self, operation: Operation, task_id: str | None, force: bool, epoch: int | None, fetch_first: bool

@@ -246,7 +246,7 @@ class Workspace:
         self.rewind = None
         before = self._last_seen or self.store.local_tip()
         if self._mode is None:
-            _, synced = self.transactor.load(self.store.sync())
+            _, synced = self.transactor.load(self.transactor.sync())
             state = self.choose_mode(synced.snapshot.config).poll_state(synced)
         else:
             state = self._mode.poll_state(None)

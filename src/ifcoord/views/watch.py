@@ -39,7 +39,7 @@ class Watcher:
     def update(self) -> bool:
         """Look at the remote tip; load the state when it moved. True when there is something new."""
         try:
-            tip = self.ws.store.sync()
+            tip = self.ws.transactor.sync()
         except IfcoordError as exc:
             changed = self.error is None
             self.error = exc.line()
