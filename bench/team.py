@@ -546,6 +546,13 @@ def team(lab: Lab, quick: bool) -> list[Row]:
     if late:
         when = ", ".join(f"{k} s: {n}" for k, n in sorted(late.items()))
         print(f"team: waits over 1 s, by 10 s of the run: {when}", flush=True)
+        # what those 10 s windows held: turns asked, and how long turns were held (mean, max)
+        windows: dict[int, list[float]] = {}
+        for a, held in zip(tally.queue_asked, tally.queue_holds, strict=True):
+            windows.setdefault(int((a - start) // 10) * 10, []).append(held)
+        print("team: turns asked / held mean / held max, by 10 s: " + ", ".join(
+            f"{k} s: {len(v)} / {ms(sum(v) / len(v))} / {ms(max(v))}" for k, v in sorted(windows.items())
+        ), flush=True)  # fmt: skip
     cores = ", ".join(f"{k} {v / elapsed:.2f}" for k, v in used.items())
     rows.append(Row("team", "CPU cores used (2 here)", cores))
     if tally.errors:

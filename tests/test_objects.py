@@ -26,6 +26,26 @@ def test_a_loose_object_has_the_id_and_content_git_gives_it(clone: Path, git_dir
     git("fsck", "--no-dangling", cwd=clone)
 
 
+def test_an_object_is_written_read_only_whole_and_over_a_temporary_file_a_dead_writer_left(
+    clone: Path, git_dir: Path
+) -> None:
+    import os
+    import threading
+
+    data = b"left behind\n"
+    sha = objects.object_id(b"blob", data)
+    folder = git_dir / "objects" / sha[:2]
+    folder.mkdir(exist_ok=True)
+    stale = folder / f"tmp_obj_ifcoord_{os.getpid()}_{threading.get_ident()}"
+    stale.write_bytes(b"half an obj")  # a process of the same id died mid-write
+    stale.chmod(0o444)
+    objects.write_loose_raw(git_dir / "objects", sha, objects.compress_object(b"blob", data))
+    assert git("cat-file", "blob", sha, cwd=clone) == "left behind"
+    assert (folder / sha[2:]).stat().st_mode & 0o777 == 0o444  # as git leaves its own
+    assert not stale.exists()
+    git("fsck", "--no-dangling", cwd=clone)
+
+
 def test_trees_encode_and_decode_like_git(clone: Path, git_dir: Path) -> None:
     blob = objects.write_loose(git_dir / "objects", b"blob", b"a\n")
     sub = objects.write_loose(git_dir / "objects", b"tree", objects.tree_bytes([(blob, 0o100644, "f")]))

@@ -156,15 +156,34 @@ def compress_object(kind: bytes, data: bytes) -> bytes:
 
 
 def write_loose_raw(objects: Path, hexsha: str, compressed: bytes) -> None:
-    """Store an object already in its loose form, unless this repository has it loose."""
-    path = objects / hexsha[:2] / hexsha[2:]
-    if path.exists():
+    """Store an object already in its loose form, unless this repository has it loose.
+
+    Written to a temporary file created read-only, then renamed into place, as git does: a
+    reader sees the whole object or none. With plain `os` calls (a poll that takes a busy team's
+    commits from the handoff writes hundreds of objects: pathlib's objects were half the cost)."""
+    folder = f"{objects}/{hexsha[:2]}"
+    path = f"{folder}/{hexsha[2:]}"
+    if os.path.exists(path):
         return
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.parent / f"tmp_obj_ifcoord_{os.getpid()}_{threading.get_ident()}"
-    tmp.write_bytes(compressed)
-    os.chmod(tmp, 0o444)
+    tmp = f"{folder}/tmp_obj_ifcoord_{os.getpid()}_{threading.get_ident()}"
+    try:
+        fd = os.open(tmp, _NEW_OBJECT, 0o444)
+    except FileNotFoundError:  # the fan-out folder is new
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, _NEW_OBJECT, 0o444)
+    except FileExistsError:  # left by a process of the same id that died mid-write
+        os.unlink(tmp)
+        fd = os.open(tmp, _NEW_OBJECT, 0o444)
+    try:
+        view = memoryview(compressed)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
     os.replace(tmp, path)  # another writer of the same object wrote the same bytes
+
+
+_NEW_OBJECT = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
 def tree_items(data: bytes) -> list[TreeItem]:
