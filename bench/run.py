@@ -69,7 +69,7 @@ HOME (no user or system config).
   and the same files on top of a 100,000-commit history built with `git fast-import` (small
   commits touching a filler file), versus the same files with one commit. `board` renders the
   table, `next -s viewer` picks, `claim TASK` lands a commit. The clone has fetched the branch
-  once before timing, so its parse cache (`.git/ifcoord/parse-*`) is warm, as it is for an
+  once before timing, so its parse cache (`~/.cache/ifcoord/parses/`, in the lab's HOME) is warm, as it is for an
   agent's second command; a claim reads only the section of the task it edits, and leaves the
   parses of the files it wrote in the cache for the next command. These rows run in their own
   processes (no server). `board --json` prints
@@ -98,8 +98,9 @@ HOME (no user or system config).
   on a claimed task for a random time, then completes it; its loop claims the next. Claim
   latency is `Workspace.apply` of the claim, retries included, against one claim with nobody
   else about; leases lost are `lease-lost` events; commits per second and double claims come
-  from the branch history. The on-disk parse cache is off here (200 clones on one disk would
-  each write the same boards); the state at a commit is built once per process and shared.
+  from the branch history. The parse cache is the machine's, as for real sessions (one for the
+  lab's HOME): the session that lands a commit leaves the parses of the boards it wrote, the
+  others read them; the state at a commit is built once per process and shared.
   The machine queue row times every turn (docs/protocol.md, section 3): how long an attempt
   waited for it, how long it held it (fetch, decide, push), and how many went ahead without.
 """

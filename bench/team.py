@@ -392,97 +392,89 @@ def daemon_cpu(prefix_port: str) -> float:
 def team(lab: Lab, quick: bool) -> list[Row]:
     sizes = team_sizes(quick)
     rows: list[Row] = ceiling(lab, 2 if quick else 8, 2 if quick else 30)
-    # Threads share one process: the on-disk parse cache would only write the same boards 200
-    # times to one disk (a real session, on its own machine, keeps it on).
-    saved = os.environ.get("IFCOORD_PARSE_CACHE")
-    os.environ["IFCOORD_PARSE_CACHE"] = "0"
-    try:
-        with lab.daemon() as (prefix, served):
-            bare = lab.bare("team", served)
-            url = f"{prefix}/{bare.name}"
-            boards = lab.boards_folder(sizes.files, sizes.per_file)
-            lab.fast_import_branch(bare, boards, 1, config=config_text(sizes))
-            template = lab.light_clone(url, "team-template")
+    # The parse cache is on, in the lab's HOME (~/.cache/ifcoord/parses): one for the machine,
+    # as for real sessions; whoever lands a commit leaves the parses of the boards it wrote there.
+    with lab.daemon() as (prefix, served):
+        bare = lab.bare("team", served)
+        url = f"{prefix}/{bare.name}"
+        boards = lab.boards_folder(sizes.files, sizes.per_file)
+        lab.fast_import_branch(bare, boards, 1, config=config_text(sizes))
+        template = lab.light_clone(url, "team-template")
 
-            # Baseline: one claim with nobody else about, in a warm workspace.
-            from ifcoord.core.ops import claim_task
-            from ifcoord.session.workspace import Workspace
-            from ifcoord.views.dashboard import render_dashboard
+        # Baseline: one claim with nobody else about, in a warm workspace.
+        from ifcoord.core.ops import claim_task
+        from ifcoord.session.workspace import Workspace
+        from ifcoord.views.dashboard import render_dashboard
 
-            solo = Workspace(start=lab.light_clone(url, "solo"), session="solo", remote=url, branch=BRANCH,
-                             dashboard=render_dashboard)  # fmt: skip
-            solo.read()
-            alone: list[float] = []
-            for j in range(3):
-                task = f"T{sizes.files - 1}.{sizes.per_file - j}"
-                began = time.perf_counter()
-                solo.apply(lambda s, c, t=task: claim_task(s, t, c), task_id=task)
-                alone.append(time.perf_counter() - began)
-            solo.store.close()
-            uncontended = statistics.median(alone)
+        solo = Workspace(start=lab.light_clone(url, "solo"), session="solo", remote=url, branch=BRANCH,
+                         dashboard=render_dashboard)  # fmt: skip
+        solo.read()
+        alone: list[float] = []
+        for j in range(3):
+            task = f"T{sizes.files - 1}.{sizes.per_file - j}"
+            began = time.perf_counter()
+            solo.apply(lambda s, c, t=task: claim_task(s, t, c), task_id=task)
+            alone.append(time.perf_counter() - began)
+        solo.store.close()
+        uncontended = statistics.median(alone)
 
-            clones = [session_clone(lab, template, url, i) for i in range(sizes.sessions)]
-            old_tip = git(f"--git-dir={bare}", "rev-parse", BRANCH)
-            old_bytes = objects_bytes(bare)
-            tally = Tally()
-            daemon_before = daemon_cpu(prefix.rsplit(":", 1)[1])
-            start = time.monotonic()
-            stop = start + sizes.seconds
-            # forked after the setup: every worker starts with this process's imports and memory
-            fork = multiprocessing.get_context("fork")
-            pipes, workers = [], []
-            for w in range(min(WORKERS, sizes.sessions)):
-                assigned = [(i, c) for i, c in enumerate(clones) if i % WORKERS == w]
-                receive, send = fork.Pipe(duplex=False)
-                proc = fork.Process(
-                    target=run_worker, args=(send, assigned, url, sizes, start, stop), daemon=True
-                )
-                proc.start()
-                pipes.append(receive)
-                workers.append(proc)
-            used = {"sessions (Python)": 0.0, "of it garbage collection": 0.0, "their git processes": 0.0}
-            built = (0, 0)
-            for receive in pipes:
-                if not receive.poll(sizes.seconds + 240):
-                    tally.errors.append("a worker process did not report")
-                    continue
-                part = receive.recv()
-                tally.claim_seconds += part["claim_seconds"]
-                tally.claim_attempts += part["claim_attempts"]
-                tally.completes += part["completes"]
-                tally.events.update(part["events"])
-                tally.errors += part["errors"]
-                tally.cycles += part["cycles"]
-                tally.cycle_cpu += part["cycle_cpu"]
-                tally.claim_cpu += part["claim_cpu"]
-                tally.queue_waits += part["queue_waits"]
-                tally.queue_asked += part["queue_asked"]
-                tally.queue_holds += part["queue_holds"]
-                tally.queue_missed += part["queue_missed"]
-                tally.queue_waited += part["queue_waited"]
-                tally.deferred += part["deferred"]
-                for name, seconds in part["turn_parts"].items():
-                    tally.turn_parts.setdefault(name, []).extend(seconds)
-                used["sessions (Python)"] += part["python"]
-                used["of it garbage collection"] += part["gc"]
-                used["their git processes"] += part["git"]
-                built = built[0] + part["builds"], built[1] + part["derived"]
-            for proc in workers:
-                proc.join(timeout=30)
-            elapsed = time.monotonic() - start
-            used["git daemon"] = daemon_cpu(prefix.rsplit(":", 1)[1]) - daemon_before
-            new_tip = git(f"--git-dir={bare}", "rev-parse", BRANCH)
-            claims, _ = history(bare)
-            _, ops = history(bare, since=old_tip)
-            commits = int(git(f"--git-dir={bare}", "rev-list", "--count", f"{old_tip}..{new_tip}"))
-            grown = objects_bytes(bare) - old_bytes
-            gaps = sorted(write_gaps(bare, old_tip))
-            packed = packed_size(bare, new_tip, old_tip)
-    finally:
-        if saved is None:
-            os.environ.pop("IFCOORD_PARSE_CACHE", None)
-        else:
-            os.environ["IFCOORD_PARSE_CACHE"] = saved
+        clones = [session_clone(lab, template, url, i) for i in range(sizes.sessions)]
+        old_tip = git(f"--git-dir={bare}", "rev-parse", BRANCH)
+        old_bytes = objects_bytes(bare)
+        tally = Tally()
+        daemon_before = daemon_cpu(prefix.rsplit(":", 1)[1])
+        start = time.monotonic()
+        stop = start + sizes.seconds
+        # forked after the setup: every worker starts with this process's imports and memory
+        fork = multiprocessing.get_context("fork")
+        pipes, workers = [], []
+        for w in range(min(WORKERS, sizes.sessions)):
+            assigned = [(i, c) for i, c in enumerate(clones) if i % WORKERS == w]
+            receive, send = fork.Pipe(duplex=False)
+            proc = fork.Process(
+                target=run_worker, args=(send, assigned, url, sizes, start, stop), daemon=True
+            )
+            proc.start()
+            pipes.append(receive)
+            workers.append(proc)
+        used = {"sessions (Python)": 0.0, "of it garbage collection": 0.0, "their git processes": 0.0}
+        built = (0, 0)
+        for receive in pipes:
+            if not receive.poll(sizes.seconds + 240):
+                tally.errors.append("a worker process did not report")
+                continue
+            part = receive.recv()
+            tally.claim_seconds += part["claim_seconds"]
+            tally.claim_attempts += part["claim_attempts"]
+            tally.completes += part["completes"]
+            tally.events.update(part["events"])
+            tally.errors += part["errors"]
+            tally.cycles += part["cycles"]
+            tally.cycle_cpu += part["cycle_cpu"]
+            tally.claim_cpu += part["claim_cpu"]
+            tally.queue_waits += part["queue_waits"]
+            tally.queue_asked += part["queue_asked"]
+            tally.queue_holds += part["queue_holds"]
+            tally.queue_missed += part["queue_missed"]
+            tally.queue_waited += part["queue_waited"]
+            tally.deferred += part["deferred"]
+            for name, seconds in part["turn_parts"].items():
+                tally.turn_parts.setdefault(name, []).extend(seconds)
+            used["sessions (Python)"] += part["python"]
+            used["of it garbage collection"] += part["gc"]
+            used["their git processes"] += part["git"]
+            built = built[0] + part["builds"], built[1] + part["derived"]
+        for proc in workers:
+            proc.join(timeout=30)
+        elapsed = time.monotonic() - start
+        used["git daemon"] = daemon_cpu(prefix.rsplit(":", 1)[1]) - daemon_before
+        new_tip = git(f"--git-dir={bare}", "rev-parse", BRANCH)
+        claims, _ = history(bare)
+        _, ops = history(bare, since=old_tip)
+        commits = int(git(f"--git-dir={bare}", "rev-list", "--count", f"{old_tip}..{new_tip}"))
+        grown = objects_bytes(bare) - old_bytes
+        gaps = sorted(write_gaps(bare, old_tip))
+        packed = packed_size(bare, new_tip, old_tip)
 
     doubles = sum(c - 1 for c in claims.values() if c > 1)
     lat = sorted(tally.claim_seconds)

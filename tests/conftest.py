@@ -30,11 +30,13 @@ def git(*args: str, cwd: Path | None = None, check: bool = True) -> str:
 
 @pytest.fixture(autouse=True)
 def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No user or system git config leaks in; ifcoord's variables start unset."""
+    """No user or system git config leaks in; ifcoord's variables start unset; what ifcoord
+    shares between clones (~/.cache/ifcoord) is the test's own."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)  # queues and parses: under this test's HOME
     for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
         monkeypatch.setenv(var, "Test Person")
     for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):

@@ -12,6 +12,7 @@ from ifcoord.core.parsecache import ParseCache, parser_fingerprint
 from ifcoord.core.snapshot import SnapshotLoader, build_snapshot
 from ifcoord.git.runner import find_repository
 from ifcoord.git.store import BranchStore
+from tests.conftest import git, make_clone
 
 BOARD = (
     "# Phase 0: cache\n\n## P0.1: First\n\n**Status:** open\n**Depends on:** None\n\n"
@@ -77,15 +78,16 @@ def test_a_second_process_parses_only_the_blobs_that_changed(
     assert later.snapshot.statuses["alice"].progress == 50
 
 
-def test_entries_live_under_the_git_dir_and_a_torn_entry_is_a_miss(
+def test_entries_live_in_the_users_cache_and_a_torn_entry_is_a_miss(
     store: BranchStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = commit_files(store, {"boards/PHASE-0.md": BOARD.encode()})
     fresh_process()
     SnapshotLoader(store).load(first)
-    folder = store.git_dir / "ifcoord" / f"parse-{parser_fingerprint()}"
+    folder = Path.home() / ".cache" / "ifcoord" / "parses" / f"parse-{parser_fingerprint()}"
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
     assert len(entries) == 1
+    assert not (store.git_dir / "ifcoord").exists() or not any((store.git_dir / "ifcoord").glob("parse-*"))
     entries[0].write_bytes(b'{"path": "boards/PHASE-0.md", "pha')  # a writer died mid-file
     parsed = counting_parses(monkeypatch)
     fresh_process()
@@ -94,15 +96,59 @@ def test_entries_live_under_the_git_dir_and_a_torn_entry_is_a_miss(
     assert [t.id for t in state.snapshot.tasks().values()] == ["P0.1", "P0.2"]
 
 
+def test_a_session_in_another_clone_parses_nothing_another_clone_parsed(
+    bare_remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions of one machine in clones of their own read each new board version once between them."""
+    stores = []
+    for name in ("a", "b"):
+        git_dir, _ = find_repository(make_clone(bare_remote, tmp_path / name))
+        stores.append(BranchStore(git_dir, "origin", "ifcoord"))
+    first = commit_files(stores[0], {"boards/PHASE-0.md": BOARD.encode(), "status/alice.yaml": STATUS.encode()})
+    git("push", "-q", str(bare_remote), f"{first}:refs/heads/ifcoord", cwd=stores[0].git_dir)
+    fresh_process()
+    SnapshotLoader(stores[0]).load(first)
+    parsed = counting_parses(monkeypatch)
+    fresh_process()
+    tip = stores[1].fetch()
+    state = SnapshotLoader(stores[1]).load(tip)
+    assert tip == first and parsed == []
+    assert state.snapshot.statuses["alice"].progress == 10
+
+
+def test_a_clone_keeps_its_parses_itself_when_the_users_cache_cannot_be_written(
+    store: BranchStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    first = commit_files(store, {"boards/PHASE-0.md": BOARD.encode()})
+    loader = SnapshotLoader(store)
+    assert loader.parse_cache is not None and loader.parse_cache.home == store.git_dir / "ifcoord"
+    fresh_process()
+    loader.load(first)
+    parsed = counting_parses(monkeypatch)
+    fresh_process()
+    SnapshotLoader(store).load(first)
+    assert parsed == []
+
+
 def test_an_entry_of_another_parser_version_is_never_read(tmp_path: Path) -> None:
+    import os
+    import time
+
     cache = ParseCache(tmp_path)
-    old = tmp_path / "parse-0-000000000000"
-    old.mkdir()
-    (old / "x").write_text("stale")
+    old, recent = tmp_path / "parse-0-000000000000", tmp_path / "parse-0-111111111111"
+    for folder in (old, recent):
+        folder.mkdir()
+        (folder / "x").write_text("stale")
+    day_ago = time.time() - 24 * 3600 - 60
+    os.utime(old, (day_ago, day_ago))
     from ifcoord.models import Board
 
     cache.put_board("boards/A.md", "a" * 40, snapshot.Config(), Board(path="boards/A.md", phase="A"))
-    assert not old.exists()
+    assert not old.exists()  # nobody wrote to it for a day
+    assert recent.exists()  # maybe another version of ifcoord in use on this machine: left alone
     assert cache.root.name == f"parse-{parser_fingerprint()}"
 
 
@@ -133,6 +179,9 @@ def test_the_cache_can_be_turned_off(store: BranchStore, monkeypatch: pytest.Mon
     assert SnapshotLoader(store).parse_cache is None
     SnapshotLoader(store).load(first)
     assert not (store.git_dir / "ifcoord").exists() or not any((store.git_dir / "ifcoord").glob("parse-*"))
+    assert not (Path.home() / ".cache" / "ifcoord" / "parses").exists() or not any(
+        (Path.home() / ".cache" / "ifcoord" / "parses").glob("parse-*/*")
+    )
 
 
 def test_a_second_load_in_the_same_process_reads_no_entry_again(

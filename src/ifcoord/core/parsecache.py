@@ -1,8 +1,9 @@
 """Parsed boards and status files kept on disk by blob id, so a command re-parses only what changed.
 
 Parsing a 500-task board takes about 100 ms and a status file about 6 ms (ruamel); an agent's
-commands read the same blobs again and again. Each entry is one file under
-`<git dir>/ifcoord/parse-<version>/`, named by a digest of what the parse depends on (kind, path,
+commands read the same blobs again and again, and every session of a machine reads each new
+version of a board. Each entry is one file under `~/.cache/ifcoord/parses/parse-<version>/`
+(shared by the user's clones; `<git dir>/ifcoord/` when that cannot be written), named by a digest of what the parse depends on (kind, path,
 blob id, the configured phase order), holding the model as JSON. Writers write a temporary file
 and rename it into place, so concurrent processes see a whole entry or none; a file that does not
 validate is a miss. The folder name carries PARSER_VERSION and a digest of the parser's source,
@@ -15,20 +16,39 @@ import hashlib
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from ifcoord.files.places import user_cache_home
 from ifcoord.models import Board, Config, Diagnostic, SessionStatus
 
 # Bump when a parse's result changes for the same bytes without the sources below changing.
 PARSER_VERSION = 1
 MAX_ENTRIES = 4096
 MAX_BYTES = 256 * 1024 * 1024  # a 500-task board is about 0.5 MB of JSON
+OLD_VERSION_IDLE = 24 * 3600  # seconds without a write before another version's folder goes
 PRUNE_EVERY = 32  # writes between two looks at the folder's size (a poll loop writes often)
 _SOURCES = ("models.py", "files/board.py", "files/status.py", "files/yamlsafe.py", "files/config.py")
 
 StatusParse = tuple[str | None, SessionStatus | None, Diagnostic | None]
+
+
+def parse_home(git_dir: Path) -> Path:
+    """Where parses are kept: one folder for every clone of this user on this machine
+    (`~/.cache/ifcoord/parses`), so that sessions working in different clones parse each
+    version of a board once between them (the commit's author leaves its parses there: the
+    others only read them); the clone's own `.git/ifcoord/` when that folder cannot be written
+    (a sandbox that lets a session write only its project)."""
+    shared = user_cache_home() / "parses"
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+        if os.access(shared, os.W_OK | os.X_OK):
+            return shared
+    except OSError:
+        pass
+    return git_dir / "ifcoord"
 
 
 def cache_enabled() -> bool:
@@ -49,7 +69,7 @@ def parser_fingerprint() -> str:
 
 
 class ParseCache:
-    """The on-disk parse cache of one repository (shared by its worktrees and processes)."""
+    """The on-disk parse cache (shared by every clone, worktree and process that uses its home)."""
 
     def __init__(self, home: Path, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self.root = home / f"parse-{parser_fingerprint()}"
@@ -151,8 +171,15 @@ class ParseCache:
             total -= size
 
     def _drop_old_versions(self) -> None:
+        """Drop the folders of other parser versions that nobody wrote to for a day (clones of
+        one machine may run two versions of ifcoord at once: neither removes the other's)."""
+        stale = time.time() - OLD_VERSION_IDLE
         for old in self.home.glob("parse-*"):
-            if old != self.root:
+            try:
+                idle = old.stat().st_mtime < stale
+            except OSError:
+                continue
+            if old != self.root and idle:
                 shutil.rmtree(old, ignore_errors=True)
 
 

@@ -416,12 +416,12 @@ class SnapshotLoader:
     at a commit is built once per process (BranchState and its Snapshot are shared: read-only)."""
 
     def __init__(self, store: TreeSource) -> None:
-        from ifcoord.core.parsecache import ParseCache, cache_enabled
+        from ifcoord.core.parsecache import ParseCache, cache_enabled, parse_home
 
         self.store = store
         self._blobs: dict[str, bytes] = {}
         git_dir = getattr(store, "git_dir", None)
-        self.parse_cache = ParseCache(git_dir / "ifcoord") if git_dir and cache_enabled() else None
+        self.parse_cache = ParseCache(parse_home(git_dir)) if git_dir and cache_enabled() else None
 
     def load(self, commit: str | None) -> BranchState:
         if commit is None:

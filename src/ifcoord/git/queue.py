@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ifcoord.files.places import user_cache_home
+
 QUEUE_WAIT = 30.0  # seconds a process waits for its turn before going ahead without it
 COUNTER = "counter"
 DIGITS = 20  # ticket names: zero-padded numbers, so that names sort as numbers
@@ -54,7 +56,7 @@ class Turn:
 
 
 def queues_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ifcoord" / "queues"
+    return user_cache_home() / "queues"
 
 
 class MachineQueue:
