@@ -208,6 +208,22 @@ def test_the_texts_kept_are_bounded() -> None:
     assert long not in yamlsafe._loaded
 
 
+def test_the_parsed_status_files_kept_are_bounded_in_bytes() -> None:
+    from ifcoord.core import snapshot
+    from ifcoord.files import yamlsafe
+
+    snapshot.forget_parses()
+    short = b"session: s1\nstatus: idle\n"
+    long = short + b"notes: " + b"x" * yamlsafe.LOADED_TEXT_MAX + b"\n"
+    first = snapshot.read_status("status/s1.yaml", short)
+    assert snapshot.read_status("status/s1.yaml", short) is first  # kept: the same parse
+    kept = snapshot._read_status_cached.cache_info().currsize
+    parsed = snapshot.read_status("status/s1.yaml", long)
+    assert parsed[1] is not None and parsed[1].model_extra["notes"].startswith("xxx")
+    assert snapshot.read_status("status/s1.yaml", long) is not parsed  # read again, not kept
+    assert snapshot._read_status_cached.cache_info().currsize == kept
+
+
 # --- file names --------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from ifcoord.errors import InvalidData
 from ifcoord.files.board import parse_board, reread_board, unreadable_board
 from ifcoord.files.config import CONFIG_PATH, is_board_path, is_status_path, parse_config
 from ifcoord.files.status import parse_status, session_from_path
+from ifcoord.files.yamlsafe import LOADED_TEXT_MAX
 from ifcoord.models import Board, Config, Diagnostic, SessionStatus, Snapshot
 
 # A board larger than this is not read (lint names it): a 20 MB board made every command, even
@@ -154,11 +155,12 @@ def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | Non
     seeded = _seeded.get(("status", path, data))
     if isinstance(seeded, tuple):
         return seeded
+    if len(data) > LOADED_TEXT_MAX:
+        return _read_status_now(path, data)  # kept, 4,096 of them could hold hundreds of MB
     return _read_status_cached(path, data)
 
 
-@functools.lru_cache(maxsize=4096)
-def _read_status_cached(path: str, data: bytes) -> tuple[str | None, SessionStatus | None, Diagnostic | None]:
+def _read_status_now(path: str, data: bytes) -> tuple[str | None, SessionStatus | None, Diagnostic | None]:
     session = session_from_path(path)
     if session is None:
         return (
@@ -185,6 +187,11 @@ def _read_status_cached(path: str, data: bytes) -> tuple[str | None, SessionStat
         message = f"status file could not be read: {type(exc).__name__}"
         return session, None, Diagnostic(severity="error", file=path, code="unreadable", message=message)
     return session, status, None
+
+
+# The recent parses by content: a loop sees each session's file at every tip. Files of up to
+# LOADED_TEXT_MAX bytes only (as the YAML cache, files/yamlsafe.py): at most 64 MB of texts.
+_read_status_cached = functools.lru_cache(maxsize=4096)(_read_status_now)
 
 
 def read_config(files: Mapping[str, bytes]) -> tuple[Config, list[Diagnostic]]:
