@@ -394,6 +394,16 @@ class BranchStore:
                 pass  # fetched instead
         return self.fetch()
 
+    def tidy(self) -> None:
+        """`git gc --auto`: what git runs after its own commands (ifcoord's fetches skip it),
+        and does nothing until the clone holds enough loose objects or packs to be worth
+        packing; it then works in the background, whatever `gc.autoDetach` says (a loop must
+        not stop for it). Never fails a caller."""
+        try:
+            self.git.run("-c", "gc.autoDetach=true", "gc", "--auto", "--quiet", check=False, timeout=30)
+        except GitFailed:
+            pass  # only slower reads of a clone left unpacked
+
     def has_object(self, sha: str) -> bool:
         return self.reader.has(sha)
 
