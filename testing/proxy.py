@@ -4,6 +4,7 @@ server took them and simulate outages: the faults of a real network, on 127.0.0.
 from __future__ import annotations
 
 import random
+import re
 import socket
 import threading
 import time
@@ -86,6 +87,7 @@ class FaultProxy:
         # git can write a pkt-line's length and its payload apart)
         state = {"push": False, "sent": False, "decided": False, "cut": False, "known": False, "http": False}
         head = bytearray()
+        posts = PushRequests()
 
         def upstream() -> None:  # client -> server
             try:
@@ -103,8 +105,7 @@ class FaultProxy:
                                 state["sent"] = len(head) > int(head[:4], 16)
                     elif state["push"] and not state["http"]:
                         state["sent"] = True
-                    line = data.split(b"\r\n", 1)[0]
-                    if state["http"] and line.startswith(b"POST ") and b"git-receive-pack" in line:
+                    if state["http"] and posts.feed(data):
                         # smart HTTP, on any request of a kept-alive connection: it carries the pack
                         state["push"] = state["sent"] = True
                     if state["sent"] and not state["decided"] and self._should_drop():
@@ -159,6 +160,28 @@ class FaultProxy:
 
     def close(self) -> None:
         self.listener.close()
+
+
+class PushRequests:
+    """Spots a smart-HTTP push (a `POST .../git-receive-pack` request line) in the bytes a client
+    sends, fed as they come: a request line may be split across reads, and on a kept-alive
+    connection it may start anywhere in one (after the end of the previous request's body)."""
+
+    WINDOW = 1024  # bytes kept from earlier reads: longer than any request line git sends
+
+    def __init__(self) -> None:
+        self.tail = b""
+
+    def feed(self, data: bytes) -> bool:
+        """Whether a push request line has ended within the bytes seen so far (this read included)."""
+        window = self.tail + data
+        self.tail = window[-self.WINDOW :]
+        return _PUSH_REQUEST.search(window) is not None
+
+
+# A request follows the previous one's body directly (no line break between): the request line
+# is told by its own shape, wherever it starts.
+_PUSH_REQUEST = re.compile(rb"POST [^\r\n ]*/git-receive-pack HTTP/1\.[01]\r\n")
 
 
 def classify(head: bytes) -> str | None:
