@@ -69,11 +69,11 @@ HOME (no user or system config).
   and the same files on top of a 100,000-commit history built with `git fast-import` (small
   commits touching a filler file), versus the same files with one commit. `board` renders the
   table, `next -s viewer` picks, `claim TASK` lands a commit. The clone has fetched the branch
-  once before timing, so its parse cache (`~/.cache/ifcoord/parses/`, in the lab's HOME) is warm, as it is for an
-  agent's second command; a claim reads only the section of the task it edits, and leaves the
-  parses of the files it wrote in the cache for the next command. These rows run in their own
-  processes (no server). `board --json` prints
-  every task (250 times more output than the 20-task board).
+  once before timing, so the parse cache (`~/.cache/ifcoord/parses/`, in the lab's HOME) is
+  warm, as it is for an agent's second command; a claim reads only the section of the task it
+  edits, and leaves the parses of the files it wrote in the cache for the next command. These
+  rows run in their own processes (no server). `board --json` prints every task (250 times more
+  output than the 20-task board).
 - **hostile**: `bench/hostile.py` (runnable on its own): the catalogue of large and deep inputs
   (dependency chains and wide boards of 5,000 and 50,000 tasks, tasks depending on their own
   group, nested headings, deeply nested STATUS files, boards over and under the 2 MiB limit),

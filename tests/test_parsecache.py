@@ -104,7 +104,8 @@ def test_a_session_in_another_clone_parses_nothing_another_clone_parsed(
     for name in ("a", "b"):
         git_dir, _ = find_repository(make_clone(bare_remote, tmp_path / name))
         stores.append(BranchStore(git_dir, "origin", "ifcoord"))
-    first = commit_files(stores[0], {"boards/PHASE-0.md": BOARD.encode(), "status/alice.yaml": STATUS.encode()})
+    files = {"boards/PHASE-0.md": BOARD.encode(), "status/alice.yaml": STATUS.encode()}
+    first = commit_files(stores[0], files)
     git("push", "-q", str(bare_remote), f"{first}:refs/heads/ifcoord", cwd=stores[0].git_dir)
     fresh_process()
     SnapshotLoader(stores[0]).load(first)

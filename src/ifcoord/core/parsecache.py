@@ -3,11 +3,12 @@
 Parsing a 500-task board takes about 100 ms and a status file about 6 ms (ruamel); an agent's
 commands read the same blobs again and again, and every session of a machine reads each new
 version of a board. Each entry is one file under `~/.cache/ifcoord/parses/parse-<version>/`
-(shared by the user's clones; `<git dir>/ifcoord/` when that cannot be written), named by a digest of what the parse depends on (kind, path,
-blob id, the configured phase order), holding the model as JSON. Writers write a temporary file
-and rename it into place, so concurrent processes see a whole entry or none; a file that does not
-validate is a miss. The folder name carries PARSER_VERSION and a digest of the parser's source,
-so a changed parser or model never reads an old entry. The folder is pruned to MAX_ENTRIES.
+(shared by the user's clones; `<git dir>/ifcoord/` when that cannot be written), named by a
+digest of what the parse depends on (kind, path, blob id, the configured phase order), holding
+the model as JSON. Writers write a temporary file and rename it into place, so concurrent
+processes see a whole entry or none; a file that does not validate is a miss. The folder name
+carries PARSER_VERSION and a digest of the parser's source, so a changed parser or model never
+reads an old entry. The folder is pruned to MAX_ENTRIES.
 """
 
 from __future__ import annotations
