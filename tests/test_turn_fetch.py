@@ -533,3 +533,54 @@ def test_nothing_to_change_on_a_guess_is_decided_again_on_the_fetched_tip(
     finally:
         a.store.close()
         b.store.close()
+
+
+def test_a_refusal_decided_on_the_handoff_after_a_wait_is_decided_again_on_the_fetched_tip(
+    bare_remote: Path, tmp_path: Path
+) -> None:
+    """The handoff a command takes after waiting its turn is a guess too: a refusal decided on
+    it is believed only of the remote's tip."""
+    from ifcoord.errors import ConflictError
+    from ifcoord.git.transaction import Change
+
+    a, b, hand = two_sessions(bare_remote, tmp_path)
+    q = a.transactor.queue
+    holders = [Holder(str(bare_remote))]
+    seen: list[bool] = []
+    person: list[str] = []
+    outcome: dict[str, Any] = {}
+
+    def decide(state: Any) -> Change:
+        ready = bool(person) and state.commit == person[0]
+        seen.append(ready)
+        if not ready:
+            raise ConflictError("not ready", hint="wait")
+        return Change({"notes/done.txt": b"done\n"}, "finish")
+
+    def command() -> None:
+        outcome["tx"] = b.transactor.run(decide, fetch_first=True)
+
+    try:
+        holders[0].has_turn()
+        first = Background(a)
+        first.start_behind(q)
+        before = joins(q)
+        holders.append(Holder(str(bare_remote)))
+        wait_until(lambda: joins(q) > before)
+        second = Background(b)  # counts b's fetches; its thread runs the command below
+        second.thread = threading.Thread(target=command)
+        second.start_behind(q)
+        holders[0].leave()
+        assert first.result().landed
+        holders[1].has_turn()  # a has landed and left its commit for the next in line
+        person.append(hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")}))
+        holders[1].leave()
+        second.thread.join(timeout=60)
+        tx = outcome["tx"]
+        # decided on a's commit (the handoff): refused; then on the fetched tip: landed
+        assert tx.landed and seen == [False, True] and second.fetches == 1
+    finally:
+        for h in holders:
+            h.kill()
+        a.store.close()
+        b.store.close()
