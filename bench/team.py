@@ -212,6 +212,7 @@ def run_session(
 # changes it (fewer threads per process: a turn handed to a waiting thread waits less for its
 # process's interpreter lock).
 WORKERS = int(os.environ.get("IFCOORD_BENCH_WORKERS", "4"))
+ALONE = 9  # claims timed for the baseline
 
 
 def measure_queue(tally: Tally) -> None:
@@ -401,7 +402,9 @@ def team(lab: Lab, quick: bool) -> list[Row]:
         lab.fast_import_branch(bare, boards, 1, config=config_text(sizes))
         template = lab.light_clone(url, "team-template")
 
-        # Baseline: one claim with nobody else about, in a warm workspace.
+        # Baseline: a claim with nobody else about, in a warm workspace, made as the team's are
+        # (the loop's claim: decided on the look the cycle just took, then pushed); the median
+        # of ALONE claims (three varied from 104 to 181 ms between runs).
         from ifcoord.core.ops import claim_task
         from ifcoord.session.workspace import Workspace
         from ifcoord.views.dashboard import render_dashboard
@@ -410,10 +413,11 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                          dashboard=render_dashboard)  # fmt: skip
         solo.read()
         alone: list[float] = []
-        for j in range(3):
+        for j in range(ALONE):
             task = f"T{sizes.files - 1}.{sizes.per_file - j}"
+            solo.poll_state()
             began = time.perf_counter()
-            solo.apply(lambda s, c, t=task: claim_task(s, t, c), task_id=task)
+            solo.apply(lambda s, c, t=task: claim_task(s, t, c), task_id=task, fetch_first=False)
             alone.append(time.perf_counter() - began)
         solo.store.close()
         uncontended = statistics.median(alone)
