@@ -135,7 +135,7 @@ def test_overlaying_the_same_statuses_again_reads_no_yaml_and_gives_the_same_byt
     """A loop merges the same pair of files on every cycle: the merge is kept by content."""
     from ifcoord.ownbranch import proposals
 
-    proposals._kept_merge.cache_clear()
+    proposals.merged_status.cache_clear()
     state = coord("# P\n\n## T1: A\n", {"alice": "session: alice\nlast_poll: 2026-11-30T04:00:00Z\n"})
     files = {"alice": own("alice", "{seq: 1, clock: 1, op: claim, task: T1}")}
     first = proposals.overlay_sessions(state, files)
@@ -153,8 +153,8 @@ def test_overlaying_the_same_statuses_again_reads_no_yaml_and_gives_the_same_byt
     again = proposals.overlay_sessions(state, changed)
     assert len(renders) == 1 and again["status/alice.yaml"] != first["status/alice.yaml"]
     assert b"seq: 2" in again["status/alice.yaml"]
-    kept = proposals._kept_merge.cache_info().currsize
+    kept = proposals.merged_status.cache_info().currsize
     path, data = own("alice", claim)
     big = data + b"note: " + b"x" * proposals.MERGE_KEPT_MAX + b"\n"  # merged, not kept
     assert b"xxx" in proposals.overlay_sessions(state, {"alice": (path, big)})["status/alice.yaml"]
-    assert proposals._kept_merge.cache_info().currsize == kept
+    assert proposals.merged_status.cache_info().currsize == kept

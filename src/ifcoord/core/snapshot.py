@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ifcoord.core.kept import kept_when_small
 from ifcoord.errors import InvalidData
 from ifcoord.files.board import parse_board, reread_board, unreadable_board
 from ifcoord.files.config import CONFIG_PATH, is_board_path, is_status_path, parse_config
@@ -155,8 +156,6 @@ def read_status(path: str, data: bytes) -> tuple[str | None, SessionStatus | Non
     seeded = _seeded.get(("status", path, data))
     if isinstance(seeded, tuple):
         return seeded
-    if len(data) > LOADED_TEXT_MAX:
-        return _read_status_now(path, data)  # kept, 4,096 of them could hold hundreds of MB
     return _read_status_cached(path, data)
 
 
@@ -191,7 +190,7 @@ def _read_status_now(path: str, data: bytes) -> tuple[str | None, SessionStatus 
 
 # The recent parses by content: a loop sees each session's file at every tip. Files of up to
 # LOADED_TEXT_MAX bytes only (as the YAML cache, files/yamlsafe.py): at most 64 MB of texts.
-_read_status_cached = functools.lru_cache(maxsize=4096)(_read_status_now)
+_read_status_cached = kept_when_small(4096, LOADED_TEXT_MAX)(_read_status_now)
 
 
 def read_config(files: Mapping[str, bytes]) -> tuple[Config, list[Diagnostic]]:

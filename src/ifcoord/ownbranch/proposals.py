@@ -19,11 +19,11 @@ is a function of the branch tips alone, so every reader of the same tips shows t
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ifcoord.core.kept import kept_when_small
 from ifcoord.core.ops import (
     OpContext,
     OpResult,
@@ -219,20 +219,10 @@ MERGES_KEPT = 1024
 MERGE_KEPT_MAX = 32 * 1024
 
 
+@kept_when_small(MERGES_KEPT, MERGE_KEPT_MAX)
 def merged_status(decided: bytes | None, own: bytes | None, own_path: str) -> bytes:
     """A session's STATUS as readers show it: the arbiter's copy (decided facts) with what the
     session itself writes on its own branch (heartbeat, state word, proposals) laid over it."""
-    if len(decided or b"") + len(own or b"") > MERGE_KEPT_MAX:
-        return _merge(decided, own, own_path)
-    return _kept_merge(decided, own, own_path)
-
-
-@functools.lru_cache(maxsize=MERGES_KEPT)
-def _kept_merge(decided: bytes | None, own: bytes | None, own_path: str) -> bytes:
-    return _merge(decided, own, own_path)
-
-
-def _merge(decided: bytes | None, own: bytes | None, own_path: str) -> bytes:
     if own is None:
         assert decided is not None
         return decided
