@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -82,24 +83,41 @@ class Holder:
         self.proc.wait()
 
 
+def counting_fetches(ws: Workspace) -> list[int]:
+    """Count the workspace's fetches from now on (a list of one number, read after)."""
+    count = [0]
+    fetch = ws.store.fetch
+
+    def counted() -> str | None:
+        count[0] += 1
+        return fetch()
+
+    ws.store.fetch = counted  # type: ignore[method-assign]
+    return count
+
+
+def beat(ws: Workspace, fetch_first: bool = False) -> Any:
+    """The loop's heartbeat (decided on what the loop looked at, unless `fetch_first`)."""
+    return ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=fetch_first)[1]
+
+
 class Background:
-    """One operation of a workspace, in a thread, counting the fetches it makes."""
+    """One operation of a workspace (the loop's heartbeat, unless given), in a thread, counting
+    the fetches it makes."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, operation: Callable[[], Any] | None = None) -> None:
         self.ws = ws
-        self.fetches = 0
-        fetch = ws.store.fetch
-
-        def counted() -> str | None:
-            self.fetches += 1
-            return fetch()
-
-        ws.store.fetch = counted  # type: ignore[method-assign]
+        self._fetches = counting_fetches(ws)
+        self.operation = operation or (lambda: beat(ws))
         self.tx: Any = None
         self.thread = threading.Thread(target=self.run)
 
+    @property
+    def fetches(self) -> int:
+        return self._fetches[0]
+
     def run(self) -> None:
-        self.tx = self.ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=False)[1]
+        self.tx = self.operation()
 
     def start_behind(self, q: MachineQueue) -> None:
         """Start the operation; return once it waits for the ticket before its own. (Its ticket
@@ -357,28 +375,44 @@ def test_a_heartbeat_one_interval_late_waits_its_turn_rather_than_give_way(
 # -- the handoff outside a waited turn: the loop's look, and an operation that asks for the tip --
 
 
-def counting_fetches(ws: Workspace) -> list[int]:
-    """Count the workspace's fetches from now on (a list of one number, read after)."""
-    count = [0]
-    fetch = ws.store.fetch
-
-    def counted() -> str | None:
-        count[0] += 1
-        return fetch()
-
-    ws.store.fetch = counted  # type: ignore[method-assign]
-    return count
+@contextmanager
+def sessions(bare: Path, tmp_path: Path) -> Iterator[tuple[Workspace, Workspace, HandBranch]]:
+    """Two sessions of this machine that have looked at the branch, and a person (another machine)."""
+    a, b, hand = two_sessions(bare, tmp_path)
+    try:
+        yield a, b, hand
+    finally:
+        a.store.close()
+        b.store.close()
 
 
-def beat(ws: Workspace, fetch_first: bool = False) -> Any:
-    return ws.apply(lambda s, c: heartbeat(s, c, "idle", None), fetch_first=fetch_first)[1]
+def person_after_a_handoff(a: Workspace, hand: HandBranch) -> str:
+    """a lands a commit (a fresh handoff), then a person pushes on top of it: the person's
+    commit, which no handoff holds."""
+    beat(a)
+    return hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+
+
+def needs(commit: Callable[[], str | None], seen: list[bool]) -> Callable[[Any], Any]:
+    """An operation possible only at `commit()` (a person's, on the remote alone): refused on
+    any other tip. `seen` says, decision by decision, whether it was decided there."""
+    from ifcoord.errors import ConflictError
+    from ifcoord.git.transaction import Change
+
+    def decide(state: Any) -> Change:
+        ready = state.commit == commit()
+        seen.append(ready)
+        if not ready:
+            raise ConflictError("not ready", hint="wait")
+        return Change({"notes/done.txt": b"done\n"}, "finish")
+
+    return decide
 
 
 def test_the_loops_look_takes_what_sessions_of_this_machine_pushed_from_the_handoff(
     bare_remote: Path, tmp_path: Path
 ) -> None:
-    a, b, _ = two_sessions(bare_remote, tmp_path)
-    try:
+    with sessions(bare_remote, tmp_path) as (a, b, _):
         beat(a)
         tx = a.apply(lambda s, c: heartbeat(s, c, "working", None))[1]  # b is two behind
         assert tx.landed
@@ -388,23 +422,15 @@ def test_the_loops_look_takes_what_sessions_of_this_machine_pushed_from_the_hand
         assert fetches[0] == 0  # one ls-remote, the objects from a's handoff
         assert "a" in state.snapshot.statuses
         git("fsck", "--no-dangling", cwd=b.store.git_dir)  # b's clone is whole
-    finally:
-        a.store.close()
-        b.store.close()
 
 
 def test_the_loops_look_fetches_a_tip_that_came_from_elsewhere(bare_remote: Path, tmp_path: Path) -> None:
-    a, b, hand = two_sessions(bare_remote, tmp_path)
-    try:
-        beat(a)
-        person = hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+    with sessions(bare_remote, tmp_path) as (a, b, hand):
+        person = person_after_a_handoff(a, hand)
         fetches = counting_fetches(b)
         state = b.poll_state()
         assert state.commit == person
         assert fetches[0] == 1  # the person's commit is in no handoff
-    finally:
-        a.store.close()
-        b.store.close()
 
 
 def test_the_handoff_gives_the_commits_between_two_it_holds(tmp_path: Path) -> None:
@@ -424,17 +450,13 @@ def test_the_handoff_gives_the_commits_between_two_it_holds(tmp_path: Path) -> N
 def test_an_operation_that_asks_for_the_tip_decides_on_a_fresh_handoff_instead_of_fetching(
     bare_remote: Path, tmp_path: Path
 ) -> None:
-    a, b, _ = two_sessions(bare_remote, tmp_path)
-    try:
+    with sessions(bare_remote, tmp_path) as (a, b, _):
         first = beat(a)
         fetches = counting_fetches(b)
         tx = beat(b, fetch_first=True)  # b's own look is one commit behind
         assert tx.landed and (tx.attempts, tx.pushes) == (1, 1)
         assert fetches[0] == 0
         assert git("rev-parse", f"{tx.commit}^", cwd=bare_remote) == first.commit
-    finally:
-        a.store.close()
-        b.store.close()
 
 
 def test_an_operation_that_asks_for_the_tip_fetches_when_the_handoff_is_old(
@@ -442,32 +464,23 @@ def test_an_operation_that_asks_for_the_tip_fetches_when_the_handoff_is_old(
 ) -> None:
     from ifcoord.git import transaction
 
-    a, b, _ = two_sessions(bare_remote, tmp_path)
-    try:
+    with sessions(bare_remote, tmp_path) as (a, b, _):
         beat(a)
         monkeypatch.setattr(transaction, "GUESS_FRESH", -1.0)  # a's commit counts as left long ago
         fetches = counting_fetches(b)
         tx = beat(b, fetch_first=True)
         assert tx.landed and (tx.attempts, tx.pushes, fetches[0]) == (1, 1, 1)
-    finally:
-        a.store.close()
-        b.store.close()
 
 
 def test_a_guess_overtaken_by_another_machine_is_found_by_the_push_and_decided_again_in_the_turn(
     bare_remote: Path, tmp_path: Path
 ) -> None:
-    a, b, hand = two_sessions(bare_remote, tmp_path)
-    try:
-        beat(a)
-        hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+    with sessions(bare_remote, tmp_path) as (a, b, hand):
+        person_after_a_handoff(a, hand)
         fetches = counting_fetches(b)
         tx = beat(b, fetch_first=True)
         assert tx.landed and (tx.attempts, tx.pushes, fetches[0]) == (2, 2, 1)
         assert git("log", "-1", "--format=%s", f"{tx.commit}^", cwd=bare_remote) == "edit by hand"
-    finally:
-        a.store.close()
-        b.store.close()
 
 
 def test_a_refusal_decided_on_a_guess_is_decided_again_on_the_fetched_tip(
@@ -477,21 +490,11 @@ def test_a_refusal_decided_on_a_guess_is_decided_again_on_the_fetched_tip(
     from ifcoord.errors import ConflictError
     from ifcoord.git.transaction import Change
 
-    a, b, hand = two_sessions(bare_remote, tmp_path)
-    try:
-        beat(a)  # the fresh handoff b will guess on
-        person = hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+    with sessions(bare_remote, tmp_path) as (a, b, hand):
+        person = person_after_a_handoff(a, hand)  # b will guess on a's commit
         fetches = counting_fetches(b)
         seen: list[bool] = []
-
-        def decide(state: Any) -> Change:
-            ready = state.commit == person  # what the operation needs is only on the remote
-            seen.append(ready)
-            if not ready:
-                raise ConflictError("not ready", hint="wait")
-            return Change({"notes/done.txt": b"done\n"}, "finish")
-
-        tx = b.transactor.run(decide, fetch_first=True)
+        tx = b.transactor.run(needs(lambda: person, seen), fetch_first=True)
         assert tx.landed and seen == [False, True] and fetches[0] == 1
         # an operation of the loop decides on what the loop looked at: its refusal stands
         beat(a)
@@ -504,9 +507,6 @@ def test_a_refusal_decided_on_a_guess_is_decided_again_on_the_fetched_tip(
         with pytest.raises(ConflictError):
             b.transactor.run(refuse, fetch_first=False)
         assert seen == [True] and fetches[0] == 1
-    finally:
-        a.store.close()
-        b.store.close()
 
 
 def test_nothing_to_change_on_a_guess_is_decided_again_on_the_fetched_tip(
@@ -514,10 +514,8 @@ def test_nothing_to_change_on_a_guess_is_decided_again_on_the_fetched_tip(
 ) -> None:
     from ifcoord.git.transaction import Change
 
-    a, b, hand = two_sessions(bare_remote, tmp_path)
-    try:
-        beat(a)
-        person = hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")})
+    with sessions(bare_remote, tmp_path) as (a, b, hand):
+        person = person_after_a_handoff(a, hand)
         fetches = counting_fetches(b)
         seen: list[bool] = []
 
@@ -530,9 +528,6 @@ def test_nothing_to_change_on_a_guess_is_decided_again_on_the_fetched_tip(
         tx = b.transactor.run(decide, fetch_first=True)
         assert tx.landed and seen == [False, True] and fetches[0] == 1
         assert git("show", "ifcoord:notes/wanted.txt", cwd=bare_remote) == "new"
-    finally:
-        a.store.close()
-        b.store.close()
 
 
 def test_a_refusal_decided_on_the_handoff_after_a_wait_is_decided_again_on_the_fetched_tip(
@@ -540,47 +535,29 @@ def test_a_refusal_decided_on_the_handoff_after_a_wait_is_decided_again_on_the_f
 ) -> None:
     """The handoff a command takes after waiting its turn is a guess too: a refusal decided on
     it is believed only of the remote's tip."""
-    from ifcoord.errors import ConflictError
-    from ifcoord.git.transaction import Change
-
-    a, b, hand = two_sessions(bare_remote, tmp_path)
-    q = a.transactor.queue
-    holders = [Holder(str(bare_remote))]
     seen: list[bool] = []
     person: list[str] = []
-    outcome: dict[str, Any] = {}
-
-    def decide(state: Any) -> Change:
-        ready = bool(person) and state.commit == person[0]
-        seen.append(ready)
-        if not ready:
-            raise ConflictError("not ready", hint="wait")
-        return Change({"notes/done.txt": b"done\n"}, "finish")
-
-    def command() -> None:
-        outcome["tx"] = b.transactor.run(decide, fetch_first=True)
-
-    try:
-        holders[0].has_turn()
-        first = Background(a)
-        first.start_behind(q)
-        before = joins(q)
-        holders.append(Holder(str(bare_remote)))
-        wait_until(lambda: joins(q) > before)
-        second = Background(b)  # counts b's fetches; its thread runs the command below
-        second.thread = threading.Thread(target=command)
-        second.start_behind(q)
-        holders[0].leave()
-        assert first.result().landed
-        holders[1].has_turn()  # a has landed and left its commit for the next in line
-        person.append(hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")}))
-        holders[1].leave()
-        second.thread.join(timeout=60)
-        tx = outcome["tx"]
-        # decided on a's commit (the handoff): refused; then on the fetched tip: landed
-        assert tx.landed and seen == [False, True] and second.fetches == 1
-    finally:
-        for h in holders:
-            h.kill()
-        a.store.close()
-        b.store.close()
+    with sessions(bare_remote, tmp_path) as (a, b, hand):
+        q = a.transactor.queue
+        decide = needs(lambda: person[0] if person else None, seen)
+        holders = [Holder(str(bare_remote))]
+        try:
+            holders[0].has_turn()
+            first = Background(a)
+            first.start_behind(q)
+            before = joins(q)
+            holders.append(Holder(str(bare_remote)))
+            wait_until(lambda: joins(q) > before)
+            second = Background(b, lambda: b.transactor.run(decide, fetch_first=True))
+            second.start_behind(q)
+            holders[0].leave()
+            assert first.result().landed
+            holders[1].has_turn()  # a has landed and left its commit for the next in line
+            person.append(hand.write({"status/alice.yaml": status_yaml("alice", "2099-01-01T00:01:00Z")}))
+            holders[1].leave()
+            tx = second.result()
+            # decided on a's commit (the handoff): refused; then on the fetched tip: landed
+            assert tx.landed and seen == [False, True] and second.fetches == 1
+        finally:
+            for h in holders:
+                h.kill()
