@@ -90,6 +90,12 @@ class Tally:
     cycles: list[float] = field(default_factory=list)  # wall seconds of each loop cycle
     cycle_cpu: list[float] = field(default_factory=list)  # CPU seconds of the cycle's own thread
     claim_cpu: list[float] = field(default_factory=list)  # CPU seconds of the claim's thread
+    applies: list[tuple[float, str]] = field(default_factory=list)  # when each operation began, its op
+    # each landed claim: its seconds, when it ended (seconds into the run) and its turns
+    # (wait, held, the parts of the turn, whether another's turn came first)
+    claim_turns: list[tuple[float, float, list[tuple[float, float, dict[str, float], bool]]]] = field(
+        default_factory=list
+    )
 
 
 def config_text(sizes: TeamSizes) -> str:
@@ -170,9 +176,14 @@ def run_session(
 
     def timed_apply(operation, task_id=None, **kw):  # type: ignore[no-untyped-def]
         began, cpu = time.perf_counter(), time.thread_time()
+        TURNS.log = []
         result, tx = apply(operation, task_id=task_id, **kw)
+        turns, TURNS.log = TURNS.log, None
+        with tally.lock:
+            tally.applies.append((began - (time.perf_counter() - time.monotonic()) - start, result.op))
         if result.op == "claim" and tx.landed:
             with tally.lock:
+                tally.claim_turns.append((time.perf_counter() - began, time.monotonic() - start, turns))
                 tally.claim_cpu.append(time.thread_time() - cpu)
                 tally.claim_seconds.append(time.perf_counter() - began)
                 tally.claim_attempts.append(tx.attempts)
@@ -213,6 +224,7 @@ def run_session(
 # process's interpreter lock).
 WORKERS = int(os.environ.get("IFCOORD_BENCH_WORKERS", "4"))
 ALONE = 9  # claims timed for the baseline
+TURNS = threading.local()  # .log: the turns of the operation this thread is applying
 
 
 def measure_queue(tally: Tally) -> None:
@@ -246,6 +258,9 @@ def measure_queue(tally: Tally) -> None:
                     parts["rest"] = held - sum(parts.values())
                     for name, seconds in parts.items():
                         tally.turn_parts.setdefault(name, []).append(seconds)
+                log = getattr(TURNS, "log", None)
+                if log is not None:
+                    log.append((got - asked, held, parts, had.waited))
 
     def timed(owner, name, part):  # type: ignore[no-untyped-def]
         method = getattr(owner, name)
@@ -310,7 +325,7 @@ def run_worker(
         "cycles": tally.cycles, "cycle_cpu": tally.cycle_cpu, "claim_cpu": tally.claim_cpu,
         "queue_waits": tally.queue_waits, "queue_holds": tally.queue_holds, "queue_asked": tally.queue_asked,
         "queue_missed": tally.queue_missed, "queue_waited": tally.queue_waited, "deferred": tally.deferred,
-        "turn_parts": tally.turn_parts,
+        "turn_parts": tally.turn_parts, "claim_turns": tally.claim_turns, "applies": tally.applies,
         "python": time.process_time() - cpu, "gc": collecting["seconds"],
         "git": after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
         "builds": snapshot.BUILDS["commits"] - built[0], "derived": derived.COUNTS["built"] - built[1],
@@ -462,6 +477,8 @@ def team(lab: Lab, quick: bool) -> list[Row]:
             tally.queue_missed += part["queue_missed"]
             tally.queue_waited += part["queue_waited"]
             tally.deferred += part["deferred"]
+            tally.claim_turns += part["claim_turns"]
+            tally.applies += part["applies"]
             for name, seconds in part["turn_parts"].items():
                 tally.turn_parts.setdefault(name, []).extend(seconds)
             used["sessions (Python)"] += part["python"]
@@ -548,6 +565,24 @@ def team(lab: Lab, quick: bool) -> list[Row]:
             windows.setdefault(int((a - start) // 10) * 10, []).append(held)
         print("team: turns asked / held mean / held max, by 10 s: " + ", ".join(
             f"{k} s: {len(v)} / {ms(sum(v) / len(v))} / {ms(max(v))}" for k, v in sorted(windows.items())
+        ), flush=True)  # fmt: skip
+    slowest = sorted(tally.claim_turns, key=lambda c: c[0], reverse=True)[: max(3, len(lat) // 50)]
+    if slowest:
+        print("team: the slowest claims (seconds into the run: total = turns of wait + held [parts]):",
+              flush=True)
+        for total, at, turns in slowest:
+            told = "; ".join(
+                f"wait {ms(w)} + held {ms(h)} [" + ", ".join(f"{k} {ms(v)}" for k, v in p.items())
+                + ("; after another's" if after else "") + "]"
+                for w, h, p, after in turns
+            )
+            print(f"  {at:5.0f} s: {ms(total)} = {told}", flush=True)
+        by_window: dict[int, Counter[str]] = {}
+        for at, op in tally.applies:
+            by_window.setdefault(int(at // 10) * 10, Counter())[op] += 1
+        print("team: operations begun, by 10 s: " + ", ".join(
+            f"{k} s: " + " ".join(f"{op} {n}" for op, n in sorted(c.items()))
+            for k, c in sorted(by_window.items())
         ), flush=True)  # fmt: skip
     cores = ", ".join(f"{k} {v / elapsed:.2f}" for k, v in used.items())
     rows.append(Row("team", "CPU cores used (2 here)", cores))
