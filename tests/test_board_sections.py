@@ -5,6 +5,7 @@ generated boards full of markdown that moves section ends, and on the real fixtu
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,30 @@ def board_and_edits(data: st.DataObject) -> tuple[str, list[BoardEdit]]:
 def test_a_section_edit_equals_reading_the_whole_file(data: st.DataObject) -> None:
     text, edits = board_and_edits(data)
     assert_same(PATH, text, edits)
+
+
+def edited(scan: object, edit: BoardEdit) -> object:
+    try:
+        return boardfile._edited(scan, edit)  # type: ignore[arg-type]
+    except BoardEditError as exc:
+        return ("refused", str(exc))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_an_edit_rebuilds_only_the_lines_it_touches_and_writes_what_rebuilding_all_would(
+    data: st.DataObject,
+) -> None:
+    """The text and lines an edit makes from the touched lines alone (the rest shared with the
+    old text) are the ones rebuilding every line and splitting the result gives."""
+    text, edits = board_and_edits(data)
+    scan = boardfile._scan_text(PATH, text, ["1"])
+    ranged = edited(scan, edits[0])
+    whole = edited(dataclasses.replace(scan, text=""), edits[0])  # no text: every line rebuilt
+    assert ranged == whole
+    if isinstance(ranged, tuple) and ranged[0] != "refused":
+        new_text, new_lines = ranged
+        assert new_lines == boardfile._split_lines(new_text)
 
 
 CLAIM = {"owner": "s1", "claimed_at": "2025-01-01T00:00:00Z", "epoch": "3"}

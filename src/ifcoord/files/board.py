@@ -1115,8 +1115,7 @@ def _edit_section(
     if found is None:
         return None
     at, before = found
-    new_text = _edited_text(_Scan(lines, board, [before[0]], text), edit)
-    new_lines = _split_lines(new_text)
+    new_text, new_lines = _edited(_Scan(lines, board, [before[0]], text), edit)
     after = _reread_section(path, lines, new_lines, board, at, before)
     if after is None:
         return None
@@ -1253,6 +1252,15 @@ def _apply_edit(scan: _Scan, edit: BoardEdit, phase_order: list[str] | None = No
 
 def _edited_text(scan: _Scan, edit: BoardEdit) -> str:
     """The board's text with one edit made: only the edited task's own lines change."""
+    return _edited(scan, edit, lines_too=False)[0]
+
+
+def _edited(scan: _Scan, edit: BoardEdit, lines_too: bool = True) -> tuple[str, list[_Line]]:
+    """`_edited_text`, and the new text's lines (`_split_lines` of it; with `lines_too` false,
+    maybe none: the caller reads the text anew). Only the lines from the
+    first to the last one the edit touches are built again; the ones before and after are the
+    scan's own (shared, never changed), and so is the text around them, when the scan has its
+    text and the edit ends before the last line (whose line break `_join` may change)."""
     task_scan = scan.find(edit.task_id)
     replacements: dict[int, str] = {}
     deletions: set[int] = set()
@@ -1271,16 +1279,28 @@ def _edited_text(scan: _Scan, edit: BoardEdit) -> str:
         index = task_scan.task.line - 1
         replacements[index] = _retitled_heading(task_scan, scan.lines[index].content, edit.title)
 
-    eol = _file_eol(scan.lines)
+    lines = scan.lines
+    touched = [*deletions, *replacements, *([task_scan.anchor] if inserts else [])]
+    low, high = (min(touched), max(touched)) if touched else (0, -1)
+    ranged = bool(scan.text) and 0 <= low and high < len(lines) - 1
+    eol = _file_eol(lines)
     out: list[_Line] = []
-    for index, line in enumerate(scan.lines):
+    for index in range(low, high + 1) if ranged else range(len(lines)):
+        line = lines[index]
         if index not in deletions:
             out.append(_Line(replacements.get(index, line.content), line.eol))
         if index == task_scan.anchor and inserts:
             out.extend(_Line(content, eol) for content in inserts)
-            if _needs_blank_after_insert(scan.lines, index, deletions, task_scan):
+            if _needs_blank_after_insert(lines, index, deletions, task_scan):
                 out.append(_Line("", eol))  # keep the next line from merging into our lines
-    return _join(out, scan.lines, eol)
+    if not ranged:
+        text = _join(out, lines, eol)
+        return text, _split_lines(text) if lines_too else []
+    # Every line up to `high` + 1 has its line break (only the last line may lack one).
+    start = sum(len(line.content) + len(line.eol) for line in lines[:low])
+    end = start + sum(len(line.content) + len(line.eol) for line in lines[low : high + 1])
+    middle = "".join(line.content + line.eol for line in out)
+    return scan.text[:start] + middle + scan.text[end:], [*lines[:low], *out, *lines[high + 1 :]]
 
 
 def _new_field_line(anchor_hit: _FieldHit | None, label: str, value: str) -> str:
