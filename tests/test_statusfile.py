@@ -503,3 +503,36 @@ def test_model_fields_round_trip_through_a_status_file(
     assert (status.progress, status.current_task, status.completed) == (progress, task, completed)
     assert status.last_poll == when.replace(microsecond=0)
     assert re.search(rb"^claiming: P0\.1\.5   # legacy key", render_status(SAMPLE, updates), re.M)
+
+
+# -- the quick path for the values operations write ------------------------------------------------
+
+QUICK_WORDS = ["working", "idle", "blocked", "T1.3", "P0.1.5", "session-4-sip", "a_b", "x/y", "e10",
+               "inf", "nan", "Yes", "NO", "on", "Off", "y", "N", "true", "False", "null", "NULL",
+               "Null", "a.", "a-", "_x", "x" * 200, "x" * 201]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.datetimes(timezones=st.just(timezone.utc))
+    | st.datetimes(timezones=st.just(timezone(timedelta(hours=-7))))
+    | st.sampled_from(QUICK_WORDS)
+    | st.from_regex(r"[A-Za-z_][A-Za-z0-9_./-]{0,12}", fullmatch=True)
+    | st.text(max_size=12)
+)
+def test_the_quick_rendering_of_a_value_is_what_the_emitter_writes(value: Any) -> None:
+    """A state word, a task ID, a number or a timestamp is written without ruamel's emitter:
+    exactly as the emitter writes it (and reads back as the same value); anything else goes to
+    the emitter."""
+    from ifcoord.files import status as statusfile
+    from ifcoord.files.yamlsafe import _new_yaml
+
+    quick = statusfile._quick_inline(value)
+    if quick is None:
+        return
+    yaml = _new_yaml()
+    assert quick == statusfile._render_inline_emitted(yaml, value)
+    assert statusfile._reads_back(yaml, quick, value)

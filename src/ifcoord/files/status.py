@@ -346,10 +346,44 @@ def _reads_back(yaml: YAML, rendered: str, value: Any) -> bool:
     return isinstance(loaded, dict) and _normal(loaded.get("x")) == _normal(value)
 
 
-def _render_inline(yaml: YAML, value: Any, quote_style: str | None = None) -> str:
-    """The text of `value` on the key's line: a scalar or a flow collection."""
+# Strings ruamel writes plain and reads back as the same string: a letter first, then letters,
+# digits and `_.-/`, and none of the words YAML (1.1 or 1.2) reads as a boolean or null.
+_PLAIN_STRING = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]{0,199}\Z")
+_NOT_PLAIN = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
+
+
+def _quick_inline(value: Any) -> str | None:
+    """What `_render_inline` writes for the values operations write (a state word, a task ID,
+    a number, a timestamp), without ruamel's emitter and parser (a third of a claim's status
+    edit); None for anything else. tests/test_statusfile.py holds it to the emitter's output."""
     if value is None:
         return "null"  # not the empty form: `key:` followed by a comment reads as a slip
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is datetime and value.tzinfo is not None and value.utcoffset() is not None:
+        stamp = format_timestamp(value)
+        return stamp if _TIMESTAMP.match(stamp) else None  # a year of four digits
+    if kind is str and _PLAIN_STRING.match(value) and value.lower() not in _NOT_PLAIN:
+        return str(value)
+    return None
+
+
+def _render_inline(yaml: YAML, value: Any, quote_style: str | None = None) -> str:
+    """The text of `value` on the key's line: a scalar or a flow collection."""
+    quick = _quick_inline(value) if quote_style is None else None
+    if quick is not None:
+        return quick
+    return _render_inline_emitted(yaml, value, quote_style)
+
+
+def _render_inline_emitted(yaml: YAML, value: Any, quote_style: str | None = None) -> str:
+    """`_render_inline` through ruamel's emitter, checked by reading it back."""
+    if value is None:
+        return "null"
     prepared = _prepare(value, quote_style)
     if isinstance(prepared, CommentedSeq):
         prepared.fa.set_flow_style()
@@ -359,7 +393,7 @@ def _render_inline(yaml: YAML, value: Any, quote_style: str | None = None) -> st
     rendered = rendered[1:] if rendered.startswith(" ") else rendered
     if quote_style != '"' and ("\n" in rendered or not _reads_back(yaml, rendered, value)):
         # double quotes escape line breaks and cannot be misread
-        return _render_inline(yaml, value, '"')
+        return _render_inline_emitted(yaml, value, '"')
     return rendered
 
 
