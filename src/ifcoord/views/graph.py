@@ -55,7 +55,17 @@ class Graph:
     edges: list[tuple[str, str]] = field(default_factory=list)
     critical: list[str] = field(default_factory=list)
 
+    def on_path(self) -> frozenset[str]:
+        """The critical path's tasks, for membership (a chain of 50,000 tasks is one long path:
+        asking the list for each node was quadratic)."""
+        return frozenset(self.critical)
+
+    def path_edges(self) -> frozenset[tuple[str, str]]:
+        """The critical path's steps, (dependency, dependant)."""
+        return frozenset(zip(self.critical, self.critical[1:], strict=False))
+
     def to_json(self) -> dict[str, object]:
+        on_path = self.on_path()
         return {
             "nodes": [
                 {
@@ -66,7 +76,7 @@ class Graph:
                     "owner": n.owner,
                     "kind": n.kind,
                     "phase": n.phase,
-                    "critical": n.id in self.critical,
+                    "critical": n.id in on_path,
                 }
                 for n in self.nodes.values()
             ],
@@ -208,15 +218,12 @@ def _label(node: Node) -> str:
 def render_mermaid(graph: Graph, direction: str = "LR") -> str:
     """A mermaid flowchart: a node per task coloured by state, critical path outlined in red."""
     names = node_ids(graph.nodes)
+    steps = graph.path_edges()
     lines = [f"flowchart {direction}"]
     for node in graph.nodes.values():
         lines.append(f'  {names[node.id]}["{_mermaid_text(_label(node))}"]')
     for a, b in graph.edges:
-        arrow = (
-            "==>"
-            if a in graph.critical and b in graph.critical and _adjacent(graph.critical, a, b)
-            else "-->"
-        )
+        arrow = "==>" if (a, b) in steps else "-->"
         lines.append(f"  {names[a]} {arrow} {names[b]}")
     by_class: dict[str, list[str]] = {}
     for node in graph.nodes.values():
@@ -234,10 +241,6 @@ def render_mermaid(graph: Graph, direction: str = "LR") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _adjacent(chain: list[str], a: str, b: str) -> bool:
-    return any(chain[i] == a and chain[i + 1] == b for i in range(len(chain) - 1))
-
-
 def _dot_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -249,15 +252,16 @@ def render_dot(graph: Graph) -> str:
         "  rankdir=LR;",
         '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
     ]
+    on_path, steps = graph.on_path(), graph.path_edges()
     for node in graph.nodes.values():
         attrs = [f'label="{_dot_text(_label(node))}"', f'fillcolor="{STATE_COLOURS[node.shown_state]}"']
-        if node.id in graph.critical:
+        if node.id in on_path:
             attrs += ['color="#dd0000"', "penwidth=3"]
         if node.state == "missing":
             attrs.append('style="rounded,filled,dashed"')
         lines.append(f'  "{_dot_text(node.id)}" [{", ".join(attrs)}];')
     for a, b in graph.edges:
-        extra = ' [color="#dd0000", penwidth=3]' if _adjacent(graph.critical, a, b) else ""
+        extra = ' [color="#dd0000", penwidth=3]' if (a, b) in steps else ""
         lines.append(f'  "{_dot_text(a)}" -> "{_dot_text(b)}"{extra};')
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -304,16 +308,17 @@ def render_text(graph: Graph) -> str:
         parents[b].append(a)
     width = max((len(n) for n in graph.nodes), default=4)
     missing = [n.id for n in graph.nodes.values() if n.state == "missing"]
+    absent, on_path = set(missing), graph.on_path()
     lines = [f"{len(graph.nodes) - len(missing)} tasks, {len(graph.edges)} dependencies"]
     lines.append("critical path: " + (" -> ".join(graph.critical) if graph.critical else "none (all done)"))
     for depth, ids in enumerate(levels(graph)):
-        ids = [tid for tid in ids if tid not in missing]
+        ids = [tid for tid in ids if tid not in absent]
         if not ids:
             continue
         lines += ["", f"level {depth}"]
         for tid in ids:
             node = graph.nodes[tid]
-            mark = "*" if tid in graph.critical else " "
+            mark = "*" if tid in on_path else " "
             state = node.shown_state.replace("_", " ")
             if node.owner and node.state not in FINISHED:
                 state += f", {node.owner}"
