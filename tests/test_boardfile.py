@@ -1058,3 +1058,26 @@ def test_titles_people_write_are_always_accepted(words: list[str], decor: str, e
     title = " ".join([f"{decor}{words[0]}{decor}", *words[1:]]) + emoji
     after = render_new_task("## T-1: a\n", task_id="T-2", title=title, fields={})
     assert board(after).tasks[-1].title == " ".join(words)
+
+
+@pytest.mark.parametrize(
+    ("title", "reads"), [("#", None), ("a #", "a"), ("x ##  ", "x"), ("C#", "C#"), ("fix # 2", "fix # 2")]
+)
+def test_a_title_ending_in_a_closing_sequence_reads_as_the_heading_does(
+    title: str, reads: str | None
+) -> None:
+    """`#`s after a space at the end of a heading close it: they are not the title. The title
+    a retitle promises (read_title) is the one the edited heading reads as; a title that would
+    leave nothing is refused up front (hypothesis found `#` accepted, then refused by the
+    read-back as "no task")."""
+    text = "# Phase 0\n\n## T0.5: Old\n\n**Status:** open\n"
+    edit = BoardEdit(task_id="T0.5", title=title)
+    if reads is None:
+        with pytest.raises(BoardEditError, match="leaves no text"):
+            read_title("T0.5", title)
+        with pytest.raises(BoardEditError):
+            apply_edits("boards/PHASE-0.md", text, [edit])
+        return
+    assert read_title("T0.5", title) == reads
+    new_text = apply_edits("boards/PHASE-0.md", text, [edit])
+    assert [t.title for t in parse_board("boards/PHASE-0.md", new_text).tasks] == [reads]

@@ -1388,7 +1388,8 @@ def read_title(task_id: str, title: str) -> str:
     (`Fix **bold** bug` reads `Fix bold bug`; the heading keeps what the person wrote)."""
     if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in title):
         raise BoardEditError(f"{task_id}: a title is one line of printable text, got {title!r}")
-    parsed = _task_heading(f"{task_id}: {title.strip()}")
+    # `#`s at the end of a heading, after a space, are its closing sequence, not its text
+    parsed = _task_heading(_ATX_CLOSE_RE.sub("", f"{task_id}: {title.strip()}", count=1))
     if parsed is None or parsed[0] != task_id:
         raise BoardEditError(
             f"{task_id}: the title {title!r} leaves no text once emphasis and glyphs are set aside"
