@@ -1081,3 +1081,35 @@ def test_a_title_ending_in_a_closing_sequence_reads_as_the_heading_does(
     assert read_title("T0.5", title) == reads
     new_text = apply_edits("boards/PHASE-0.md", text, [edit])
     assert [t.title for t in parse_board("boards/PHASE-0.md", new_text).tasks] == [reads]
+
+
+TITLE_PARTS = ["a", "C", "#", " ", "##", "`", "*", "**", "_", "✅", "🚀", "—", "-", ":", "1", "\\", "[x]"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from(TITLE_PARTS), min_size=1, max_size=8).map("".join)
+    | st.text(
+        st.characters(
+            whitelist_categories=("Lu", "Ll", "Nd", "Zs", "Po", "So", "Pd", "Sm"), whitelist_characters="`*_#"
+        ),
+        min_size=1,
+        max_size=24,
+    )
+)
+def test_a_retitle_reads_back_as_read_title_says_or_is_refused_by_both(title: str) -> None:
+    """What `read_title` promises is what the retitled heading reads as; a title it refuses,
+    the edit refuses too (the e2e test draws 6 titles a run; this draws hundreds)."""
+    text = "# Phase 0\n\n## T0.5: Old\n\n**Status:** open\n\n## T0.6: Next\n"
+    edit = BoardEdit(task_id="T0.5", title=title)
+    try:
+        expected = read_title("T0.5", title)
+    except BoardEditError:
+        with pytest.raises(BoardEditError):
+            apply_edits("boards/PHASE-0.md", text, [edit])
+        return
+    new_text = apply_edits("boards/PHASE-0.md", text, [edit])
+    assert [(t.id, t.title) for t in parse_board("boards/PHASE-0.md", new_text).tasks][0] == (
+        "T0.5",
+        expected,
+    )
