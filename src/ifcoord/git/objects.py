@@ -155,6 +155,12 @@ def compress_object(kind: bytes, data: bytes) -> bytes:
     return zlib.compress(kind + b" %d\0" % len(data) + data, 1)
 
 
+def loose_parts(compressed: bytes) -> tuple[bytes, bytes]:
+    """An object's kind and content from its loose form."""
+    header, _, data = zlib.decompress(compressed).partition(b"\0")
+    return header.split(b" ", 1)[0], data
+
+
 def write_loose_raw(objects: Path, hexsha: str, compressed: bytes) -> None:
     """Store an object already in its loose form, unless this repository has it loose.
 

@@ -2,7 +2,9 @@
 
 Every git call of ifcoord goes through the runner (git/runner.py); objects are read through one
 persistent `cat-file --batch` and written straight into the object database (git/objects.py), so a transaction
-starts few processes and never touches the user's working tree, index, HEAD or branches.
+starts few processes and never touches the user's working tree, index, HEAD or branches. Over a
+plain git:// URL, the tip is read and a transaction's commit pushed without git (git/wire.py):
+git's own client waits about 40 ms on each request there.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ifcoord.errors import IfcoordError, RemoteUnreachable, UsageError
-from ifcoord.git import objects
+from ifcoord.git import objects, wire
 from ifcoord.git.runner import GitFailed, GitRunner
 
 # objects in their loose form, (hex sha, compressed bytes), from one tip to another
 Supply = Callable[[str | None, str], list[tuple[str, bytes]] | None]
 
 PRIVATE_PREFIX = "refs/ifcoord"
+WIRE_TIMEOUT = 30.0  # seconds a git:// read of the tip may stall before git is asked instead
 IFCOORD_EMAIL_DOMAIN = "@ifcoord.invalid"  # ifcoord's commits, and only they, carry it
 MISSING_REF_PATTERNS = ("couldn't find remote ref", "could not find remote ref")
 # git's words for a local object store that lacks what a ref promises (a fetch killed part-way).
@@ -107,6 +110,11 @@ class BranchStore:
         self.fetch_url = config.get(f"remote.{remote}.url", remote)
         self.push_url = config.get(f"remote.{remote}.pushurl", self.fetch_url)
         self.known_remote = f"remote.{remote}.url" in config or looks_like_location(remote)
+        # a git:// remote that git would reach directly is spoken to without git (git/wire.py)
+        direct = wire.allowed(self.fetch_url, config)
+        self.fetch_wire = wire.daemon_address(self.fetch_url) if direct else None
+        direct = wire.allowed(self.push_url, config)
+        self.push_wire = wire.daemon_address(self.push_url) if direct else None
         # touched at every fetch that succeeded: how old the state is when the remote is down
         self.fetch_stamp = git_dir / "ifcoord" / "fetched" / f"{ref_slug(remote)}--{ref_slug(branch)}"
 
@@ -124,7 +132,11 @@ class BranchStore:
             return None
 
     def _remote_config(self) -> dict[str, str]:
-        out = self.git.run("config", "--get-regexp", r"^remote\.", check=False)
+        """The remotes, and what could change how git reaches them (rewritten URLs, a proxy,
+        protocol rules), from the clone's git config in one call."""
+        out = self.git.run(
+            "config", "--get-regexp", r"^(remote|url|protocol)\.|^core\.gitproxy$", check=False
+        )
         return dict(line.partition(" ")[::2] for line in out.splitlines())
 
     # -- objects -----------------------------------------------------------------------------
@@ -314,6 +326,11 @@ class BranchStore:
 
     def remote_tip(self) -> str | None:
         """The branch's tip on the remote, from one `ls-remote` round trip."""
+        if self.fetch_wire is not None:
+            try:
+                return wire.remote_tip(self.fetch_wire, f"refs/heads/{self.branch}", WIRE_TIMEOUT)
+            except wire.NotSpoken:
+                pass  # git asks, and says what is wrong in its words
         try:
             out = self.git.run("ls-remote", "--heads", self.fetch_url, f"refs/heads/{self.branch}")
         except GitFailed as exc:
@@ -421,6 +438,21 @@ class BranchStore:
 
     def push(self, commit: str, expected: str | None, timeout: float = 60.0) -> PushOutcome:
         """Compare-and-swap the remote branch from `expected` (None: must not exist) to `commit`."""
+        loose = self._own_objects(commit, expected)
+        if self.push_wire is not None and loose is not None:
+            try:
+                report = wire.push(
+                    self.push_wire, f"refs/heads/{self.branch}", expected, commit, loose, timeout
+                )
+            except wire.NotSpoken:
+                pass  # nothing changed on the server: git pushes
+            else:
+                if report.outcome == wire.REJECTED:
+                    self._refused_by_hook(report.reason)
+                outcome = PushOutcome(report.outcome)
+                if outcome is PushOutcome.LANDED:
+                    self.set_private_ref(commit)
+                return outcome
         lease = f"--force-with-lease=refs/heads/{self.branch}:{expected or ''}"
         try:
             out = self.git.run(
@@ -436,12 +468,7 @@ class BranchStore:
                 return PushOutcome.REJECTED
             if "[remote rejected]" in exc.stdout:
                 reason = exc.stdout.split("[remote rejected]", 1)[1].strip().splitlines()[0]
-                if "hook declined" in reason:
-                    # A server hook said no; retrying will not change its mind.
-                    raise UsageError(
-                        f"the remote refused the push to {self.branch}: {reason}",
-                        hint="check that this session may push that branch (or use own-branch mode)",
-                    ) from exc
+                self._refused_by_hook(reason)
                 # "failed to update ref", "cannot lock ref": another push won the race.
                 return PushOutcome.REJECTED
             return PushOutcome.UNKNOWN
@@ -449,6 +476,28 @@ class BranchStore:
             self.set_private_ref(commit)
             return PushOutcome.LANDED
         return PushOutcome.UNKNOWN
+
+    def _refused_by_hook(self, reason: str) -> None:
+        """A server hook said no: retrying will not change its mind."""
+        if "hook declined" in reason:
+            raise UsageError(
+                f"the remote refused the push to {self.branch}: {reason}",
+                hint="check that this session may push that branch (or use own-branch mode)",
+            )
+
+    def _own_objects(self, commit: str, expected: str | None) -> list[tuple[str, bytes]] | None:
+        """The objects `commit` brings over `expected`, when this store just wrote it on that
+        parent (write_commit keeps them); None: let git work out what to send."""
+        if self.last_written is None or self.last_written[0] != commit:
+            return None
+        loose = self.last_written[1]
+        kind, body = objects.loose_parts(loose[-1][1])  # the commit is written last
+        parents = [
+            line[7:].decode()
+            for line in body.split(b"\n\n", 1)[0].split(b"\n")
+            if line.startswith(b"parent ")
+        ]
+        return loose if kind == b"commit" and parents == ([expected] if expected else []) else None
 
     def _unreachable(self, exc: GitFailed) -> IfcoordError:
         if not self.known_remote:
