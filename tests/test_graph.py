@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ifcoord.core.snapshot import build_snapshot
 from ifcoord.views.graph import (
@@ -176,3 +178,44 @@ def test_node_ids_stay_unique_when_sanitising_collides() -> None:
     names = node_ids(["A.1", "A-1", "A_1"])
     assert len(set(names.values())) == 3
     assert names["A.1"] == "A_1"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["open", "claimed", "in_progress", "blocked", "done", "cancelled"]),
+            st.sampled_from(["1h", "2h", "30m", "1d"]),
+            st.lists(st.integers(0, 11), max_size=3),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.lists(
+        st.tuples(st.integers(0, 11), st.sampled_from(["open", "claimed", "done", "cancelled"])), max_size=8
+    ),
+)
+def test_a_kept_critical_path_is_the_one_a_fresh_walk_finds(
+    spec: list[tuple[str, str, list[int]]], changes: list[tuple[int, str]]
+) -> None:
+    """The path is kept by what it depends on: after any change of states (which a claim
+    leaves unchanged as far as the path goes, and a completion does not), the kept answer is
+    the walk's."""
+    from ifcoord.core.scheduler import resolve_dependencies
+    from ifcoord.views.graph import _critical_path
+
+    states = [s for s, _, _ in spec]
+    for step in [None, *changes]:
+        if step is not None:
+            states[step[0] % len(states)] = step[1]
+        tasks_md = [
+            task(
+                f"T{i}",
+                ", ".join(f"T{d}" for d in deps if d < len(spec) and d != i) or "None",
+                states[i],
+                est,
+            )
+            for i, (_, est, deps) in enumerate(spec)
+        ]
+        tasks = snapshot_of({"boards/PHASE-0.md": board(*tasks_md)}).tasks()
+        assert critical_path(tasks) == _critical_path(tasks, resolve_dependencies(tasks))
