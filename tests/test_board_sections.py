@@ -6,6 +6,7 @@ generated boards full of markdown that moves section ends, and on the real fixtu
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -294,3 +295,18 @@ def test_a_claim_on_a_big_board_is_read_back_from_one_section() -> None:
     # two sections changed at once: read whole
     two = new_text.replace("## T1.3: Task 3\n\n**Status:** open", "## T1.3: Task 3\n\n**Status:** done")
     assert not assert_reread(text, two)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["a", "# h", "", " ", "\n", "\r\n", "\r", "- [ ] x", "é"]), max_size=30))
+def test_lines_split_as_markdown_counts_line_breaks_whichever_path_splits_them(parts: list[str]) -> None:
+    """Text without a carriage return takes a quicker path; both split where \\r\\n, \\r and \\n
+    break lines, and joining the lines gives the text back."""
+    text = "".join(parts)
+    pieces = re.split(r"(\r\n|\r|\n)", text)
+    expected = [(pieces[i], pieces[i + 1]) for i in range(0, len(pieces) - 1, 2)]
+    if pieces[-1]:
+        expected.append((pieces[-1], ""))
+    lines = boardfile._split_lines(text)
+    assert [(line.content, line.eol) for line in lines] == expected
+    assert "".join(line.content + line.eol for line in lines) == text
