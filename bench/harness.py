@@ -22,7 +22,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 IFCOORD = str(Path(sys.executable).parent / "ifcoord")  # the console script agents run
 PYTHON = sys.executable
-REMOTE_COMMANDS = ("ls-remote", "fetch", "push", "clone")  # git commands that talk to the remote
 
 
 @dataclass
@@ -133,10 +132,6 @@ def logged_commands(log: Path) -> list[str]:
         words = [w for w in line.split() if not w.startswith("-")]
         out.append(words[0] if words else "?")
     return out
-
-
-def remote_round_trips(commands: Sequence[str]) -> int:
-    return sum(1 for c in commands if c in REMOTE_COMMANDS)
 
 
 def objects_bytes(git_dir: Path) -> int:

@@ -98,12 +98,16 @@ class Lab:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        # --verbose: each request is a line of the log, so that round trips are counted at the
+        # server, whoever made them (git, or ifcoord without git: docs/protocol.md, section 2)
+        log = open(self.path(f"daemon-{port}.log"), "wb")  # noqa: SIM115 - closed with the daemon
         proc = subprocess.Popen(
-            ["git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
+            ["git", "daemon", "--verbose", "--export-all", "--enable=receive-pack", "--reuseaddr",
              f"--base-path={base}", "--listen=127.0.0.1", f"--port={port}",
              "--max-connections=128", str(base)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
+        log.close()  # the daemon holds its own copy
         self._daemons.append(proc)
         prefix = f"git://127.0.0.1:{port}"
         probe = self.bare("probe", base)
@@ -120,6 +124,13 @@ class Lab:
             proc.terminate()
             proc.wait(timeout=10)
             self._daemons.remove(proc)
+
+    def daemon_requests(self) -> int:
+        """Requests the lab's git daemons have served so far (upload-pack: ls-remote, fetch;
+        receive-pack: push), from their logs."""
+        return sum(
+            log.read_bytes().count(b"] Request ") for log in self.root.glob("*-daemon-*.log") if log.is_file()
+        )
 
     @contextmanager
     def server(self) -> Iterator[str]:

@@ -45,6 +45,9 @@ HOME (no user or system config).
   ref is up to date, one new task per run. Baseline: `bench/raw_claim.sh`, the same git work by
   plain git: fetch into a private ref, the edited board, the status file and the dashboard
   written with `hash-object`, three trees with `mktree`, `commit-tree`, `push --force-with-lease`.
+  Over git daemon, ifcoord reads the tip and pushes its commit without git (docs/protocol.md,
+  section 2), while git's own client waits about 40 ms on each request there, so ifcoord can be
+  quicker than the plain git that does its work; its fetches are still git's.
 - **claim, in-process**: one `Workspace` built once, then `ws.apply(claim_task)` per claim, as the
   poll loop does it (GitPython's cat-file process already running). Baseline: `raw_claim.sh`.
 - **start-up**: `ifcoord --version` and `ifcoord board` (50 tasks, bare remote; served and in
@@ -52,12 +55,13 @@ HOME (no user or system config).
   margins.
 - **idle**: a session that holds a task with a fresh heartbeat, nothing changed on the remote
   (git daemon). `poll --once` as a whole process, and `PollLoop.cycle()` run N times in one
-  process. Baseline: one `git ls-remote`. Git processes are counted with a logging `git` first
+  process. Baseline: one `git ls-remote` (git's client, with its wait over git://; ifcoord
+  reads the tip without git there). Git processes are counted with a logging `git` first
   on PATH (top-level commands only: git's own children such as pack-objects are not counted;
   GitPython's persistent `cat-file` is counted once, when it starts); "runner" is
-  `ws.runner.calls`, the processes ifcoord starts through `GitRunner`. Round trips are
-  `ls-remote`, `fetch` and `push` commands. Remote bytes: size of the bare repository's
-  objects/ before and after.
+  `ws.runner.calls`, the processes ifcoord starts through `GitRunner`. Round trips are the
+  requests the git daemon logged (for ls-remote, fetch or push), whoever made them. Remote
+  bytes: size of the bare repository's objects/ before and after.
 - **contention**: N processes `ifcoord claim --next --json`, each with its own clone and session,
   started at once against git daemon; time from the first spawn until the last exits. Pushes per
   claim is the sum of `attempts` over claims landed; double claims come from the branch history's
