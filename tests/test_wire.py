@@ -272,3 +272,42 @@ def test_git_reads_every_object_of_a_pack_as_written(
         )
         assert got.stdout == blobs[[s for s, _ in loose].index(sha)]
     assert int.from_bytes(packed[8:12], "big") == len(set(blobs))
+
+
+def test_a_fetch_that_finds_the_tip_unchanged_starts_no_git_and_one_that_moved_fetches(
+    daemon_clone: tuple[str, Path, Path], git_calls: list[tuple[str, ...]], tmp_path: Path
+) -> None:
+    url, bare, clone = daemon_clone
+    store = store_for(clone, url)
+    first = store.write_commit(None, {"a.md": b"1\n"}, "one", "t")
+    assert store.push(first, None) is PushOutcome.LANDED
+    git_calls.clear()
+    assert store.fetch() == first
+    assert commands(git_calls) == []  # the tip was the private ref's: nothing to fetch
+    other = store_for(make_clone(url, tmp_path / "other"), url)
+    assert other.fetch() == first
+    second = other.write_commit(first, {"a.md": b"2\n"}, "two", "t")
+    assert other.push(second, first) is PushOutcome.LANDED
+    git_calls.clear()
+    assert store.fetch() == second
+    assert commands(git_calls) == ["fetch"]
+    assert store.read_files(second) == {"a.md": b"2\n"}
+
+
+def test_the_branches_list_as_ls_remote_lists_them_without_starting_git(
+    daemon_clone: tuple[str, Path, Path], git_calls: list[tuple[str, ...]]
+) -> None:
+    url, bare, clone = daemon_clone
+    store = store_for(clone, url)
+    assert store.list_heads() == {}
+    commit = store.write_commit(None, {"a.md": b"1\n"}, "one", "t")
+    assert store.push(commit, None) is PushOutcome.LANDED
+    for ref in ("refs/heads/ifcoord-session/s1", "refs/heads/main", "refs/tags/v1", "refs/notes/x"):
+        git("--git-dir", str(bare), "update-ref", ref, commit)
+    listed = {
+        ref[len("refs/heads/") :]: sha
+        for sha, ref in (line.split("\t") for line in git("ls-remote", "--heads", url).splitlines())
+    }
+    git_calls.clear()
+    assert store.list_heads() == listed == {"ifcoord": commit, "ifcoord-session/s1": commit, "main": commit}
+    assert commands(git_calls) == []

@@ -296,6 +296,15 @@ class BranchStore:
 
     def list_heads(self) -> dict[str, str]:
         """Every branch on the remote with its tip, from one `ls-remote` round trip."""
+        if self.fetch_wire is not None:
+            try:
+                refs = wire.remote_refs(self.fetch_wire, WIRE_TIMEOUT)
+            except wire.NotSpoken:
+                pass  # git asks, and says what is wrong in its words
+            else:
+                return {
+                    r[len("refs/heads/") :]: sha for r, sha in refs.items() if r.startswith("refs/heads/")
+                }
         try:
             out = self.git.run("ls-remote", "--heads", self.fetch_url)
         except GitFailed as exc:
@@ -347,7 +356,21 @@ class BranchStore:
         git moves the ref only after the pack is complete and connected, so a fetch killed
         part-way leaves the ref where it was. A clone already broken (a ref on a commit whose
         objects are missing: git then fails with "unresolved deltas") heals here: the private
-        ref is dropped, so that nothing broken is offered to the server, and fetched afresh."""
+        ref is dropped, so that nothing broken is offered to the server, and fetched afresh.
+
+        Over git://, the tip is asked for first without git (git/wire.py): when it is still the
+        private ref's, there is nothing to fetch, and git's fetch (with its wait) is not run.
+        A private ref whose objects are missing is found when the state is read, and healed
+        there (Transactor.load)."""
+        if self.fetch_wire is not None:
+            try:
+                tip = wire.remote_tip(self.fetch_wire, f"refs/heads/{self.branch}", WIRE_TIMEOUT)
+            except wire.NotSpoken:
+                pass  # git fetches, and says what is wrong in its words
+            else:
+                if tip is not None and tip == self.local_tip():
+                    self.mark_fetched()
+                    return tip
         for attempt in (1, 2):
             try:
                 self.git.run(

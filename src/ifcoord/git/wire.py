@@ -181,16 +181,21 @@ def _connect(host: str, port: int, timeout: float) -> _socket.socket:
     raise last or OSError(f"no address for {host}")
 
 
-def remote_tip(address: Address, ref: str, timeout: float) -> str | None:
-    """The ref's value on the server (None: no such ref), as `git ls-remote` reads it. NotSpoken
-    when it could not be read here (git then asks)."""
+def remote_refs(address: Address, timeout: float) -> dict[str, str]:
+    """Every ref the server advertises, name -> sha, as `git ls-remote` lists them. NotSpoken
+    when they could not be read here (git then asks)."""
     try:
         with Connection(address, "git-upload-pack", timeout) as conn:
             refs, _ = conn.advertisement(none_is_empty=True)
             conn.sock.sendall(FLUSH)  # no wants: the server ends the conversation
     except (OSError, ConnectionError) as exc:
         raise NotSpoken(str(exc)) from exc
-    return refs.get(ref)
+    return refs
+
+
+def remote_tip(address: Address, ref: str, timeout: float) -> str | None:
+    """The ref's value on the server (None: no such ref)."""
+    return remote_refs(address, timeout).get(ref)
 
 
 def pack(loose: Loose) -> bytes:
