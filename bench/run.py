@@ -102,8 +102,9 @@ HOME (no user or system config).
   on a claimed task for a random time, then completes it; its loop claims the next. Claim
   latency is `Workspace.apply` of the claim, retries included, against a claim with nobody
   else about made the same way (decided on the session's own look, then pushed; the median of
-  9); leases lost are `lease-lost` events; commits per second and double claims come
-  from the branch history. The parse cache is the machine's, as for real sessions (one for the
+  9 made before the team starts and 9 after it stops, as the machine's speed drifts); leases
+  lost are `lease-lost` events; commits per second and double claims come from the branch
+  history. The parse cache is the machine's, as for real sessions (one for the
   lab's HOME): the session that lands a commit leaves the parses of the boards it wrote, the
   others read them; the state at a commit is built once per process and shared.
   The machine queue row times every turn (docs/protocol.md, section 3): how long an attempt

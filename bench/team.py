@@ -25,12 +25,17 @@ import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import Row, git, ms, objects_bytes, packed_size
 from lab import Lab
+
+if TYPE_CHECKING:
+    from ifcoord.session.workspace import Workspace
 
 BRANCH = "ifcoord"
 # The defaults the clock compresses (ifcoord.models.Config; docs/protocol.md).
@@ -405,6 +410,29 @@ def daemon_cpu(prefix_port: str) -> float:
     return total
 
 
+def claims_alone(solo: Workspace, tasks: Iterator[str]) -> list[float]:
+    """ALONE claims by `solo` with nobody else about, as the loop makes them (decided on the
+    look just taken, then pushed), of the next tasks of `tasks` that are still free: seconds each."""
+    from ifcoord.core.ops import claim_task
+    from ifcoord.errors import IfcoordError
+
+    times: list[float] = []
+    for task in tasks:
+        state = solo.poll_state()
+        found = state.snapshot.tasks().get(task)
+        if found is None or found.owner or found.state != "open":
+            continue  # the team took it
+        began = time.perf_counter()
+        try:
+            solo.apply(lambda s, c, t=task: claim_task(s, t, c), task_id=task, fetch_first=False)
+        except IfcoordError:
+            continue
+        times.append(time.perf_counter() - began)
+        if len(times) == ALONE:
+            break
+    return times
+
+
 def team(lab: Lab, quick: bool) -> list[Row]:
     sizes = team_sizes(quick)
     rows: list[Row] = ceiling(lab, 2 if quick else 8, 2 if quick else 30)
@@ -418,24 +446,17 @@ def team(lab: Lab, quick: bool) -> list[Row]:
         template = lab.light_clone(url, "team-template")
 
         # Baseline: a claim with nobody else about, in a warm workspace, made as the team's are
-        # (the loop's claim: decided on the look the cycle just took, then pushed); the median
-        # of ALONE claims (three varied from 104 to 181 ms between runs).
-        from ifcoord.core.ops import claim_task
+        # (the loop's claim: decided on the look the cycle just took, then pushed): ALONE claims
+        # before the team starts and ALONE after it stops, the median of all. One moment's
+        # baseline moved with the machine (64 to 119 ms for the same code in one morning).
         from ifcoord.session.workspace import Workspace
         from ifcoord.views.dashboard import render_dashboard
 
         solo = Workspace(start=lab.light_clone(url, "solo"), session="solo", remote=url, branch=BRANCH,
                          dashboard=render_dashboard)  # fmt: skip
         solo.read()
-        alone: list[float] = []
-        for j in range(ALONE):
-            task = f"T{sizes.files - 1}.{sizes.per_file - j}"
-            solo.poll_state()
-            began = time.perf_counter()
-            solo.apply(lambda s, c, t=task: claim_task(s, t, c), task_id=task, fetch_first=False)
-            alone.append(time.perf_counter() - began)
-        solo.store.close()
-        uncontended = statistics.median(alone)
+        last_tasks = (f"T{sizes.files - 1}.{sizes.per_file - j}" for j in range(sizes.per_file))
+        alone_before = claims_alone(solo, last_tasks)
 
         clones = [session_clone(lab, template, url, i) for i in range(sizes.sessions)]
         old_tip = git(f"--git-dir={bare}", "rev-parse", BRANCH)
@@ -488,6 +509,9 @@ def team(lab: Lab, quick: bool) -> list[Row]:
         for proc in workers:
             proc.join(timeout=30)
         elapsed = time.monotonic() - start
+        alone_after = claims_alone(solo, last_tasks)  # the same claims, the team gone
+        solo.store.close()
+        uncontended = statistics.median(alone_before + alone_after)
         used["git daemon"] = daemon_cpu(prefix.rsplit(":", 1)[1]) - daemon_before
         new_tip = git(f"--git-dir={bare}", "rev-parse", BRANCH)
         claims, _ = history(bare)
@@ -505,7 +529,9 @@ def team(lab: Lab, quick: bool) -> list[Row]:
     lost = tally.events["lease-lost"]
     label = f"{sizes.sessions} sessions, {sizes.files * sizes.per_file} tasks, {elapsed:.0f} s"
     rows.append(Row("team", f"{label}: claims p50 / p99 (landed)",
-                    f"{ms(p50)} / {ms(p99)} ({len(lat)})", f"{ms(uncontended)} one claim alone",
+                    f"{ms(p50)} / {ms(p99)} ({len(lat)})",
+                    f"{ms(uncontended)} one claim alone ({ms(statistics.median(alone_before))} before, "
+                    f"{ms(statistics.median(alone_after))} after)",
                     f"{p99 / uncontended:.2f}x (p99)", "p99 <= 5x, 0 double, 0 lease lost",
                     p99 <= 5 * uncontended and doubles == 0 and lost == 0))  # fmt: skip
     rows.append(Row("team", "pushes per claim / double claims / leases lost / errors",
