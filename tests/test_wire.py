@@ -311,3 +311,28 @@ def test_the_branches_list_as_ls_remote_lists_them_without_starting_git(
     git_calls.clear()
     assert store.list_heads() == listed == {"ifcoord": commit, "ifcoord-session/s1": commit, "main": commit}
     assert commands(git_calls) == []
+
+
+def test_a_server_that_never_answers_is_unreachable_without_asking_git_to_wait_as_long(
+    tmp_path: Path, git_calls: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from ifcoord.errors import RemoteUnreachable
+    from ifcoord.git import store as store_module
+
+    monkeypatch.setattr(store_module, "WIRE_TIMEOUT", 0.5)
+    with socket.socket() as listener:  # takes connections (the kernel's backlog), never speaks
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"git://127.0.0.1:{listener.getsockname()[1]}/remote.git"
+        clone = tmp_path / "clone"
+        git("init", "-q", str(clone))
+        store = store_for(clone, url)
+        for ask in (store.remote_tip, store.list_heads, store.fetch):
+            with pytest.raises(RemoteUnreachable, match="did not answer within 0.5s"):
+                ask()
+        commit = store.write_commit(None, {"a.md": b"1\n"}, "one", "t")
+        with pytest.raises(RemoteUnreachable, match="did not answer within 0.5s"):
+            store.push(commit, None, timeout=0.5)
+    assert commands(git_calls) == []  # git would have waited its own minute

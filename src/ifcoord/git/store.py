@@ -25,7 +25,7 @@ from ifcoord.git.runner import GitFailed, GitRunner
 Supply = Callable[[str | None, str], list[tuple[str, bytes]] | None]
 
 PRIVATE_PREFIX = "refs/ifcoord"
-WIRE_TIMEOUT = 30.0  # seconds a git:// read of the tip may stall before git is asked instead
+WIRE_TIMEOUT = 10.0  # seconds a git:// server may take to list its refs before it is unreachable
 IFCOORD_EMAIL_DOMAIN = "@ifcoord.invalid"  # ifcoord's commits, and only they, carry it
 MISSING_REF_PATTERNS = ("couldn't find remote ref", "could not find remote ref")
 # git's words for a local object store that lacks what a ref promises (a fetch killed part-way).
@@ -301,6 +301,8 @@ class BranchStore:
                 refs = wire.remote_refs(self.fetch_wire, WIRE_TIMEOUT)
             except wire.NotSpoken:
                 pass  # git asks, and says what is wrong in its words
+            except wire.Unanswered as exc:
+                raise self._unanswered() from exc
             else:
                 return {
                     r[len("refs/heads/") :]: sha for r, sha in refs.items() if r.startswith("refs/heads/")
@@ -340,6 +342,8 @@ class BranchStore:
                 return wire.remote_tip(self.fetch_wire, f"refs/heads/{self.branch}", WIRE_TIMEOUT)
             except wire.NotSpoken:
                 pass  # git asks, and says what is wrong in its words
+            except wire.Unanswered as exc:
+                raise self._unanswered() from exc
         try:
             out = self.git.run("ls-remote", "--heads", self.fetch_url, f"refs/heads/{self.branch}")
         except GitFailed as exc:
@@ -367,6 +371,8 @@ class BranchStore:
                 tip = wire.remote_tip(self.fetch_wire, f"refs/heads/{self.branch}", WIRE_TIMEOUT)
             except wire.NotSpoken:
                 pass  # git fetches, and says what is wrong in its words
+            except wire.Unanswered as exc:
+                raise self._unanswered() from exc
             else:
                 if tip is not None and tip == self.local_tip():
                     self.mark_fetched()
@@ -469,6 +475,8 @@ class BranchStore:
                 )
             except wire.NotSpoken:
                 pass  # nothing changed on the server: git pushes
+            except wire.Unanswered as exc:
+                raise self._unanswered(timeout) from exc
             else:
                 if report.outcome == wire.REJECTED:
                     self._refused_by_hook(report.reason)
@@ -499,6 +507,13 @@ class BranchStore:
             self.set_private_ref(commit)
             return PushOutcome.LANDED
         return PushOutcome.UNKNOWN
+
+    def _unanswered(self, seconds: float | None = None) -> RemoteUnreachable:
+        waited = WIRE_TIMEOUT if seconds is None else seconds
+        return RemoteUnreachable(
+            f"remote {self.remote} is unreachable: it did not answer within {waited:g}s",
+            hint="check the network or the remote's URL; nothing was changed",
+        )
 
     def _refused_by_hook(self, reason: str) -> None:
         """A server hook said no: retrying will not change its mind."""

@@ -20,7 +20,8 @@ It is used only where git itself would connect straight to the URL: a git:// URL
 reaches it, and not with IFCOORD_GIT_WIRE=0. A request that fails before the push is sent
 (refused, a server error, a reply this does not read) is made again by git, which says what went
 wrong in its words; once the push is sent, a broken connection leaves its outcome unknown, as
-with git, and the caller finds out (git/transaction.py).
+with git, and the caller finds out (git/transaction.py). A server that does not answer within
+the time is unreachable for now (git would wait as long), and git is not asked.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ Loose = list[tuple[str, bytes]]  # (hex sha, the object's loose form: zlib of "k
 
 class NotSpoken(Exception):
     """The request could not be made here and nothing was changed: let git make it."""
+
+
+class Unanswered(Exception):
+    """The server did not answer within the time, and nothing was changed. git would wait as
+    long, so it is not asked: the remote is unreachable for now."""
 
 
 class Address:
@@ -188,7 +194,9 @@ def remote_refs(address: Address, timeout: float) -> dict[str, str]:
         with Connection(address, "git-upload-pack", timeout) as conn:
             refs, _ = conn.advertisement(none_is_empty=True)
             conn.sock.sendall(FLUSH)  # no wants: the server ends the conversation
-    except (OSError, ConnectionError) as exc:
+    except TimeoutError as exc:
+        raise Unanswered(str(exc)) from exc
+    except OSError as exc:  # ConnectionError too
         raise NotSpoken(str(exc)) from exc
     return refs
 
@@ -246,12 +254,16 @@ def push(
     that git sends what it thinks is missing)."""
     try:
         conn = Connection(address, "git-receive-pack", timeout)
+    except TimeoutError as exc:
+        raise Unanswered(str(exc)) from exc
     except OSError as exc:
         raise NotSpoken(str(exc)) from exc
     with conn:
         try:
             refs, capabilities = conn.advertisement()
-        except (OSError, ConnectionError) as exc:
+        except TimeoutError as exc:
+            raise Unanswered(str(exc)) from exc
+        except OSError as exc:  # ConnectionError too
             raise NotSpoken(str(exc)) from exc
         if "report-status" not in capabilities:
             raise NotSpoken("the server does not report a push's status")
@@ -264,7 +276,7 @@ def push(
             lines: list[str] = []
             while (said := conn.read_line()) is not None:
                 lines.append(said.decode("utf-8", "replace").rstrip("\n"))
-        except (OSError, ConnectionError):
+        except OSError:  # a timeout, a reset, a closed connection: it may have landed
             return Report(UNKNOWN)
     if not lines or not lines[0].startswith("unpack "):
         return Report(UNKNOWN)
