@@ -53,6 +53,13 @@ def commands(calls: list[tuple[str, ...]]) -> list[str]:
     return [c[0] for c in calls if c[0] in ("push", "fetch", "ls-remote")]
 
 
+def landed_first(store: BranchStore) -> str:
+    """The branch's first commit (a.md = 1), pushed: its sha."""
+    first = store.write_commit(None, {"a.md": b"1\n"}, "one", "t")
+    assert store.push(first, None) is PushOutcome.LANDED
+    return first
+
+
 def hook(bare: Path, name: str, body: str) -> None:
     path = bare / "hooks" / name
     path.write_text("#!/bin/sh\n" + body)
@@ -162,8 +169,7 @@ def test_a_stale_expected_tip_is_rejected_before_anything_is_sent(
 ) -> None:
     url, bare, clone = daemon_clone
     store = store_for(clone, url)
-    first = store.write_commit(None, {"a.md": b"1\n"}, "one", "t")
-    assert store.push(first, None) is PushOutcome.LANDED
+    first = landed_first(store)
     ahead = store.write_commit(first, {"a.md": b"2\n"}, "two", "t")
     assert store.push(ahead, first) is PushOutcome.LANDED
     late = store.write_commit(first, {"a.md": b"3\n"}, "late", "t")  # decided on the old tip
@@ -182,8 +188,7 @@ def test_the_servers_own_compare_and_swap_rejects_a_tip_moved_after_the_advertis
 ) -> None:
     url, bare, clone = daemon_clone
     store = store_for(clone, url)
-    first = store.write_commit(None, {"a.md": b"1\n"}, "one", "t")
-    assert store.push(first, None) is PushOutcome.LANDED
+    first = landed_first(store)
     other = store.write_commit(first, {"a.md": b"other\n"}, "other", "t")
     git("push", "-q", url, f"{other}:refs/heads/parked", cwd=clone)
     # Between the advertisement and the update, another writer moves the branch: the hook runs
@@ -215,8 +220,7 @@ def test_objects_the_server_misses_send_the_push_through_git(
 ) -> None:
     url, bare, clone = daemon_clone
     store = store_for(clone, url)
-    first = store.write_commit(None, {"a.md": b"1\n"}, "one", "t")
-    assert store.push(first, None) is PushOutcome.LANDED
+    first = landed_first(store)
     second = store.write_commit(first, {"a.md": b"2\n", "b.md": b"b\n"}, "two", "t")
     assert store.last_written is not None
     blob = objects.object_id(b"blob", b"b\n")
@@ -248,7 +252,7 @@ def test_an_unexported_repository_or_a_dead_port_is_left_to_git_to_explain(
         address = wire.daemon_address(dead)
         assert address is not None
         with pytest.raises(wire.NotSpoken):
-            wire.remote_tip(address, "refs/heads/ifcoord", 5.0)
+            wire.remote_refs(address, 5.0)
         with pytest.raises(wire.NotSpoken):
             wire.push(address, "refs/heads/ifcoord", None, "0" * 40, [], 5.0)
 
@@ -279,8 +283,7 @@ def test_a_fetch_that_finds_the_tip_unchanged_starts_no_git_and_one_that_moved_f
 ) -> None:
     url, bare, clone = daemon_clone
     store = store_for(clone, url)
-    first = store.write_commit(None, {"a.md": b"1\n"}, "one", "t")
-    assert store.push(first, None) is PushOutcome.LANDED
+    first = landed_first(store)
     git_calls.clear()
     assert store.fetch() == first
     assert commands(git_calls) == []  # the tip was the private ref's: nothing to fetch

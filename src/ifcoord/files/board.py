@@ -391,9 +391,8 @@ class _Line:
 
 def _split_lines(text: str) -> list[_Line]:
     # The same line breaks markdown-it counts (\r\n, \r, \n), so its maps index this list.
-    if (
-        "\r" not in text
-    ):  # the usual board: str.split, and no regular expression (6.7 -> 2.5 ms at 6,000 lines)
+    # The usual board has no \r: str.split, and no regular expression (6.7 -> 2.5 ms at 6,000 lines).
+    if "\r" not in text:
         contents = text.split("\n")
         last = contents.pop()
         lines = [_Line(content, "\n") for content in contents]

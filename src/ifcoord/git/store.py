@@ -111,10 +111,8 @@ class BranchStore:
         self.push_url = config.get(f"remote.{remote}.pushurl", self.fetch_url)
         self.known_remote = f"remote.{remote}.url" in config or looks_like_location(remote)
         # a git:// remote that git would reach directly is spoken to without git (git/wire.py)
-        direct = wire.allowed(self.fetch_url, config)
-        self.fetch_wire = wire.daemon_address(self.fetch_url) if direct else None
-        direct = wire.allowed(self.push_url, config)
-        self.push_wire = wire.daemon_address(self.push_url) if direct else None
+        self.fetch_wire = wire.address_for(self.fetch_url, config)
+        self.push_wire = wire.address_for(self.push_url, config)
         # touched at every fetch that succeeded: how old the state is when the remote is down
         self.fetch_stamp = git_dir / "ifcoord" / "fetched" / f"{ref_slug(remote)}--{ref_slug(branch)}"
 
@@ -296,17 +294,9 @@ class BranchStore:
 
     def list_heads(self) -> dict[str, str]:
         """Every branch on the remote with its tip, from one `ls-remote` round trip."""
-        if self.fetch_wire is not None:
-            try:
-                refs = wire.remote_refs(self.fetch_wire, WIRE_TIMEOUT)
-            except wire.NotSpoken:
-                pass  # git asks, and says what is wrong in its words
-            except wire.Unanswered as exc:
-                raise self._unanswered() from exc
-            else:
-                return {
-                    r[len("refs/heads/") :]: sha for r, sha in refs.items() if r.startswith("refs/heads/")
-                }
+        refs = self._wire_refs()
+        if refs is not None:
+            return {r[len("refs/heads/") :]: sha for r, sha in refs.items() if r.startswith("refs/heads/")}
         try:
             out = self.git.run("ls-remote", "--heads", self.fetch_url)
         except GitFailed as exc:
@@ -337,13 +327,9 @@ class BranchStore:
 
     def remote_tip(self) -> str | None:
         """The branch's tip on the remote, from one `ls-remote` round trip."""
-        if self.fetch_wire is not None:
-            try:
-                return wire.remote_tip(self.fetch_wire, f"refs/heads/{self.branch}", WIRE_TIMEOUT)
-            except wire.NotSpoken:
-                pass  # git asks, and says what is wrong in its words
-            except wire.Unanswered as exc:
-                raise self._unanswered() from exc
+        refs = self._wire_refs()
+        if refs is not None:
+            return refs.get(f"refs/heads/{self.branch}")
         try:
             out = self.git.run("ls-remote", "--heads", self.fetch_url, f"refs/heads/{self.branch}")
         except GitFailed as exc:
@@ -366,17 +352,11 @@ class BranchStore:
         private ref's, there is nothing to fetch, and git's fetch (with its wait) is not run.
         A private ref whose objects are missing is found when the state is read, and healed
         there (Transactor.load)."""
-        if self.fetch_wire is not None:
-            try:
-                tip = wire.remote_tip(self.fetch_wire, f"refs/heads/{self.branch}", WIRE_TIMEOUT)
-            except wire.NotSpoken:
-                pass  # git fetches, and says what is wrong in its words
-            except wire.Unanswered as exc:
-                raise self._unanswered() from exc
-            else:
-                if tip is not None and tip == self.local_tip():
-                    self.mark_fetched()
-                    return tip
+        refs = self._wire_refs()
+        tip = refs.get(f"refs/heads/{self.branch}") if refs is not None else None
+        if tip is not None and tip == self.local_tip():
+            self.mark_fetched()
+            return tip
         for attempt in (1, 2):
             try:
                 self.git.run(
@@ -507,6 +487,19 @@ class BranchStore:
             self.set_private_ref(commit)
             return PushOutcome.LANDED
         return PushOutcome.UNKNOWN
+
+    def _wire_refs(self) -> dict[str, str] | None:
+        """The remote's refs read without git over git:// (git/wire.py); None: git is to ask
+        (not a git:// URL git reaches directly, or an answer wire.py does not read, which git
+        then reports in its words)."""
+        if self.fetch_wire is None:
+            return None
+        try:
+            return wire.remote_refs(self.fetch_wire, WIRE_TIMEOUT)
+        except wire.NotSpoken:
+            return None
+        except wire.Unanswered as exc:
+            raise self._unanswered() from exc
 
     def _unanswered(self, seconds: float | None = None) -> RemoteUnreachable:
         waited = WIRE_TIMEOUT if seconds is None else seconds

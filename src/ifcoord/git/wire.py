@@ -7,12 +7,13 @@ it delays that acknowledgement (40 ms on Linux). Every `ls-remote`, fetch and pu
 pays it at least once. Against a `git daemon` on this machine: `ls-remote` 49 ms (5 ms with the
 stall gone), a push of one commit 73 ms (16 ms), while the push holds the machine's turn.
 
-The two requests of a turn and of a poll that need no pack from the server are spoken here, in
+The requests of a turn and of a poll that need no pack from the server are spoken here, in
 git's protocol v0 (what git speaks over git:// unless asked for v2), on a socket with
-TCP_NODELAY: the branch's tip (the advertisement of `git-upload-pack`, then a flush: what
-`ls-remote` does) and the push of a commit whose new objects ifcoord has just written
-(`git-receive-pack`: the ref's old and new value, which the server swaps only while the ref still
-holds the old one, the objects as a pack, and the server's report). Anything else (a fetch, a
+TCP_NODELAY: the refs, for the branch's tip or the list of branches (the advertisement of
+`git-upload-pack`, then a flush: what `ls-remote` does) and the push of a commit whose new
+objects ifcoord has just written (`git-receive-pack`: the ref's old and new value, which the
+server swaps only while the ref still holds the old one, the objects as a pack, and the
+server's report). Anything else (a fetch, a
 push of other commits, a server or a URL this does not expect) goes through git.
 
 It is used only where git itself would connect straight to the URL: a git:// URL with no
@@ -84,6 +85,12 @@ def daemon_address(url: str) -> Address | None:
     if not 0 < number < 65536:
         return None
     return Address(host, number, "/" + path, hostport)
+
+
+def address_for(url: str, config: dict[str, str]) -> Address | None:
+    """Where to speak to `url` without git: its address when it is a plain git:// URL that git
+    would reach directly (`allowed`); None: git reaches it."""
+    return daemon_address(url) if allowed(url, config) else None
 
 
 def allowed(url: str, config: dict[str, str], environ: dict[str, str] | None = None) -> bool:
@@ -187,23 +194,37 @@ def _connect(host: str, port: int, timeout: float) -> _socket.socket:
     raise last or OSError(f"no address for {host}")
 
 
+def _opened(
+    address: Address, service: str, timeout: float, none_is_empty: bool = False
+) -> tuple[Connection, dict[str, str], set[str]]:
+    """A connection to `service` with the server's advertisement read: (connection, refs,
+    capabilities). Unanswered when the server said nothing in time, NotSpoken for any other
+    failure; nothing was sent but the request either way."""
+    conn: Connection | None = None
+    try:
+        conn = Connection(address, service, timeout)
+        refs, capabilities = conn.advertisement(none_is_empty)
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, TimeoutError):
+            raise Unanswered(str(exc)) from exc
+        if isinstance(exc, OSError):  # ConnectionError too
+            raise NotSpoken(str(exc)) from exc
+        raise
+    return conn, refs, capabilities
+
+
 def remote_refs(address: Address, timeout: float) -> dict[str, str]:
     """Every ref the server advertises, name -> sha, as `git ls-remote` lists them. NotSpoken
     when they could not be read here (git then asks)."""
-    try:
-        with Connection(address, "git-upload-pack", timeout) as conn:
-            refs, _ = conn.advertisement(none_is_empty=True)
+    conn, refs, _ = _opened(address, "git-upload-pack", timeout, none_is_empty=True)
+    with conn:
+        try:
             conn.sock.sendall(FLUSH)  # no wants: the server ends the conversation
-    except TimeoutError as exc:
-        raise Unanswered(str(exc)) from exc
-    except OSError as exc:  # ConnectionError too
-        raise NotSpoken(str(exc)) from exc
+        except OSError:
+            pass  # the refs are read; how the conversation ends does not change them
     return refs
-
-
-def remote_tip(address: Address, ref: str, timeout: float) -> str | None:
-    """The ref's value on the server (None: no such ref)."""
-    return remote_refs(address, timeout).get(ref)
 
 
 def pack(loose: Loose) -> bytes:
@@ -252,19 +273,8 @@ def push(
     `loose` (every object of `commit` that `expected` lacks) as the pack. NotSpoken when nothing
     was sent and git should push instead (or when the server unpacked but refused the objects, so
     that git sends what it thinks is missing)."""
-    try:
-        conn = Connection(address, "git-receive-pack", timeout)
-    except TimeoutError as exc:
-        raise Unanswered(str(exc)) from exc
-    except OSError as exc:
-        raise NotSpoken(str(exc)) from exc
+    conn, refs, capabilities = _opened(address, "git-receive-pack", timeout)
     with conn:
-        try:
-            refs, capabilities = conn.advertisement()
-        except TimeoutError as exc:
-            raise Unanswered(str(exc)) from exc
-        except OSError as exc:  # ConnectionError too
-            raise NotSpoken(str(exc)) from exc
         if "report-status" not in capabilities:
             raise NotSpoken("the server does not report a push's status")
         if refs.get(ref) != expected:
