@@ -118,6 +118,8 @@ def test_agent_snippet_tells_an_agent_to_join_and_ask_now(clone: Path) -> None:
     assert done.returncode == 0
     assert "ifcoord join" in done.stdout and "ifcoord now --json" in done.stdout
     assert "ifcoord poll" not in done.stdout
+    # finishing also asks for the next task, in the same turn at the branch
+    assert "`ifcoord complete ID --deliverable PATH --tests-passed N --epoch N --next --json`" in done.stdout
 
 
 def test_deliverable_paths_are_read_from_backquotes_or_a_plain_list() -> None:

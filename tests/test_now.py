@@ -176,8 +176,8 @@ def test_every_command_handed_to_the_agent_carries_the_epoch_it_holds() -> None:
     text = message(answer, s)
     for command in (
         "progress T1 PERCENT --note ... --epoch 3",
-        "complete T1 --epoch 3",
+        "complete T1 --epoch 3 --next",
         "release T1 --epoch 3",
     ):
         assert f"`ifcoord {command}`" in text, text
-    assert "`ifcoord complete T1 --epoch 3`" in continue_message(answer.task)
+    assert "`ifcoord complete T1 --epoch 3 --next`" in continue_message(answer.task)

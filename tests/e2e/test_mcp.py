@@ -57,7 +57,9 @@ def test_an_mcp_client_works_a_task_through_the_tools_and_gets_errors_with_their
                 text(await session.call_tool("progress", {"task": "T1", "percent": 50}))
             )
             seen["not-ready"] = await session.call_tool("claim", {"task": "T2"})
-            seen["complete"] = json.loads(text(await session.call_tool("complete", {"task": "T1"})))
+            seen["complete"] = json.loads(
+                text(await session.call_tool("complete", {"task": "T1", "next": True}))
+            )
             seen["board"] = json.loads(text(await session.call_tool("board", {})))
             seen["brief"] = text(await session.call_tool("brief", {}))
             seen["unknown"] = await session.call_tool("show", {"task": "T9"})
@@ -68,7 +70,10 @@ def test_an_mcp_client_works_a_task_through_the_tools_and_gets_errors_with_their
     assert seen["progress"]["task"]["progress"] == 50 and seen["progress"]["op"] == "progress"
     assert is_error(seen["not-ready"]) and "not ready (exit 4)" in text(seen["not-ready"])
     assert seen["complete"]["task"]["state"] == "done"
-    assert {t["id"]: t["state"] for t in seen["board"]["tasks"]} == {"T1": "done", "T2": "open"}
+    # next=true: T2, ready once T1 is done, was claimed in the same call
+    assert (seen["complete"]["next"]["action"], seen["complete"]["next"]["task"]["id"]) == ("work", "T2")
+    assert seen["complete"]["next"]["claimed"] is True
+    assert {t["id"]: t["state"] for t in seen["board"]["tasks"]} == {"T1": "done", "T2": "in_progress"}
     assert seen["brief"].startswith("# Brief for s1")
     assert is_error(seen["unknown"]) and "usage error (exit 2)" in text(seen["unknown"])
     assert "**Status:** done" in git("show", "ifcoord:boards/PHASE-0.md", cwd=bare_remote)

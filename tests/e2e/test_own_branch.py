@@ -384,3 +384,23 @@ def test_ci_workflow_files_are_yaml_with_the_trigger_and_their_command_decides(t
     assert [(d["session"], d["seq"], d["verdict"]) for d in json.loads(ran.stdout)["decisions"]] == [
         ("alice", seq, "accepted")
     ]
+
+
+@pytest.mark.timeout(300)
+def test_complete_next_in_own_branch_mode_proposes_the_completion_and_waits_for_the_arbiter(
+    tmp_path: Path,
+) -> None:
+    """Own-branch mode: the completion is only a proposal until the arbiter decides, and `now`
+    would still name the task; so `--next` proposes it and says to ask `now` after the
+    arbiter's verdict, instead of an answer that is not one yet."""
+    bare, admin = world(tmp_path)
+    alice = session_clone(str(bare), tmp_path, "alice")
+    assert decided(admin, "alice", proposed_seq(op(alice, "alice", "claim", "T1", "--json")))
+    done = op(alice, "alice", "complete", "T1", "--next", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["op"] == "complete" and out["proposed"] is not None and out["next"] is None
+    assert decided(admin, "alice", out["proposed"])
+    assert owners(admin)["T1"] == ("alice", "done", 1)
+    after = json.loads(op(alice, "alice", "now", "--json").stdout)
+    assert (after["action"], after["task"]["id"], after["claimed"]) == ("work", "T2", True)

@@ -371,11 +371,12 @@ This repository's work is split between parallel sessions through ifcoord. Once 
   release your filler `task`, your primary `primary` is ready), `unblock` (run
   `ifcoord unblock ID`), `wait` (nothing ready: `waiting_on`), `done` (board finished).
 - Report as you go: `ifcoord progress ID PERCENT --note "..." --epoch N`; finish with
-  `ifcoord complete ID --deliverable PATH --tests-passed N --epoch N`; when stuck
+  `ifcoord complete ID --deliverable PATH --tests-passed N --epoch N --next --json`; when stuck
   `ifcoord block ID --on OTHER-ID --reason "..." --epoch N` or give it back with
   `ifcoord release ID --epoch N`. N is the `epoch` that `now` gave you with the task: a command
   from an older claim is then refused ("lease lost") instead of touching someone else's work.
-- After each of those, ask `ifcoord now` again. With nothing ready,
+- `complete --next` also claims your next task and answers as `now` does, under `next`. After
+  the others, ask `ifcoord now` again. With nothing ready,
   `ifcoord now --wait 600` waits for work and returns as soon as there is some.
 - Never edit the coordination branch or the STATUS files by hand; `ifcoord` does it.
 """

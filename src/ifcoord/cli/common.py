@@ -36,6 +36,9 @@ ForceOpt = typer.Option(
     False, "--force", help="For humans: do it even though it is refused; recorded as forced."
 )
 EpochOpt = typer.Option(None, "--epoch", min=0, help="The fencing number you hold (from `claim --json`).")
+NextAfterOpt = typer.Option(
+    False, "--next", help="Then answer as `now` does (it claims your next task), in the same turn."
+)
 
 
 def emit(data: Any) -> None:

@@ -126,15 +126,29 @@ class Tools:
         deliverable: str | None = None,
         tests_passed: int | None = None,
         tests_failed: int | None = None,
+        next: bool = False,  # noqa: A002 - the tool's parameter, named as the CLI's --next
     ) -> dict[str, Any]:
         from ifcoord.core.ops import complete_task
 
-        return self._op(lambda s, c: complete_task(s, task, c, deliverable, tests_passed, tests_failed), task)
+        op = lambda s, c: complete_task(s, task, c, deliverable, tests_passed, tests_failed)  # noqa: E731
+        return self._finish(op, task, next)
 
-    def release(self, task: str) -> dict[str, Any]:
+    def release(self, task: str, next: bool = False) -> dict[str, Any]:  # noqa: A002
         from ifcoord.core.ops import release_task
 
-        return self._op(lambda s, c: release_task(s, task, c), task)
+        return self._finish(lambda s, c: release_task(s, task, c), task, next)
+
+    def _finish(self, operation: Callable[..., Any], task: str, then_next: bool) -> dict[str, Any]:
+        """`complete`/`release`; with next, `now`'s answer too, under "next", from the same turn at
+        the branch (as `ifcoord complete --next --json`)."""
+        if not then_next:
+            return self._op(operation, task)
+        from ifcoord.cli.common import op_json
+        from ifcoord.session.now import answer_json, then_ask
+
+        ws = self.ws()
+        result, tx, then = then_ask(ws, operation, task)
+        return {**op_json(result, tx, ws), "next": answer_json(*then) if then else None}
 
     def _read(self) -> tuple[BranchState, frozenset[str], Workspace | None]:
         from ifcoord.cli.common import read_state
@@ -179,8 +193,9 @@ TOOL_DOCS = {
     "progress": "Report progress (0-100) on a task you hold; ticks its milestones.",
     "block": "Mark a task you hold as blocked, with the task IDs it waits on.",
     "unblock": "Put a blocked task you hold back in progress.",
-    "complete": "Mark a task you hold as done.",
-    "release": "Give a task you hold back (open again).",
+    "complete": "Mark a task you hold as done (next=true: then, in the same turn at the branch, "
+    "what `now` answers, with the task it claims for you, under `next`).",
+    "release": "Give a task you hold back (open again); next=true as for complete.",
     "board": "Every task with state, owner, dependencies and progress (optionally one phase).",
     "show": "One task in full.",
     "status": "Every session: state, current task, heartbeat age, stale leases.",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,6 +15,7 @@ from ifcoord.cli.common import (
     EpochOpt,
     ForceOpt,
     JsonOpt,
+    NextAfterOpt,
     RemoteOpt,
     SessionOpt,
     TestsFailedOpt,
@@ -19,11 +23,17 @@ from ifcoord.cli.common import (
     console,
     emit,
     note,
+    op_json,
     op_output,
     workspace,
 )
 from ifcoord.errors import ConflictError, UsageError
 from ifcoord.views.text import safe_markup
+
+if TYPE_CHECKING:
+    from ifcoord.core.ops import OpContext, OpResult
+    from ifcoord.models import Snapshot
+    from ifcoord.session.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -239,6 +249,7 @@ def complete(
     branch: str | None = BranchOpt,
     epoch: int | None = EpochOpt,
     force: bool = ForceOpt,
+    next_task: bool = NextAfterOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Mark a task you hold as done; tasks that depend on it may become ready.
@@ -248,11 +259,10 @@ def complete(
     from ifcoord.core.ops import complete_task
 
     ws = workspace(session, remote, branch)
-    result, tx = ws.apply(
-        lambda s, c: complete_task(s, task, c, deliverable, tests_passed, tests_failed),
-        task_id=task, force=force, epoch=epoch,
+    finish(
+        ws, lambda s, c: complete_task(s, task, c, deliverable, tests_passed, tests_failed),
+        task, force, epoch, next_task, as_json,
     )  # fmt: skip
-    op_output(result, tx, ws, as_json)
 
 
 def release(
@@ -262,6 +272,7 @@ def release(
     branch: str | None = BranchOpt,
     epoch: int | None = EpochOpt,
     force: bool = ForceOpt,
+    next_task: bool = NextAfterOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Give a task back: open again, owner cleared (its epoch stays, to fence you out).
@@ -271,8 +282,34 @@ def release(
     from ifcoord.core.ops import release_task
 
     ws = workspace(session, remote, branch)
-    result, tx = ws.apply(lambda s, c: release_task(s, task, c), task_id=task, force=force, epoch=epoch)
-    op_output(result, tx, ws, as_json)
+    finish(ws, lambda s, c: release_task(s, task, c), task, force, epoch, next_task, as_json)
+
+
+def finish(
+    ws: Workspace,
+    operation: Callable[[Snapshot, OpContext], OpResult],
+    task: str,
+    force: bool,
+    epoch: int | None,
+    next_task: bool,
+    as_json: bool,
+) -> None:
+    """`complete` and `release`; with --next, then `now`'s answer in the same turn at the branch
+    (session/now.py, then_ask): its JSON under "next", its message after the operation's line
+    (own-branch mode: null, and a line saying the arbiter decides first). The exit code is the
+    operation's: 0 once it landed, also when nothing is ready next."""
+    if not next_task:
+        result, tx = ws.apply(operation, task_id=task, force=force, epoch=epoch)
+        op_output(result, tx, ws, as_json)
+        return
+    from ifcoord.session.now import answer_json, awaiting_message, message, then_ask
+
+    result, tx, then = then_ask(ws, operation, task, force, epoch)
+    if as_json:
+        emit({**op_json(result, tx, ws), "next": answer_json(*then) if then else None})
+    else:
+        op_output(result, tx, ws, False)
+        sys.stdout.write((message(then[0], then[1]) if then else awaiting_message(task)) + "\n")
 
 
 def heartbeat(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +23,7 @@ from ifcoord.core.snapshot import BranchState, SnapshotLoader
 from ifcoord.errors import IfcoordError, RemoteUnreachable
 from ifcoord.git import objects
 from ifcoord.git.handoff import Handoff
-from ifcoord.git.queue import MachineQueue
+from ifcoord.git.queue import MachineQueue, Turn
 from ifcoord.git.retry import backoff
 from ifcoord.git.store import BranchStore, MissingObject, PushOutcome, RemoteMissing
 
@@ -66,6 +68,26 @@ class Unconfirmed(Exception):
     that asked for the remote's tip: it is decided again on a fetched one."""
 
 
+class _Hold:
+    """The turn a thread holds across several operations (Transactor.holding): the first
+    operation inside it learns whether others went first, as if it had queued itself; the ones
+    after it follow a commit this thread has just landed, so nobody went first for them."""
+
+    __slots__ = ("turn", "joined", "used")
+
+    def __init__(self, turn: Turn, joined: float) -> None:
+        self.turn = turn
+        self.joined = joined
+        self.used = False
+
+    def next_turn(self) -> tuple[Turn, float]:
+        """The Turn the next attempt inside the hold runs in, and when it "joined"."""
+        if self.used:
+            return Turn(self.turn.had, False), time.monotonic()
+        self.used = True
+        return self.turn, self.joined
+
+
 class Transactor:
     """Runs operations against one branch store, serialised per clone by a file lock."""
 
@@ -86,6 +108,36 @@ class Transactor:
         self.sleep = sleep
         self.queue = MachineQueue(store.push_url, store.branch)
         self.handoff = Handoff(self.queue.path)
+        self._local = threading.local()  # .hold: the _Hold this thread is inside, if any
+        self._clone_lock: Any = None  # one FileLock for the clone: reentrant, per thread
+
+    def clone_lock(self) -> Any:
+        """The clone's lock (a FileLock, reentrant within a thread): operations of this clone
+        run one at a time, whichever process runs them."""
+        if self._clone_lock is None:
+            from filelock import FileLock
+
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            self._clone_lock = FileLock(str(self.lock_path))
+        return self._clone_lock
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Run the operations of the body in one turn at the branch (docs/protocol.md, section
+        3): the turn is taken once, before the first, and kept until the last has landed, so
+        that an operation that follows another (a completion's next claim) does not queue
+        again behind every session of the machine that asked in between. Each operation is
+        still its own commit and its own compare-and-swap push. Nested holds are one hold."""
+        if getattr(self._local, "hold", None) is not None:
+            yield
+            return
+        joined = time.monotonic()
+        with self.clone_lock(), self.queue.turn(joined + self.deadline) as turn:
+            self._local.hold = _Hold(turn, joined)
+            try:
+                yield
+            finally:
+                self._local.hold = None
 
     def read(self, fetch: bool = True) -> BranchState:
         """The state at the remote tip (fetched), or at the private ref without a round trip."""
@@ -123,10 +175,8 @@ class Transactor:
         lost is looked for on the remote until its fate is known; an operation that landed is
         never decided or pushed again; when the deadline passes with the fate still unknown,
         OutcomeUnknown names the id (`ifcoord log --op ID`)."""
-        from filelock import FileLock
         from tenacity import RetryError
 
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         op_id = new_op_id()
         counters = {"attempts": 0, "pushes": 0}
         use_fetch = [fetch_first]
@@ -135,8 +185,14 @@ class Transactor:
 
         def attempt() -> TxResult:
             counters["attempts"] += 1
-            joined = time.monotonic()
-            with self.queue.turn(deadline_at) as turn:
+            hold: _Hold | None = getattr(self._local, "hold", None)
+            if hold is not None:
+                held, joined = hold.next_turn()
+                in_turn: Any = nullcontext(held)
+            else:
+                joined = time.monotonic()
+                in_turn = self.queue.turn(deadline_at)
+            with in_turn as turn:
                 if turn.waited:
                     # Sessions of this machine went first: the tip has moved. Take what they
                     # pushed from them, else fetch it.
@@ -206,7 +262,7 @@ class Transactor:
             )
 
         retrying = backoff(self.deadline, retryable, self.sleep)
-        with FileLock(str(self.lock_path)):
+        with self.clone_lock():
             try:
                 return retrying(attempt)
             except RetryError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -67,6 +68,8 @@ class Mode(Protocol):
     def withdraw(self, task_id: str) -> None: ...
 
     def others_waiting(self) -> bool: ...
+
+    def one_turn(self) -> AbstractContextManager[None]: ...
 
     def session_branch_tips(self) -> dict[str, str]: ...
 
@@ -137,6 +140,10 @@ class SharedMode:
     def others_waiting(self) -> bool:
         """Whether other sessions of this machine hold or wait for a turn at the branch."""
         return self.ws.transactor.queue.busy()
+
+    def one_turn(self) -> AbstractContextManager[None]:
+        """The machine's turn at the branch, kept across the operations of the body."""
+        return self.ws.transactor.holding()
 
     def session_branch_tips(self) -> dict[str, str]:
         return {}
@@ -350,6 +357,9 @@ class OwnBranchMode:
 
     def others_waiting(self) -> bool:
         return False  # this session writes its own branch: nobody else waits for it
+
+    def one_turn(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # its own branch: there is no turn to keep
 
     def withdraw(self, task_id: str) -> None:
         """Take back this session's pending proposals for a task it lost."""

@@ -19,8 +19,12 @@ from ifcoord.core.scheduler import blocked_primaries, may_take, next_for, ready_
 from ifcoord.models import Snapshot, Task
 
 if TYPE_CHECKING:
+    from ifcoord.core.ops import OpContext, OpResult
     from ifcoord.core.snapshot import BranchState
+    from ifcoord.git.transaction import TxResult
     from ifcoord.session.workspace import Workspace
+
+    Operation = Callable[[Snapshot, OpContext], OpResult]
 
 # What the session should do; the order is the order of urgency.
 ACTIONS = ("unblock", "switch", "work", "claim", "wait", "done")
@@ -40,6 +44,7 @@ class NowAnswer:
     held: list[str] = field(default_factory=list)
     claimed: bool = False
     epoch: int | None = None
+    op_id: str | None = None  # the claim's operation id, when this answer claimed
 
 
 # -- pure decisions ---------------------------------------------------------------------------
@@ -234,8 +239,9 @@ def message(answer: NowAnswer, snapshot: Snapshot) -> str:
         e = fenced(t)
         lines.append(
             f"Report with `ifcoord progress {t.id} PERCENT --note ...{e}`; when finished "
-            f"`ifcoord complete {t.id}{e}`; if stuck `ifcoord block {t.id} --on ID{e}` or "
-            f"`ifcoord release {t.id}{e}`. Then ask `ifcoord now` again."
+            f"`ifcoord complete {t.id}{e} --next` (it also answers what to do next); if stuck "
+            f"`ifcoord block {t.id} --on ID{e}` or `ifcoord release {t.id}{e}`, then ask "
+            f"`ifcoord now` again."
         )
         return "\n".join(lines)
     if answer.action == "done":
@@ -249,7 +255,7 @@ def continue_message(task: Task) -> str:
     e = fenced(task)
     return (
         f"ifcoord: continue {describe(task)} or block/release it: "
-        f"`ifcoord progress {task.id} PERCENT{e}`, `ifcoord complete {task.id}{e}` when done, "
+        f"`ifcoord progress {task.id} PERCENT{e}`, `ifcoord complete {task.id}{e} --next` when done, "
         f"`ifcoord block {task.id} --on ID{e}` or `ifcoord release {task.id}{e}`."
     )
 
@@ -278,6 +284,7 @@ def answer_json(answer: NowAnswer, snapshot: Snapshot, stale: frozenset[str]) ->
         "held": answer.held,
         "claimed": answer.claimed,
         "epoch": answer.epoch,
+        "op_id": answer.op_id,
         "message": message(answer, snapshot),
         "commit": snapshot.commit,
     }
@@ -286,17 +293,19 @@ def answer_json(answer: NowAnswer, snapshot: Snapshot, stale: frozenset[str]) ->
 # -- the shell: read the branch, claim when holding nothing -----------------------------------
 
 
-def ask(ws: Workspace, claim: bool = True) -> tuple[NowAnswer, Snapshot, frozenset[str]]:
+def ask(ws: Workspace, claim: bool = True, fresh: bool = True) -> tuple[NowAnswer, Snapshot, frozenset[str]]:
     """Read the branch and answer; when the answer is "claim" (and claiming is on), claim the
     pick so that one call both claims and tells. The answer is decided again on the state the
     claim is written on (inside the machine's turn at the branch): sessions that read the same
-    tip take different tasks, one after the other, instead of racing for the same one."""
+    tip take different tasks, one after the other, instead of racing for the same one.
+    fresh=False: start from the state this clone has (an operation of this call just landed
+    it); the claim still lands only on the remote's tip."""
     from ifcoord.core.ops import claim_task
     from ifcoord.errors import ConflictError, NotReady
     from ifcoord.files.config import phase_sort_key
 
     session = ws.session
-    state = ws.read()
+    state = ws.read(fetch=fresh)
     require_branch(ws, state)
 
     def answer_for(snapshot: Snapshot, stale: frozenset[str]) -> NowAnswer:
@@ -331,12 +340,39 @@ def ask(ws: Workspace, claim: bool = True) -> tuple[NowAnswer, Snapshot, frozens
         task = snapshot.tasks().get(task_id, answer.task)
         claimed = NowAnswer(
             "work", session, task, answer.reason, held=answer.held + [task_id], claimed=True,
-            epoch=result.epoch,
+            epoch=result.epoch, op_id=tx.op_id,
         )  # fmt: skip
         return claimed, snapshot, stale
     snapshot = state.snapshot
     stale = ws.stale(snapshot)
     return answer_for(snapshot, stale), snapshot, stale
+
+
+def then_ask(
+    ws: Workspace, operation: Operation, task_id: str, force: bool = False, epoch: int | None = None
+) -> tuple[OpResult, TxResult, tuple[NowAnswer, Snapshot, frozenset[str]] | None]:
+    """`complete --next`, `release --next`: the operation, then `now`'s answer (with the claim
+    it makes when the session then holds nothing), in one turn at the branch: the claim follows
+    the operation's commit at once instead of queueing again behind the sessions of this
+    machine that asked meanwhile (docs/protocol.md, section 3). Two commits, as two commands
+    would make; a refused operation raises before anything is claimed. In own-branch mode the
+    operation is only a proposal until the arbiter decides it, so there is no answer yet (None):
+    `now` would still name the task."""
+    from ifcoord.ownbranch.proposals import Proposed
+
+    with ws.one_turn():
+        result, tx = ws.apply(operation, task_id=task_id, force=force, epoch=epoch)
+        if isinstance(tx.payload, Proposed):
+            return result, tx, None
+        return result, tx, ask(ws, fresh=False)
+
+
+def awaiting_message(task_id: str) -> str:
+    """What `complete --next` says in own-branch mode, where the completion is a proposal."""
+    return (
+        f"ifcoord: {task_id} is proposed to the arbiter; ask `ifcoord now` once it has decided "
+        "(`ifcoord now --wait 600`)."
+    )
 
 
 def require_branch(ws: Workspace, state: BranchState) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -362,6 +363,16 @@ class Workspace:
         except WrongMode:
             assert self._mode is not None
             return self._mode.apply(operation, task_id, force, epoch, fetch_first)
+
+    def one_turn(self) -> AbstractContextManager[None]:
+        """Run the operations of the body one after the other without letting another session
+        of this machine in between (`complete --next`: the claim follows the completion at once
+        instead of queueing again). Each is still its own commit. Shared mode keeps the
+        machine's turn at the branch from the first to the last; own-branch mode has no turn to
+        keep. The mode is the one this clone last read, else shared (as `apply` assumes)."""
+        if self._mode is None and self.store.local_tip() is not None:
+            self.read(fetch=False)
+        return (self._mode or SharedMode(self)).one_turn()
 
     @property
     def clone_id(self) -> str:
