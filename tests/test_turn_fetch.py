@@ -88,9 +88,9 @@ def counting_fetches(ws: Workspace) -> list[int]:
     count = [0]
     fetch = ws.store.fetch
 
-    def counted() -> str | None:
+    def counted(**kw: Any) -> str | None:
         count[0] += 1
-        return fetch()
+        return fetch(**kw)
 
     ws.store.fetch = counted  # type: ignore[method-assign]
     return count
@@ -561,3 +561,44 @@ def test_a_refusal_decided_on_the_handoff_after_a_wait_is_decided_again_on_the_f
         finally:
             for h in holders:
                 h.kill()
+
+
+def git_fetches(ws: Workspace) -> list[tuple[str, ...]]:
+    """The `git fetch` commands the workspace's store starts from now on."""
+    seen: list[tuple[str, ...]] = []
+    run = ws.store.git.run
+
+    def counted(*args: str, **kw: Any) -> Any:
+        if args and args[0] == "fetch":
+            seen.append(args)
+        return run(*args, **kw)
+
+    ws.store.git.run = counted  # type: ignore[method-assign]
+    return seen
+
+
+def test_over_git_daemon_a_turn_that_must_look_again_takes_the_machines_commits_from_the_handoff(
+    git_daemon: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, bare = git_daemon
+    branch(bare, tmp_path)
+    a = Workspace(start=make_clone(url, tmp_path / "a"), session="a", remote=url)
+    b = Workspace(start=make_clone(url, tmp_path / "b"), session="b", remote=url)
+    try:
+        a.read()  # the loop's look
+        b.read()
+        landed = beat(b)  # a session of this machine moves the branch after a's look
+        assert landed.landed
+        fetches = git_fetches(a)
+        tx = beat(a)  # decided on a's look: the push finds the tip moved, and a looks again
+        assert tx.landed and (tx.attempts, tx.pushes) == (2, 2)
+        assert fetches == []  # b's commit came from the handoff, not from git's fetch
+        assert git("rev-parse", f"{tx.commit}^", cwd=bare) == landed.commit
+        # a command's read takes them the same way
+        third = b.apply(lambda s, c: heartbeat(s, c, "working", None))[1]
+        assert third.landed
+        assert a.read().commit == third.commit and fetches == []
+        git("fsck", "--no-dangling", cwd=a.store.git_dir)  # a's clone is whole
+    finally:
+        a.store.close()
+        b.store.close()

@@ -340,7 +340,7 @@ class BranchStore:
                 return sha
         return None
 
-    def fetch(self) -> str | None:
+    def fetch(self, supply: Supply | None = None) -> str | None:
         """Bring the branch into the private ref; its tip, or None when the branch is absent.
 
         git moves the ref only after the pack is complete and connected, so a fetch killed
@@ -351,12 +351,23 @@ class BranchStore:
         Over git://, the tip is asked for first without git (git/wire.py): when it is still the
         private ref's, there is nothing to fetch, and git's fetch (with its wait) is not run.
         A private ref whose objects are missing is found when the state is read, and healed
-        there (Transactor.load)."""
+        there (Transactor.load). When the tip moved, `supply(local, tip)` (as for `sync`) may
+        hand over the objects of the commits in between, which sessions of this machine pushed
+        (git/handoff.py): then git's fetch is not run either."""
         refs = self._wire_refs()
         tip = refs.get(f"refs/heads/{self.branch}") if refs is not None else None
-        if tip is not None and tip == self.local_tip():
-            self.mark_fetched()
-            return tip
+        if tip is not None:
+            local = self.local_tip()
+            if tip == local:
+                self.mark_fetched()
+                return tip
+            loose = supply(local, tip) if supply is not None else None
+            if loose is not None:
+                try:
+                    self.adopt(tip, loose)
+                    return tip
+                except (OSError, IfcoordError):
+                    pass  # fetched instead
         for attempt in (1, 2):
             try:
                 self.git.run(

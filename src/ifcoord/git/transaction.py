@@ -141,8 +141,14 @@ class Transactor:
 
     def read(self, fetch: bool = True) -> BranchState:
         """The state at the remote tip (fetched), or at the private ref without a round trip."""
-        tip = self.retrying(self.store.fetch) if fetch else self.store.local_tip()
+        tip = self.retrying(self.fetch) if fetch else self.store.local_tip()
         return self.load(tip)[1]
+
+    def fetch(self) -> str | None:
+        """The remote's tip into the private ref (BranchStore.fetch). Where the tip is known
+        without git (git://), the commits that sessions of this machine pushed since this clone's
+        tip come from the handoff rather than from the server."""
+        return self.store.fetch(supply=self.handoff.between)
 
     def sync(self) -> str | None:
         """The loop's look (BranchStore.sync): when the remote moved to commits that sessions of
@@ -218,7 +224,7 @@ class Transactor:
                 return attempt_in_turn()
 
         def attempt_in_turn(confirm: bool = False) -> TxResult:
-            tip = self.store.fetch() if use_fetch[0] else self.store.local_tip()
+            tip = self.fetch() if use_fetch[0] else self.store.local_tip()
             use_fetch[0] = True  # after a lost race, always look at the remote again
             landed = self._landed_one(pushed, tip)
             if landed is not None:

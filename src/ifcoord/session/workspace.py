@@ -211,7 +211,7 @@ class Workspace:
         this mode shows it (own-branch: decided facts with every session's proposals).
         retry=False: one try at the remote (RemoteUnreachable at once)."""
         if fetch and not retry:
-            _, state = self.transactor.load(self.store.fetch())
+            _, state = self.transactor.load(self.transactor.fetch())
         else:
             state = self.transactor.read(fetch)
         state = self.choose_mode(state.snapshot.config).read(state, fetch)
