@@ -50,6 +50,9 @@ class TeamSizes:
     seconds: float  # how long the team runs (compressed time)
     compression: float  # the defaults and the task times are divided by this
     work: tuple[float, float]  # uncompressed seconds a session works on a task before completing it
+    # 1: a session finishes a task with `complete --next` (its next claim in the completion's turn,
+    # as docs/agents.md tells agents); 0: `complete`, and the loop claims at its next cycle
+    then_next: int = 1
 
     @property
     def poll(self) -> float:
@@ -95,6 +98,7 @@ class Tally:
     cycles: list[float] = field(default_factory=list)  # wall seconds of each loop cycle
     cycle_cpu: list[float] = field(default_factory=list)  # CPU seconds of the cycle's own thread
     claim_cpu: list[float] = field(default_factory=list)  # CPU seconds of the claim's thread
+    finishes: list[float] = field(default_factory=list)  # seconds of each completion (with --next: and claim)
     applies: list[tuple[float, str]] = field(default_factory=list)  # when each operation began, its op
     # each landed claim: its seconds, when it ended (seconds into the run) and its turns
     # (wait, held, the parts of the turn, whether another's turn came first)
@@ -161,6 +165,7 @@ def run_session(
 ) -> None:
     from ifcoord.core.ops import complete_task
     from ifcoord.session.loop import Event, PollLoop
+    from ifcoord.session.now import then_ask
     from ifcoord.session.workspace import Workspace
     from ifcoord.views.dashboard import render_dashboard
 
@@ -175,7 +180,10 @@ def run_session(
             if event.name in ("error", "lease-lost"):
                 tally.errors.append(f"{name}: {event.name}: {event.message}")
         if event.name == "claimed" and event.task:
-            held[event.task] = time.monotonic() + rng.uniform(*sizes.work) / sizes.compression
+            took(event.task)
+
+    def took(task: str) -> None:
+        held[task] = time.monotonic() + rng.uniform(*sizes.work) / sizes.compression
 
     apply = ws.apply
 
@@ -202,10 +210,18 @@ def run_session(
             for task, done_at in list(held.items()):
                 if time.monotonic() >= done_at:
                     del held[task]
+                    began = time.perf_counter()
                     try:
-                        ws.apply(lambda s, c, t=task: complete_task(s, t, c), task_id=task)
+                        finish = lambda s, c, t=task: complete_task(s, t, c)  # noqa: E731
+                        if sizes.then_next:  # `complete --next`
+                            _, _, (answer, _, _) = then_ask(ws, finish, task)
+                            if answer.claimed and answer.task is not None:
+                                took(answer.task.id)
+                        else:
+                            ws.apply(finish, task_id=task)
                         with tally.lock:
                             tally.completes += 1
+                            tally.finishes.append(time.perf_counter() - began)
                     except Exception as exc:  # noqa: BLE001 - counted, the session goes on
                         with tally.lock:
                             tally.errors.append(f"{name}: complete {task}: {exc}")
@@ -328,6 +344,7 @@ def run_worker(
         "claim_seconds": tally.claim_seconds, "claim_attempts": tally.claim_attempts,
         "completes": tally.completes, "events": dict(tally.events), "errors": tally.errors[:20],
         "cycles": tally.cycles, "cycle_cpu": tally.cycle_cpu, "claim_cpu": tally.claim_cpu,
+        "finishes": tally.finishes,
         "queue_waits": tally.queue_waits, "queue_holds": tally.queue_holds, "queue_asked": tally.queue_asked,
         "queue_missed": tally.queue_missed, "queue_waited": tally.queue_waited, "deferred": tally.deferred,
         "turn_parts": tally.turn_parts, "claim_turns": tally.claim_turns, "applies": tally.applies,
@@ -492,6 +509,7 @@ def team(lab: Lab, quick: bool) -> list[Row]:
             tally.cycles += part["cycles"]
             tally.cycle_cpu += part["cycle_cpu"]
             tally.claim_cpu += part["claim_cpu"]
+            tally.finishes += part["finishes"]
             tally.queue_waits += part["queue_waits"]
             tally.queue_asked += part["queue_asked"]
             tally.queue_holds += part["queue_holds"]
@@ -528,6 +546,8 @@ def team(lab: Lab, quick: bool) -> list[Row]:
     pushes = sum(tally.claim_attempts) / len(tally.claim_attempts) if tally.claim_attempts else float("nan")
     lost = tally.events["lease-lost"]
     label = f"{sizes.sessions} sessions, {sizes.files * sizes.per_file} tasks, {elapsed:.0f} s"
+    if sizes.then_next:
+        label += ", finishing with complete --next"
     rows.append(Row("team", f"{label}: claims p50 / p99 (landed)",
                     f"{ms(p50)} / {ms(p99)} ({len(lat)})",
                     f"{ms(uncontended)} one claim alone ({ms(statistics.median(alone_before))} before, "
@@ -536,6 +556,23 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                     p99 <= 5 * uncontended and doubles == 0 and lost == 0))  # fmt: skip
     rows.append(Row("team", "pushes per claim / double claims / leases lost / errors",
                     f"{pushes:.1f} / {doubles} / {lost} / {len(tally.errors)}"))  # fmt: skip
+
+    def p50_p99(values: list[float]) -> str:
+        ranked = sorted(values)
+        if not ranked:
+            return "-"
+        p99 = ranked[min(len(ranked) - 1, int(0.99 * len(ranked)))]
+        return f"{ms(statistics.median(ranked))} / {ms(p99)}"
+
+    # A claim made inside a completion's turn (`complete --next`) queued for no turn of its own.
+    own = [seconds for seconds, _, turns in tally.claim_turns if turns]
+    chained = [seconds for seconds, _, turns in tally.claim_turns if not turns]
+    rows.append(Row("team", "claims p50 / p99: on a turn of their own; in the completion's turn "
+                    f"({'complete --next' if sizes.then_next else 'not used'})",
+                    f"{p50_p99(own)} ({len(own)}); {p50_p99(chained)} ({len(chained)})"))  # fmt: skip
+    after = " (with the claim after them)" if sizes.then_next else ""
+    rows.append(Row("team", f"completions p50 / p99{after}",
+                    f"{p50_p99(tally.finishes)} ({len(tally.finishes)})"))  # fmt: skip
     rows.append(Row("team", "heartbeats that gave way to others' work; a session's longest silence on the "
                     "branch, p50 / max (the lease outlasts it)",
                     f"{tally.deferred}; {statistics.median(gaps) if gaps else 0:.0f} s / "

@@ -41,8 +41,9 @@ from servers import free_port, smart_http, wait_for_git  # noqa: E402
 
 from testing.proxy import FaultProxy  # noqa: E402
 
-OPS = ("claim", "claim-next", "progress", "block", "unblock", "complete", "release", "reclaim", "heartbeat")
-WEIGHTS = (14, 10, 14, 5, 5, 10, 7, 6, 8)
+OPS = ("claim", "claim-next", "progress", "block", "unblock", "complete", "complete-next", "release",
+       "reclaim", "heartbeat")  # fmt: skip
+WEIGHTS = (14, 10, 14, 5, 5, 6, 5, 7, 6, 8)
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -138,6 +139,8 @@ def worker(name: str, clone: Path, url: str, tasks: int, ops: int, rng: random.R
             "block": ["block", task, "--reason", "waiting"],
             "unblock": ["unblock", task],
             "complete": ["complete", task],
+            # the completion and, in the same turn at the branch, the claim `now` makes after it
+            "complete-next": ["complete", task, "--next"],
             "release": ["release", task],
             "reclaim": ["reclaim", task],
             "heartbeat": ["heartbeat", "--state", rng.choice(["working", "idle", "polling"])],
@@ -149,6 +152,12 @@ def worker(name: str, clone: Path, url: str, tasks: int, ops: int, rng: random.R
                 doc = json.loads(out)
                 rec.op_id = doc.get("op_id")
                 rec.changed = bool(doc.get("changed"))
+                then = doc.get("next") or {}
+                if then.get("claimed"):  # the claim that followed: an operation of its own
+                    after = ["claim", f"(after complete {task} --next)"]
+                    chained = Record(name, "complete-next", after, code, killed, then.get("op_id"), True)
+                    with run.lock:
+                        run.records.append(chained)
             except ValueError:
                 rec.message = f"unparsable output: {out[:200]}"
         with run.lock:
