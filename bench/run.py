@@ -99,8 +99,11 @@ HOME (no user or system config).
   defaults (poll 30 s, heartbeat 120 s, lease 600 s) divided by one factor, 1 at full size
   (docs/scaling.md says why); sessions join over one mean task time, so claims come at their
   steady-state rate (a team started in one instant is the contention scenario). A session works
-  on a claimed task for a random time, then completes it; its loop claims the next. Claim
-  latency is `Workspace.apply` of the claim, retries included, against a claim with nobody
+  on a claimed task for a random time, then finishes it as docs/agents.md tells agents to,
+  `complete --next` (the completion, then `now`'s claim of the next task in the same turn at
+  the branch); a session's first task comes from its loop. Claim latency is `Workspace.apply`
+  of the claim, retries included (a claim inside the completion's turn waits for no turn of
+  its own; the rows below split the two kinds, and time the completions), against a claim with nobody
   else about made the same way (decided on the session's own look, then pushed; the median of
   9 made before the team starts and 9 after it stops, as the machine's speed drifts); leases
   lost are `lease-lost` events; commits per second and double claims come from the branch

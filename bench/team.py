@@ -634,7 +634,7 @@ def team(lab: Lab, quick: bool) -> list[Row]:
         print("team: the slowest claims (seconds into the run: total = turns of wait + held [parts]):",
               flush=True)
         for total, at, turns in slowest:
-            told = "; ".join(
+            told = "in the completion's turn (complete --next)" if not turns else "; ".join(
                 f"wait {ms(w)} + held {ms(h)} [" + ", ".join(f"{k} {ms(v)}" for k, v in p.items())
                 + ("; after another's" if after else "") + "]"
                 for w, h, p, after in turns
