@@ -84,8 +84,12 @@ def test_the_claim_after_a_completion_lands_before_a_session_that_asked_meanwhil
         if not looker:  # the completion has landed: another process asks for a turn now
             asked = joins(q)
             looker.append(
-                subprocess.Popen([sys.executable, "-c", LOOKER, str(bare_remote)], stdout=subprocess.PIPE,
-                                 text=True, env=os.environ)  # fmt: skip
+                subprocess.Popen(
+                    [sys.executable, "-c", LOOKER, str(bare_remote)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=os.environ,
+                )  # fmt: skip
             )
             wait_until(lambda: joins(q) == asked + 1)  # it has taken its ticket
         return out
