@@ -16,7 +16,7 @@ help:
 	@echo "make test   - the whole test suite"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
 	@echo "make lint   - ruff and mypy"
-	@echo "make chaos  - the randomized checker: 2,000 operations with faults over git daemon and smart HTTP"
+	@echo "make chaos  - the randomized checker: 2,000 operations with faults over git daemon and smart HTTP, and as agents work"
 
 setup: $(STAMP)
 
@@ -60,6 +60,7 @@ CHAOS_OPS ?= 2000
 chaos: system bytecode
 	$(BIN)/python testing/chaos.py --ops $(CHAOS_OPS) --server daemon --cut 0.1
 	$(BIN)/python testing/chaos.py --ops $(CHAOS_OPS) --server http --cut 0.05
+	$(BIN)/python testing/chaos.py --ops $(CHAOS_OPS) --server daemon --cut 0.1 --flow agents --tasks 400
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench testing

@@ -44,6 +44,9 @@ from testing.proxy import FaultProxy  # noqa: E402
 OPS = ("claim", "claim-next", "progress", "block", "unblock", "complete", "complete-next", "release",
        "reclaim", "heartbeat")  # fmt: skip
 WEIGHTS = (14, 10, 14, 5, 5, 6, 5, 7, 6, 8)
+# --flow agents: sessions as the agents' snippet runs them (ask `now`, work, `complete --next`)
+AGENT_OPS = ("now", "complete-next", "progress", "release", "heartbeat")
+AGENT_WEIGHTS = (25, 40, 20, 5, 10)
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -123,16 +126,24 @@ def ifcoord(args: list[str], cwd: Path, env: dict[str, str], rng: random.Random,
 
 
 def worker(name: str, clone: Path, url: str, tasks: int, ops: int, rng: random.Random, run: Run,
-           kill_p: float, skew: float, stop: threading.Event) -> None:  # fmt: skip
+           kill_p: float, skew: float, stop: threading.Event, flow: str = "random") -> None:  # fmt: skip
     env = {**os.environ, "IFCOORD_DEADLINE": "20", "IFCOORD_CLOCK_OFFSET": str(skew)}
     env = {k: v for k, v in env.items() if k != "IFCOORD_SESSION"}
+    claimed: list[str] = []  # tasks this session's claims landed on (it may have lost them since)
+    current: str | None = None  # agents flow: the task the last answer said to work on
+    ops_, weights = (AGENT_OPS, AGENT_WEIGHTS) if flow == "agents" else (OPS, WEIGHTS)
     for _ in range(ops):
         if stop.is_set():
             return
-        op = rng.choices(OPS, WEIGHTS)[0]
+        op = rng.choices(ops_, weights)[0]
         task = f"T{rng.randint(1, tasks)}"
+        if flow == "agents" and current is not None and rng.random() < 0.9:
+            task = current  # an agent acts on the task it was given (now and then on a stale one)
+        elif op == "complete-next" and claimed and rng.random() < 0.8:
+            task = rng.choice(claimed)  # mostly one it claimed, so that the next claim happens
         base = ["--session", name, "--remote", url, "--json"]
         args = {
+            "now": ["now"],
             "claim": ["claim", task],
             "claim-next": ["claim", "--next"],
             "progress": ["progress", task, str(rng.choice([10, 25, 50, 75, 90]))],
@@ -152,8 +163,18 @@ def worker(name: str, clone: Path, url: str, tasks: int, ops: int, rng: random.R
                 doc = json.loads(out)
                 rec.op_id = doc.get("op_id")
                 rec.changed = bool(doc.get("changed"))
+                if op == "now":  # an answer; a claim when `claimed`, checked as any operation
+                    rec.changed = bool(doc.get("claimed"))
+                    current = doc["task"]["id"] if doc.get("action") == "work" and doc.get("task") else None
+                if rec.changed and doc.get("op") in ("claim", "reclaim") and doc.get("task"):
+                    claimed.append(doc["task"]["id"])
+                if op in ("complete-next", "release"):
+                    current = None
                 then = doc.get("next") or {}
+                if then.get("action") == "work" and then.get("task"):
+                    current = then["task"]["id"]
                 if then.get("claimed"):  # the claim that followed: an operation of its own
+                    claimed.append(then["task"]["id"])
                     after = ["claim", f"(after complete {task} --next)"]
                     chained = Record(name, "complete-next", after, code, killed, then.get("op_id"), True)
                     with run.lock:
@@ -231,7 +252,7 @@ def replay(bare: Path) -> tuple[list[str], Counter[str], int]:
 
 
 def chaos(ops: int, sessions: int, server: str, cut: float, kill: float, rewind_every: float,
-          skew: float, seed: int, tasks: int) -> dict[str, Any]:  # fmt: skip
+          skew: float, seed: int, tasks: int, flow: str = "random") -> dict[str, Any]:  # fmt: skip
     rng = random.Random(seed)
     run = Run()
     started = time.monotonic()
@@ -287,6 +308,7 @@ def chaos(ops: int, sessions: int, server: str, cut: float, kill: float, rewind_
                     kill,
                     offset,
                     stop,
+                    flow,
                 ),
             )
             threads.append(t)
@@ -323,6 +345,9 @@ def chaos(ops: int, sessions: int, server: str, cut: float, kill: float, rewind_
         "seed": seed,
         "exit_codes": dict(sorted(codes.items())),
         "landed": sum(1 for r in run.records if r.code == 0 and r.changed),
+        "claims by complete --next": sum(
+            r.op == "complete-next" and r.args[0] == "claim" for r in run.records
+        ),
         "commits_on_branch": commits,
         "faults": dict(run.faults),
         "removed_by_rewinds": len(run.removed_ops),
@@ -335,8 +360,9 @@ def summary(result: dict[str, Any]) -> str:
     lines = [
         f"chaos over {result['server']}: {result['operations']} operations by {result['sessions']} sessions "
         f"(seed {result['seed']}) in {result['seconds']} s",
-        f"  exit codes: {result['exit_codes']}; landed: {result['landed']}; "
-        f"commits on the branch: {result['commits_on_branch']}",
+        f"  exit codes: {result['exit_codes']}; landed: {result['landed']} (of them claims by "
+        f"complete --next: {result['claims by complete --next']}); commits on the branch: "
+        f"{result['commits_on_branch']}",
         "  faults: " + (", ".join(f"{k}: {v}" for k, v in result["faults"].items()) or "none"),
         f"  operations removed by rewinds: {result['removed_by_rewinds']}",
         f"  violations: {len(result['violations'])}",
@@ -356,9 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skew", type=float, default=900.0, help="clock offset of skewed sessions (s)")
     p.add_argument("--tasks", type=int, default=12)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--flow", choices=["random", "agents"], default="random",
+                   help="random operations and tasks, or agents: now, complete --next, ...")  # fmt: skip
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    result = chaos(a.ops, a.sessions, a.server, a.cut, a.kill, a.rewind_every, a.skew, a.seed, a.tasks)
+    result = chaos(
+        a.ops, a.sessions, a.server, a.cut, a.kill, a.rewind_every, a.skew, a.seed, a.tasks, a.flow
+    )
     print(json.dumps(result) if a.json else summary(result), flush=True)
     return 1 if result["violations"] else 0
 

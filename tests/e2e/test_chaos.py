@@ -8,13 +8,17 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
-def test_the_randomized_checker_finds_no_violation_at_a_small_size() -> None:
+@pytest.mark.parametrize(
+    "flow", [["--flow", "random"], ["--flow", "agents", "--tasks", "40"]], ids=["random", "agents"]
+)
+def test_the_randomized_checker_finds_no_violation_at_a_small_size(flow: list[str]) -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "testing" / "chaos.py"), "--ops", "24", "--sessions", "3",
-         "--cut", "0.3", "--kill", "0.15", "--rewind-every", "6", "--seed", "7", "--json"],
+         "--cut", "0.3", "--kill", "0.15", "--rewind-every", "6", "--seed", "7", "--json", *flow],
         capture_output=True, text=True, timeout=110, check=False,
     )  # fmt: skip
     assert done.stdout, done.stderr

@@ -404,3 +404,12 @@ def test_complete_next_in_own_branch_mode_proposes_the_completion_and_waits_for_
     assert owners(admin)["T1"] == ("alice", "done", 1)
     after = json.loads(op(alice, "alice", "now", "--json").stdout)
     assert (after["action"], after["task"]["id"], after["claimed"]) == ("work", "T2", True)
+    assert decided(admin, "alice", 3)  # now's claim of T2 (alice's proposals: 1, 2, 3)
+    # A clone that has not read the coordination branch yet does not know its mode: --next
+    # starts in shared mode's turn, and the own-branch write inside it takes the same clone
+    # lock (one lock, reentrant), rather than waiting on itself.
+    for ref in git("for-each-ref", "--format=%(refname)", "refs/ifcoord/", cwd=alice).split():
+        git("update-ref", "-d", ref, cwd=alice)
+    again = ifcoord("complete", "T2", "--next", "--json", cwd=alice, env=session_env("alice"), timeout=45)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["next"] is None

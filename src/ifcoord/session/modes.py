@@ -273,8 +273,6 @@ class OwnBranchMode:
 
     def flush(self) -> None:
         """Push the own branch when an earlier status commit did not get out (loop, each cycle)."""
-        from filelock import FileLock
-
         ws = self.ws
         if not ws._session:
             return
@@ -285,8 +283,7 @@ class OwnBranchMode:
             return
         if ws.store.read_ref(ws.store.mirror_ref(writer.branch)) == local:
             return
-        ws.home.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(ws.home / "lock")), contextlib.suppress(IfcoordError):
+        with ws.transactor.clone_lock(), contextlib.suppress(IfcoordError):
             if self._unpushed(writer.branch, writer.tip()):
                 writer.push()
 
@@ -309,12 +306,9 @@ class OwnBranchMode:
         """Check the operation against the decided facts (a refusal there is final: exit 3 for
         "lease lost"), then write it as a proposal in this session's STATUS on its own branch
         and push that branch. The task changes hands only when the arbiter decides."""
-        from filelock import FileLock
-
         ws = self.ws
         session = ws.session
-        ws.home.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(ws.home / "lock")):
+        with ws.transactor.clone_lock():  # the clone's one lock (reentrant: a hold may have it)
             writer = self.writer()
             writer.refuse_while_busy()
             state = ws.read()
@@ -363,10 +357,8 @@ class OwnBranchMode:
 
     def withdraw(self, task_id: str) -> None:
         """Take back this session's pending proposals for a task it lost."""
-        from filelock import FileLock
-
         ws = self.ws
-        with FileLock(str(ws.home / "lock")):
+        with ws.transactor.clone_lock():
             state = ws.read(fetch=False)
             local = self._local_file(state.snapshot.config)
             if local is None:
