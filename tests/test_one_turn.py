@@ -155,7 +155,7 @@ def test_complete_next_on_the_command_line_completes_then_claims_and_says_what_t
     ws = holding_t1(bare_remote, tmp_path)
     ws.store.close()
     clone = ws.top or tmp_path / "s1"
-    env = {"IFCOORD_SESSION": "s1", "IFCOORD_SERVER": "0"}
+    env = {"IFCOORD_SESSION": "s1"}  # served by the run's command server, as an agent's are
     done = run_ifcoord("complete", "T-1", "--next", "--json", cwd=clone, env=env)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
