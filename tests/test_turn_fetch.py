@@ -84,15 +84,16 @@ class Holder:
 
 
 def counting_fetches(ws: Workspace) -> list[int]:
-    """Count the workspace's fetches from now on (a list of one number, read after)."""
+    """Count the workspace's fetches from now on, the `git fetch` processes its store starts (a
+    list of one number, read after)."""
     count = [0]
-    fetch = ws.store.fetch
+    run = ws.store.git.run
 
-    def counted(**kw: Any) -> str | None:
-        count[0] += 1
-        return fetch(**kw)
+    def counted(*args: str, **kw: Any) -> Any:
+        count[0] += bool(args) and args[0] == "fetch"
+        return run(*args, **kw)
 
-    ws.store.fetch = counted  # type: ignore[method-assign]
+    ws.store.git.run = counted  # type: ignore[method-assign]
     return count
 
 
@@ -563,20 +564,6 @@ def test_a_refusal_decided_on_the_handoff_after_a_wait_is_decided_again_on_the_f
                 h.kill()
 
 
-def git_fetches(ws: Workspace) -> list[tuple[str, ...]]:
-    """The `git fetch` commands the workspace's store starts from now on."""
-    seen: list[tuple[str, ...]] = []
-    run = ws.store.git.run
-
-    def counted(*args: str, **kw: Any) -> Any:
-        if args and args[0] == "fetch":
-            seen.append(args)
-        return run(*args, **kw)
-
-    ws.store.git.run = counted  # type: ignore[method-assign]
-    return seen
-
-
 def test_over_git_daemon_a_turn_that_must_look_again_takes_the_machines_commits_from_the_handoff(
     git_daemon: tuple[str, Path], tmp_path: Path
 ) -> None:
@@ -589,15 +576,15 @@ def test_over_git_daemon_a_turn_that_must_look_again_takes_the_machines_commits_
         b.read()
         landed = beat(b)  # a session of this machine moves the branch after a's look
         assert landed.landed
-        fetches = git_fetches(a)
+        fetches = counting_fetches(a)
         tx = beat(a)  # decided on a's look: the push finds the tip moved, and a looks again
         assert tx.landed and (tx.attempts, tx.pushes) == (2, 2)
-        assert fetches == []  # b's commit came from the handoff, not from git's fetch
+        assert fetches[0] == 0  # b's commit came from the handoff, not from git's fetch
         assert git("rev-parse", f"{tx.commit}^", cwd=bare) == landed.commit
         # a command's read takes them the same way
         third = b.apply(lambda s, c: heartbeat(s, c, "working", None))[1]
         assert third.landed
-        assert a.read().commit == third.commit and fetches == []
+        assert a.read().commit == third.commit and fetches[0] == 0
         git("fsck", "--no-dangling", cwd=a.store.git_dir)  # a's clone is whole
     finally:
         a.store.close()

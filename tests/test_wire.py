@@ -297,6 +297,34 @@ def test_a_fetch_that_finds_the_tip_unchanged_starts_no_git_and_one_that_moved_f
     assert store.read_files(second) == {"a.md": b"2\n"}
 
 
+def test_the_loops_look_at_a_tip_from_elsewhere_asks_for_it_once_then_fetches(
+    daemon_clone: tuple[str, Path, Path],
+    git_calls: list[tuple[str, ...]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, bare, clone = daemon_clone
+    store = store_for(clone, url)
+    first = landed_first(store)
+    other = store_for(make_clone(url, tmp_path / "other"), url)
+    assert other.fetch() == first
+    second = other.write_commit(first, {"a.md": b"2\n"}, "two", "t")
+    assert other.push(second, first) is PushOutcome.LANDED
+    asked: list[str] = []
+    real = wire.remote_refs
+
+    def counted(address: wire.Address, timeout: float) -> dict[str, str]:
+        asked.append(address.path)
+        return real(address, timeout)
+
+    monkeypatch.setattr(wire, "remote_refs", counted)
+    git_calls.clear()
+    assert store.sync(supply=lambda local, tip: None) == second  # in no handoff: fetched
+    assert len(asked) == 1  # the tip, read once: git's fetch is not preceded by a second look
+    assert commands(git_calls) == ["fetch"]
+    assert store.read_files(second) == {"a.md": b"2\n"}
+
+
 def test_the_branches_list_as_ls_remote_lists_them_without_starting_git(
     daemon_clone: tuple[str, Path, Path], git_calls: list[tuple[str, ...]]
 ) -> None:

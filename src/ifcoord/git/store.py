@@ -356,18 +356,34 @@ class BranchStore:
         (git/handoff.py): then git's fetch is not run either."""
         refs = self._wire_refs()
         tip = refs.get(f"refs/heads/{self.branch}") if refs is not None else None
-        if tip is not None:
-            local = self.local_tip()
-            if tip == local:
-                self.mark_fetched()
-                return tip
-            loose = supply(local, tip) if supply is not None else None
-            if loose is not None:
-                try:
-                    self.adopt(tip, loose)
-                    return tip
-                except (OSError, IfcoordError):
-                    pass  # fetched instead
+        if tip is not None and self._take_without_git(tip, supply):
+            return tip
+        return self._git_fetch()
+
+    def _take_without_git(self, tip: str, supply: Supply | None) -> bool:
+        """Move the private ref to the remote's `tip`, just read, when that needs no fetch: it is
+        already there, this clone has it whole (another process of the clone pushed it), or
+        `supply` hands over its objects; False: git must fetch it."""
+        local = self.local_tip()
+        if tip == local:
+            self.mark_fetched()
+            return True
+        # A fetch killed mid-unpack leaves a commit without its blobs: move only onto a whole one.
+        if self.has_object(tip) and self.is_connected(tip, local):
+            self.set_private_ref(tip)
+            self.mark_fetched()
+            return True
+        loose = supply(local, tip) if supply is not None else None
+        if loose is not None:
+            try:
+                self.adopt(tip, loose)
+                return True
+            except (OSError, IfcoordError):
+                pass  # fetched instead
+        return False
+
+    def _git_fetch(self) -> str | None:
+        """git's fetch of the branch into the private ref (BranchStore.fetch, past its shortcuts)."""
         for attempt in (1, 2):
             try:
                 self.git.run(
@@ -412,24 +428,9 @@ class BranchStore:
         if tip is None:
             self._forget()
             return None
-        local = self.local_tip()
-        if tip == local:
-            self.mark_fetched()
+        if self._take_without_git(tip, supply):
             return tip
-        # Another process of this clone may have the objects already (it pushed them); but a
-        # fetch killed mid-unpack leaves a commit without its blobs: move only onto a whole one.
-        if self.has_object(tip) and self.is_connected(tip, local):
-            self.set_private_ref(tip)
-            self.mark_fetched()
-            return tip
-        loose = supply(local, tip) if supply is not None else None
-        if loose is not None:
-            try:
-                self.adopt(tip, loose)
-                return tip
-            except (OSError, IfcoordError):
-                pass  # fetched instead
-        return self.fetch()
+        return self._git_fetch()  # the tip is known: not asked for again
 
     def tidy(self) -> None:
         """`git gc --auto`: what git runs after its own commands (ifcoord's fetches skip it),
