@@ -8,19 +8,17 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ifcoord.core.ops import claim_task, complete_task, heartbeat
-from ifcoord.git.queue import COUNTER, MachineQueue
 from ifcoord.session.now import then_ask
 from ifcoord.session.workspace import Workspace
 from testing.branch import HandBranch
 from tests.conftest import git, make_clone, run_ifcoord
+from tests.test_turn_fetch import cache, joins, wait_until  # noqa: F401 - cache: the queues' folder
 
 BOARD = "# Phase 0\n\n## T-1: First\n**Status:** open\n\n## T-2: Second\n**Status:** open\n"
 
@@ -34,33 +32,6 @@ with MachineQueue(sys.argv[1], "ifcoord").turn(1e12) as had:
                          capture_output=True, text=True, check=True).stdout
     print(("held " if had else "not held ") + out.split()[0], flush=True)
 """
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.01)
-
-
-def tickets(q: MachineQueue) -> int:
-    try:
-        return sum(1 for p in q.path.iterdir() if p.name.isdigit())
-    except FileNotFoundError:
-        return 0
-
-
-def joins(q: MachineQueue) -> int:
-    try:
-        return int((q.path / COUNTER).read_text())
-    except FileNotFoundError:
-        return 0
 
 
 def holding_t1(bare: Path, tmp_path: Path) -> Workspace:
@@ -129,7 +100,7 @@ def test_operations_in_one_hold_take_one_turn_and_each_lands_as_its_own_commit(
         assert joins(q) - before == 1
         log = git("rev-list", f"{old}..ifcoord", cwd=bare_remote).split()
         assert log == [second.commit, first.commit]
-        assert tickets(q) == 0  # the turn was given back
+        assert not q.busy()  # the turn was given back
     finally:
         ws.store.close()
 
@@ -139,9 +110,9 @@ def test_a_hold_that_ends_in_an_error_gives_the_turn_back(bare_remote: Path, tmp
     q = ws.transactor.queue
     try:
         with pytest.raises(RuntimeError), ws.one_turn():
-            assert tickets(q) == 1
+            assert q.busy()
             raise RuntimeError("the caller failed")
-        assert tickets(q) == 0
+        assert not q.busy()
         # and the next operation has its turn at once
         _, tx = ws.apply(lambda s, c: heartbeat(s, c, "working", None))
         assert tx.landed
