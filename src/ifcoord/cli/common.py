@@ -115,6 +115,14 @@ def op_json(result: OpResult, tx: TxResult, ws: Workspace) -> dict[str, Any]:
     }
 
 
+def then_json(result: OpResult, tx: TxResult, ws: Workspace, then: Any) -> dict[str, Any]:
+    """`complete --next` / `release --next` (and the MCP tools' next): the operation's object
+    with `now`'s answer under "next" (`then`: session/now.py then_ask's; null in own-branch mode)."""
+    from ifcoord.session.now import answer_json
+
+    return {**op_json(result, tx, ws), "next": answer_json(*then) if then else None}
+
+
 def op_output(result: OpResult, tx: TxResult, ws: Workspace, as_json: bool) -> None:
     if as_json:
         emit(op_json(result, tx, ws))

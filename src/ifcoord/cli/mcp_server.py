@@ -143,12 +143,12 @@ class Tools:
         the branch (as `ifcoord complete --next --json`)."""
         if not then_next:
             return self._op(operation, task)
-        from ifcoord.cli.common import op_json
-        from ifcoord.session.now import answer_json, then_ask
+        from ifcoord.cli.common import then_json
+        from ifcoord.session.now import then_ask
 
         ws = self.ws()
         result, tx, then = then_ask(ws, operation, task)
-        return {**op_json(result, tx, ws), "next": answer_json(*then) if then else None}
+        return then_json(result, tx, ws, then)
 
     def _read(self) -> tuple[BranchState, frozenset[str], Workspace | None]:
         from ifcoord.cli.common import read_state

@@ -23,8 +23,8 @@ from ifcoord.cli.common import (
     console,
     emit,
     note,
-    op_json,
     op_output,
+    then_json,
     workspace,
 )
 from ifcoord.errors import ConflictError, UsageError
@@ -302,11 +302,11 @@ def finish(
         result, tx = ws.apply(operation, task_id=task, force=force, epoch=epoch)
         op_output(result, tx, ws, as_json)
         return
-    from ifcoord.session.now import answer_json, awaiting_message, message, then_ask
+    from ifcoord.session.now import awaiting_message, message, then_ask
 
     result, tx, then = then_ask(ws, operation, task, force, epoch)
     if as_json:
-        emit({**op_json(result, tx, ws), "next": answer_json(*then) if then else None})
+        emit(then_json(result, tx, ws, then))
     else:
         op_output(result, tx, ws, False)
         sys.stdout.write((message(then[0], then[1]) if then else awaiting_message(task)) + "\n")
