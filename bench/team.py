@@ -107,6 +107,17 @@ class Tally:
     )
 
 
+def percentile99(ranked: list[float]) -> float:
+    """The p99 of sorted values, the one rule of every p99 here (nan when there are none)."""
+    return ranked[min(len(ranked) - 1, int(0.99 * len(ranked)))] if ranked else float("nan")
+
+
+def p50_p99(values: list[float]) -> str:
+    """"p50 / p99" of the values, or "-" when there are none."""
+    ranked = sorted(values)
+    return f"{ms(statistics.median(ranked))} / {ms(percentile99(ranked))}" if ranked else "-"
+
+
 def config_text(sizes: TeamSizes) -> str:
     from ifcoord.files.config import render_default_config
 
@@ -542,7 +553,7 @@ def team(lab: Lab, quick: bool) -> list[Row]:
     doubles = sum(c - 1 for c in claims.values() if c > 1)
     lat = sorted(tally.claim_seconds)
     p50 = statistics.median(lat) if lat else float("nan")
-    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
+    p99 = percentile99(lat)
     pushes = sum(tally.claim_attempts) / len(tally.claim_attempts) if tally.claim_attempts else float("nan")
     lost = tally.events["lease-lost"]
     label = f"{sizes.sessions} sessions, {sizes.files * sizes.per_file} tasks, {elapsed:.0f} s"
@@ -556,13 +567,6 @@ def team(lab: Lab, quick: bool) -> list[Row]:
                     p99 <= 5 * uncontended and doubles == 0 and lost == 0))  # fmt: skip
     rows.append(Row("team", "pushes per claim / double claims / leases lost / errors",
                     f"{pushes:.1f} / {doubles} / {lost} / {len(tally.errors)}"))  # fmt: skip
-
-    def p50_p99(values: list[float]) -> str:
-        ranked = sorted(values)
-        if not ranked:
-            return "-"
-        p99 = ranked[min(len(ranked) - 1, int(0.99 * len(ranked)))]
-        return f"{ms(statistics.median(ranked))} / {ms(p99)}"
 
     # A claim made inside a completion's turn (`complete --next`) queued for no turn of its own.
     own = [seconds for seconds, _, turns in tally.claim_turns if turns]
@@ -592,17 +596,16 @@ def team(lab: Lab, quick: bool) -> list[Row]:
     cycles = sorted(tally.cycles)
     rows.append(Row("team", f"loop cycles: count, p50 / p99; states built per commit ({WORKERS} processes)",
                     f"{len(cycles)}, {ms(statistics.median(cycles)) if cycles else '-'} / "
-                    f"{ms(cycles[int(0.99 * (len(cycles) - 1))]) if cycles else '-'}; "
+                    f"{ms(percentile99(cycles)) if cycles else '-'}; "
                     f"{built[0] / per:.2f} (snapshot), {built[1] / per:.2f} (derived)"))  # fmt: skip
     own = sorted(tally.cycle_cpu) or [float("nan")]
     claim_cpu = sum(tally.claim_cpu) / len(tally.claim_cpu) if tally.claim_cpu else float("nan")
     rows.append(Row("team", "CPU of a session's own thread: per cycle (mean, p99) / per landed claim (mean)",
-                    f"{ms(sum(own) / len(own))}, {ms(own[int(0.99 * (len(own) - 1))])} / "
+                    f"{ms(sum(own) / len(own))}, {ms(percentile99(own))} / "
                     f"{ms(claim_cpu)}"))  # fmt: skip
     def spread(values: list[float]) -> str:
         ranked = sorted(values) or [float("nan")]
-        p99 = ranked[int(0.99 * (len(ranked) - 1))]
-        return f"{ms(statistics.median(ranked))} / {ms(p99)} / {ms(ranked[-1])}"
+        return f"{p50_p99(ranked)} / {ms(ranked[-1])}"
 
     rows.append(Row("team", "machine queue: turns; wait p50 / p99 / max; held p50 / p99 / max; gone ahead",
                     f"{len(tally.queue_waits)} ({len(tally.queue_waits) / elapsed:.1f}/s); "
